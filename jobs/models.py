@@ -1,0 +1,240 @@
+import uuid
+
+from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
+from django.db import models
+from django.db.models import Q
+
+from integrations.providers import ProviderType
+
+state_code_validator = RegexValidator(r"^[A-Z]{2}$", "State must be two uppercase letters.")
+
+
+class SkillLevel(models.IntegerChoices):
+    """Ordered so that "at or above the required level" is a plain ``>=``."""
+
+    BASIC = 1, "basic"
+    INTERMEDIATE = 2, "intermediate"
+    EXPERT = 3, "expert"
+
+    @classmethod
+    def from_name(cls, name: str) -> "SkillLevel":
+        return {level.label: level for level in cls}[name]
+
+
+class Plan(models.TextChoices):
+    FREE = "free", "Free"
+    PRO = "pro", "Pro"
+    ENTERPRISE = "enterprise", "Enterprise"
+
+
+class Category(models.Model):
+    """A job category (plumbing, hvac, ...). Managed in the admin; jobs must name one of these."""
+
+    slug = models.SlugField(max_length=100, unique=True)
+    name = models.CharField(max_length=100)
+
+    class Meta:
+        ordering = ["slug"]
+        verbose_name_plural = "categories"
+
+    def __str__(self):
+        return self.slug
+
+
+class Skill(models.Model):
+    """A trade skill. Managed in the admin; jobs may only require skills listed here."""
+
+    slug = models.SlugField(max_length=50, unique=True)
+    name = models.CharField(max_length=100)
+    category = models.ForeignKey(
+        Category,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="skills",
+    )
+
+    class Meta:
+        ordering = ["slug"]
+
+    def __str__(self):
+        return self.slug
+
+
+class Company(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    name = models.CharField(max_length=255)
+    is_active = models.BooleanField(default=True)
+    accepts_jobs = models.BooleanField(
+        default=True,
+        help_text="Off to stop routing new jobs here without deactivating.",
+    )
+    primary_category = models.ForeignKey(
+        Category,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="companies",
+        help_text="The trade the company mainly works in; matching favours it for that category.",
+    )
+    service_states = models.CharField(
+        max_length=200, blank=True, help_text="Comma-separated state codes, e.g. CA,NV."
+    )
+    service_zip_prefixes = models.CharField(
+        max_length=1000,
+        blank=True,
+        help_text="Comma-separated ZIP prefixes, e.g. 902,9030.",
+    )
+    plan = models.CharField(max_length=20, choices=Plan.choices, default=Plan.FREE)
+    leads_per_report = models.PositiveIntegerField(default=10)
+    send_day = models.PositiveSmallIntegerField(
+        default=1,
+        validators=[MinValueValidator(1), MaxValueValidator(31)],
+        help_text="Day of the month the company's report is sent (1-31; end of short months).",
+    )
+    notification_email = models.EmailField(max_length=255, blank=True)
+    provider_type = models.CharField(
+        max_length=20, choices=ProviderType.choices, blank=True, default=""
+    )
+    provider_settings = models.JSONField(default=dict, blank=True)
+    open_routing_count = models.PositiveIntegerField(
+        default=0,
+        editable=False,
+        help_text="Routings not yet completed; ties in matching go to lower load.",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name_plural = "companies"
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(send_day__gte=1) & Q(send_day__lte=31),
+                name="company_send_day_1_31",
+            ),
+        ]
+
+    def __str__(self):
+        return self.name
+
+    @property
+    def state_list(self) -> list[str]:
+        return [s for s in self.service_states.split(",") if s]
+
+    @property
+    def zip_prefix_list(self) -> list[str]:
+        return [z for z in self.service_zip_prefixes.split(",") if z]
+
+    def clean(self):
+        self.service_states = normalise_code_list(self.service_states, upper=True)
+        self.service_zip_prefixes = normalise_code_list(self.service_zip_prefixes)
+
+
+def normalise_code_list(value: str | list[str], *, upper: bool = False) -> str:
+    items = value.split(",") if isinstance(value, str) else value
+    cleaned = []
+    for item in items:
+        item = item.strip()
+        if upper:
+            item = item.upper()
+        if item and item not in cleaned:
+            cleaned.append(item)
+    return ",".join(cleaned)
+
+
+class CompanySkill(models.Model):
+    company = models.ForeignKey(Company, on_delete=models.CASCADE, related_name="skills")
+    skill = models.ForeignKey(Skill, on_delete=models.PROTECT, related_name="company_skills")
+    level = models.PositiveSmallIntegerField(choices=SkillLevel.choices, default=SkillLevel.BASIC)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["company", "skill"], name="unique_company_skill"),
+        ]
+        # Matching reads (skill, level >= x) ranges and only needs company_id from them.
+        indexes = [
+            models.Index(fields=["skill", "level", "company"], name="companyskill_match_idx")
+        ]
+
+    def __str__(self):
+        return f"{self.company} - {self.skill} ({self.get_level_display()})"
+
+
+class Technician(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    company = models.ForeignKey(Company, on_delete=models.CASCADE, related_name="technicians")
+    name = models.CharField(max_length=255)
+    email = models.EmailField(max_length=255, blank=True)
+    phone = models.CharField(max_length=20, blank=True)
+    is_active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self):
+        return self.name
+
+
+class JobStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    IN_PROGRESS = "in_progress", "In progress"
+    COMPLETED = "completed", "Completed"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+class Job(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    summary = models.CharField(max_length=1000)
+    street = models.CharField(max_length=255)
+    city = models.CharField(max_length=100)
+    state = models.CharField(max_length=2, validators=[state_code_validator])
+    zip_code = models.CharField(max_length=10)
+    homeowner_name = models.CharField(max_length=255)
+    homeowner_phone = models.CharField(max_length=20, blank=True)
+    homeowner_email = models.EmailField(max_length=255, blank=True)
+    created_by_company = models.ForeignKey(
+        Company, on_delete=models.PROTECT, related_name="requested_jobs"
+    )
+    created_by_technician = models.ForeignKey(
+        Technician, on_delete=models.PROTECT, related_name="identified_jobs"
+    )
+    category = models.ForeignKey(
+        Category, null=True, blank=True, on_delete=models.PROTECT, related_name="jobs"
+    )
+    status = models.CharField(max_length=20, choices=JobStatus.choices, default=JobStatus.PENDING)
+    revenue = models.DecimalField(max_digits=12, decimal_places=2, null=True, blank=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["-created_at", "-id"], name="job_newest_first_idx"),
+            models.Index(fields=["status", "created_at"], name="job_status_created_idx"),
+            models.Index(fields=["state", "zip_code"], name="job_area_idx"),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(revenue__isnull=True) | Q(revenue__gte=0),
+                name="job_revenue_not_negative",
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.summary[:60]} ({self.city}, {self.state})"
+
+
+class JobSkill(models.Model):
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="required_skills")
+    skill = models.ForeignKey(Skill, on_delete=models.PROTECT, related_name="job_skills")
+    level = models.PositiveSmallIntegerField(choices=SkillLevel.choices, default=SkillLevel.BASIC)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [models.UniqueConstraint(fields=["job", "skill"], name="unique_job_skill")]
+
+    def __str__(self):
+        return f"{self.skill} ({self.get_level_display()})"

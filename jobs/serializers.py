@@ -1,0 +1,158 @@
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from jobs.models import Job, SkillLevel
+
+LEVEL_NAMES = [level.label for level in SkillLevel]
+MAX_SKILLS_PER_JOB = 20
+
+
+class StrictCharField(serializers.CharField):
+    """A CharField that refuses numbers instead of quietly turning them into strings."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class StrictUUIDField(serializers.UUIDField):
+    """A UUIDField that only takes strings (DRF's would turn the integer 5 into a UUID)."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid", value=data)
+        return super().to_internal_value(data)
+
+
+class AddressSerializer(serializers.Serializer):
+    street = StrictCharField(max_length=255)
+    city = StrictCharField(max_length=100)
+    state = serializers.RegexField(
+        r"^[A-Z]{2}$",
+        error_messages={"invalid": "State must be exactly two uppercase letters, e.g. CA."},
+    )
+    zip_code = StrictCharField(min_length=5, max_length=10)
+
+
+class HomeownerSerializer(serializers.Serializer):
+    name = StrictCharField(max_length=255)
+    phone = StrictCharField(max_length=20, required=False, allow_blank=True, allow_null=True)
+    email = serializers.EmailField(
+        max_length=255, required=False, allow_blank=True, allow_null=True
+    )
+
+
+class JobCreateSerializer(serializers.Serializer):
+    summary = StrictCharField(max_length=1000)
+    address = AddressSerializer()
+    homeowner = HomeownerSerializer()
+    created_by_company_id = StrictUUIDField()
+    created_by_technician_id = StrictUUIDField()
+    required_skills = serializers.ListField(
+        child=StrictCharField(max_length=50),
+        required=False,
+        allow_empty=False,
+        max_length=MAX_SKILLS_PER_JOB,
+    )
+    skill_levels = serializers.DictField(
+        child=serializers.ChoiceField(choices=LEVEL_NAMES), required=False
+    )
+    category = StrictCharField(max_length=100, required=False, allow_null=True)
+
+    def validate_required_skills(self, skills):
+        duplicates = sorted({s for s in skills if skills.count(s) > 1})
+        if duplicates:
+            raise serializers.ValidationError(f"Duplicate skill(s): {', '.join(duplicates)}.")
+        return skills
+
+    def validate(self, data):
+        skills = data.get("required_skills") or []
+        levels = data.get("skill_levels") or {}
+        stray = [name for name in levels if name not in skills]
+        if stray:
+            raise serializers.ValidationError(
+                {f"skill_levels.{name}": "Not listed in required_skills." for name in stray}
+            )
+        # One ordered mapping, skill -> level, with basic where no level was given.
+        data["skill_levels"] = {name: levels.get(name, "basic") for name in skills}
+        data.pop("required_skills", None)
+        return data
+
+
+class AddressOutSerializer(serializers.Serializer):
+    street = serializers.CharField()
+    city = serializers.CharField()
+    state = serializers.CharField()
+    zip_code = serializers.CharField()
+
+
+class HomeownerOutSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    phone = serializers.CharField(allow_null=True)
+    email = serializers.CharField(allow_null=True)
+
+
+class JobSerializer(serializers.ModelSerializer):
+    address = serializers.SerializerMethodField()
+    homeowner = serializers.SerializerMethodField()
+    created_by_company_id = serializers.UUIDField(read_only=True)
+    created_by_technician_id = serializers.UUIDField(read_only=True)
+    required_skills = serializers.SerializerMethodField()
+    skill_levels = serializers.SerializerMethodField()
+    category = serializers.SlugRelatedField(slug_field="slug", read_only=True, allow_null=True)
+    revenue = serializers.DecimalField(
+        max_digits=12,
+        decimal_places=2,
+        read_only=True,
+        allow_null=True,
+        coerce_to_string=False,
+    )
+
+    class Meta:
+        model = Job
+        fields = [
+            "id",
+            "summary",
+            "address",
+            "homeowner",
+            "created_by_company_id",
+            "created_by_technician_id",
+            "required_skills",
+            "skill_levels",
+            "category",
+            "status",
+            "revenue",
+            "completed_at",
+            "created_at",
+            "updated_at",
+        ]
+        read_only_fields = fields
+
+    @extend_schema_field(AddressOutSerializer)
+    def get_address(self, job):
+        return {
+            "street": job.street,
+            "city": job.city,
+            "state": job.state,
+            "zip_code": job.zip_code,
+        }
+
+    @extend_schema_field(HomeownerOutSerializer)
+    def get_homeowner(self, job):
+        return {
+            "name": job.homeowner_name,
+            "phone": job.homeowner_phone or None,
+            "email": job.homeowner_email or None,
+        }
+
+    def get_required_skills(self, job) -> list[str]:
+        return [job_skill.skill.slug for job_skill in job.required_skills.all()]
+
+    def get_skill_levels(self, job) -> dict[str, str]:
+        return {js.skill.slug: SkillLevel(js.level).label for js in job.required_skills.all()}
+
+
+class JobListQuerySerializer(serializers.Serializer):
+    skip = serializers.IntegerField(min_value=0, default=0)
+    limit = serializers.IntegerField(min_value=1, max_value=1000, default=100)

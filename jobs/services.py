@@ -1,0 +1,182 @@
+import logging
+from uuid import UUID
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.db.models import F
+
+from jobs.matching import Match, Requirement, match_companies
+from jobs.models import Category, Company, Job, JobSkill, Skill, SkillLevel, Technician
+from routing.models import JobRouting, OutboxEvent
+from routing.tasks import relay_outbox
+from tradeengage.exceptions import BusinessRuleError
+
+logger = logging.getLogger("jobs")
+
+
+def resolve_skills(*, skill_levels: dict[str, str]) -> list[Requirement]:
+    """Map skill slugs to managed Skill rows; an unknown slug is an error naming the known ones."""
+    if not skill_levels:
+        return []
+    skill_ids = dict(Skill.objects.filter(slug__in=skill_levels).values_list("slug", "id"))
+    unknown = [slug for slug in skill_levels if slug not in skill_ids]
+    if unknown:
+        known = ", ".join(Skill.objects.order_by("slug").values_list("slug", flat=True))
+        raise ValidationError(
+            {"required_skills": f"Unknown skill(s): {', '.join(unknown)}. Known skills: {known}."}
+        )
+    return [
+        Requirement(skill_id=skill_ids[slug], slug=slug, level=SkillLevel.from_name(level))
+        for slug, level in skill_levels.items()
+    ]
+
+
+def resolve_category(*, slug: str | None) -> Category | None:
+    if not slug:
+        return None
+    category = Category.objects.filter(slug=slug).first()
+    if category is None:
+        known = ", ".join(Category.objects.order_by("slug").values_list("slug", flat=True))
+        raise ValidationError(
+            {"category": f"Unknown category '{slug}'. Known categories: {known}."}
+        )
+    return category
+
+
+def requester_check(*, company_id: UUID, technician_id: UUID) -> Technician:
+    """The requesting company must exist and be active, and the technician must belong to it."""
+    technician = Technician.objects.select_related("company").filter(id=technician_id).first()
+    if technician is not None and technician.company_id == company_id:
+        company = technician.company
+    else:
+        company = Company.objects.filter(id=company_id).first()
+    if company is None:
+        raise BusinessRuleError(
+            f"Company {company_id} does not exist.", field="created_by_company_id"
+        )
+    if not company.is_active:
+        raise BusinessRuleError(
+            f"Company {company_id} is not active.", field="created_by_company_id"
+        )
+    if technician is None:
+        raise BusinessRuleError(
+            f"Technician {technician_id} does not exist.",
+            field="created_by_technician_id",
+        )
+    if technician.company_id != company_id:
+        raise BusinessRuleError(
+            f"Technician {technician_id} does not belong to company {company_id}.",
+            field="created_by_technician_id",
+        )
+    if not technician.is_active:
+        raise BusinessRuleError(
+            f"Technician {technician_id} is not active.",
+            field="created_by_technician_id",
+        )
+    return technician
+
+
+def job_create(
+    *,
+    summary: str,
+    address: dict,
+    homeowner: dict,
+    created_by_company_id: UUID,
+    created_by_technician_id: UUID,
+    skill_levels: dict[str, str],
+    category: str | None = None,
+) -> Job:
+    """Create a job, route it to the best-matching companies and record one ``job_sync`` outbox
+    event per routing, all in one transaction: either everything is stored or nothing is.
+
+    ``skill_levels`` maps each required skill slug to its level name, in the order the client
+    listed them. The relay is kicked after commit; if that kick is lost, the relay's beat finds
+    the events anyway.
+    """
+    requirements = resolve_skills(skill_levels=skill_levels)
+    category_row = resolve_category(slug=category)
+    technician = requester_check(
+        company_id=created_by_company_id, technician_id=created_by_technician_id
+    )
+    matches = match_companies(
+        requirements=requirements,
+        category_id=category_row.id if category_row else None,
+        state=address["state"],
+        zip_code=address["zip_code"],
+        exclude_company_id=technician.company_id,
+        limit=settings.MATCH_LIMIT,
+    )
+
+    with transaction.atomic():
+        job = Job.objects.create(
+            summary=summary,
+            street=address["street"],
+            city=address["city"],
+            state=address["state"],
+            zip_code=address["zip_code"],
+            homeowner_name=homeowner["name"],
+            homeowner_phone=homeowner.get("phone") or "",
+            homeowner_email=homeowner.get("email") or "",
+            created_by_company_id=technician.company_id,
+            created_by_technician=technician,
+            category=category_row,
+        )
+        JobSkill.objects.bulk_create(
+            JobSkill(job=job, skill_id=r.skill_id, level=r.level) for r in requirements
+        )
+        routings = routings_create(job=job, matches=matches)
+
+    transaction.on_commit(_kick_relay, robust=True)
+    logger.info(
+        "Job created",
+        extra={
+            "job_id": str(job.id),
+            "routings": len(routings),
+            "matching_score": max((m.score for m in matches), default=None),
+        },
+    )
+    return job
+
+
+def routings_create(*, job: Job, matches: list[Match]) -> list[JobRouting]:
+    """Route a job to matched companies: routings, their outbox events, and the companies' load.
+
+    Must run inside the caller's transaction. The load update comes last so the company rows are
+    locked for as short a time as possible.
+    """
+    routings = JobRouting.objects.bulk_create(
+        JobRouting(
+            job=job,
+            company_id=m.company_id,
+            matching_score=m.score,
+            matched_skills=m.matched_skills,
+            missing_skills=m.missing_skills,
+            match_reason=m.reason,
+        )
+        for m in matches
+    )
+    OutboxEvent.objects.bulk_create(
+        OutboxEvent(
+            event_type=OutboxEvent.JOB_SYNC,
+            aggregate_id=routing.id,
+            event_data={
+                "routing_id": str(routing.id),
+                "job_id": str(job.id),
+                "company_id": str(m.company_id),
+                "matching_score": m.score,
+                "matched_skills": m.matched_skills,
+                "provider_type": m.provider_type,
+            },
+        )
+        for routing, m in zip(routings, matches, strict=True)
+    )
+    if routings:
+        Company.objects.filter(id__in=sorted(m.company_id for m in matches)).update(
+            open_routing_count=F("open_routing_count") + 1
+        )
+    return routings
+
+
+def _kick_relay() -> None:
+    relay_outbox.delay()

@@ -1,0 +1,102 @@
+import uuid
+
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+from jobs.models import Company, Job
+
+
+class SyncStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    PROCESSING = "processing", "Processing"
+    SYNCED = "synced", "Synced"
+    FAILED = "failed", "Failed"
+    COMPLETED = "completed", "Completed"
+
+
+class JobRouting(models.Model):
+    """A job handed to one receiving company, and the state of its push to that company's system."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="routings")
+    company = models.ForeignKey(Company, on_delete=models.PROTECT, related_name="routings")
+    external_id = models.CharField(max_length=255, null=True, blank=True)
+    sync_status = models.CharField(
+        max_length=20, choices=SyncStatus.choices, default=SyncStatus.PENDING
+    )
+    retry_count = models.PositiveIntegerField(default=0)
+    last_sync_attempt = models.DateTimeField(null=True, blank=True)
+    last_synced_at = models.DateTimeField(null=True, blank=True)
+    next_retry_at = models.DateTimeField(null=True, blank=True)
+    error_message = models.TextField(null=True, blank=True)
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    matching_score = models.FloatField(default=0.0)
+    matched_skills = models.JSONField(default=list, blank=True)
+    missing_skills = models.JSONField(default=list, blank=True)
+    match_reason = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-matching_score", "created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["job", "company"], name="unique_routing_per_job_company"
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["sync_status", "next_retry_at"], name="routing_status_retry_idx"),
+            models.Index(fields=["company", "sync_status"], name="routing_company_status_idx"),
+        ]
+
+    def __str__(self):
+        return f"{self.job_id} -> {self.company_id} ({self.sync_status})"
+
+
+class OutboxStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    PROCESSING = "processing", "Processing"
+    DONE = "done", "Done"
+    DEAD = "dead", "Dead letter"
+
+
+class OutboxEvent(models.Model):
+    """Work recorded in the same transaction as the change that caused it (transactional outbox)."""
+
+    JOB_SYNC = "job_sync"
+
+    event_type = models.CharField(max_length=50)
+    aggregate_id = models.UUIDField()
+    event_data = models.JSONField(default=dict)
+    status = models.CharField(
+        max_length=20, choices=OutboxStatus.choices, default=OutboxStatus.PENDING
+    )
+    attempts = models.PositiveIntegerField(default=0)
+    available_at = models.DateTimeField(default=timezone.now)
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    processed_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [
+            # The relay's scan: pending events that are due, oldest first.
+            models.Index(
+                fields=["available_at", "id"],
+                condition=Q(status="pending"),
+                name="outbox_due_pending_idx",
+            ),
+            # Lease expiry: events claimed by a relay that never finished them.
+            models.Index(
+                fields=["claimed_at"],
+                condition=Q(status="processing"),
+                name="outbox_claimed_idx",
+            ),
+            models.Index(fields=["aggregate_id"], name="outbox_aggregate_idx"),
+            models.Index(fields=["status", "created_at"], name="outbox_status_created_idx"),
+        ]
+
+    def __str__(self):
+        return f"{self.event_type} {self.aggregate_id} ({self.status})"

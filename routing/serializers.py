@@ -1,0 +1,36 @@
+from rest_framework import serializers
+
+from routing.models import JobRouting
+
+
+class MatchExplanationSerializer(serializers.Serializer):
+    score = serializers.FloatField(source="matching_score")
+    matched_skills = serializers.ListField(child=serializers.CharField())
+    missing_skills = serializers.ListField(child=serializers.CharField())
+    reason = serializers.CharField(source="match_reason")
+
+
+class JobRoutingSerializer(serializers.ModelSerializer):
+    job_id = serializers.UUIDField(read_only=True)
+    company_id_received = serializers.UUIDField(source="company_id", read_only=True)
+    match = MatchExplanationSerializer(source="*", read_only=True)
+
+    class Meta:
+        model = JobRouting
+        fields = [
+            "id",
+            "job_id",
+            "company_id_received",
+            "external_id",
+            "sync_status",
+            "retry_count",
+            "last_sync_attempt",
+            "last_synced_at",
+            "next_retry_at",
+            "error_message",
+            "claimed_at",
+            "created_at",
+            "updated_at",
+            "match",
+        ]
+        read_only_fields = fields

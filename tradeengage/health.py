@@ -1,0 +1,166 @@
+"""Health probes (seed 000 "Health Checks")."""
+
+import time
+
+from django.conf import settings
+from django.core.cache import cache
+from django.db import connection
+from django.utils import timezone
+from drf_spectacular.utils import extend_schema, inline_serializer
+from rest_framework import serializers
+from rest_framework.decorators import api_view
+from rest_framework.response import Response
+
+from integrations.providers import ProviderType
+
+HEALTHY, UNHEALTHY = "healthy", "unhealthy"
+
+
+def _timed(check) -> dict:
+    started = time.perf_counter()
+    try:
+        detail = check() or {}
+        status = HEALTHY
+    except Exception as exc:  # a probe reports any failure instead of raising it
+        detail = {"error": f"{type(exc).__name__}: {exc}"[:300]}
+        status = UNHEALTHY
+    elapsed_ms = (time.perf_counter() - started) * 1000
+    return {"status": status, "response_time": f"{elapsed_ms:.0f}ms", **detail}
+
+
+def check_database() -> dict:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+        cursor.fetchone()
+    return {}
+
+
+def check_redis() -> dict:
+    """Redis when REDIS_URL is set; on the embedded default, the file-based cache and broker."""
+    if settings.REDIS_URL:
+        import redis
+
+        client = redis.Redis.from_url(
+            settings.REDIS_URL, socket_timeout=2, socket_connect_timeout=2
+        )
+        try:
+            client.ping()
+        finally:
+            client.close()
+        return {}
+    key = "health:probe"
+    cache.set(key, "ok", 10)
+    if cache.get(key) != "ok":
+        raise RuntimeError("cache did not return the value just written")
+    return {"backend": "filesystem"}
+
+
+def provider_statuses() -> dict:
+    """The mock provider runs in-process; real providers report once their clients exist."""
+    return {
+        ProviderType.MOCK.value: HEALTHY,
+        ProviderType.SERVICETITAN.value: "not_configured",
+        ProviderType.CRM.value: "not_configured",
+    }
+
+
+def _now() -> str:
+    return timezone.now().isoformat()
+
+
+BasicHealth = inline_serializer(
+    "BasicHealth",
+    {
+        "status": serializers.CharField(),
+        "timestamp": serializers.DateTimeField(),
+        "version": serializers.CharField(),
+    },
+)
+ComponentHealth = inline_serializer(
+    "ComponentHealth",
+    {"status": serializers.CharField(), "response_time": serializers.CharField()},
+)
+DetailedHealth = inline_serializer(
+    "DetailedHealth",
+    {
+        "status": serializers.ChoiceField(choices=[HEALTHY, UNHEALTHY]),
+        "timestamp": serializers.DateTimeField(),
+        "version": serializers.CharField(),
+        "components": inline_serializer(
+            "HealthComponents",
+            {
+                "database": ComponentHealth,
+                "redis": ComponentHealth,
+                "external_apis": inline_serializer(
+                    "ExternalApisHealth",
+                    {
+                        "status": serializers.CharField(),
+                        "providers": serializers.DictField(child=serializers.CharField()),
+                    },
+                ),
+            },
+        ),
+    },
+)
+ProbeStatus = inline_serializer(
+    "ProbeStatus",
+    {"status": serializers.CharField(), "timestamp": serializers.DateTimeField()},
+)
+
+
+@extend_schema(operation_id="health", summary="Basic health check", responses={200: BasicHealth})
+@api_view(["GET"])
+def health(request):
+    return Response({"status": HEALTHY, "timestamp": _now(), "version": settings.APP_VERSION})
+
+
+@extend_schema(
+    operation_id="health_detailed",
+    summary="Database, Redis and provider health with response times",
+    responses={200: DetailedHealth, 503: DetailedHealth},
+)
+@api_view(["GET"])
+def health_detailed(request):
+    providers = provider_statuses()
+    components = {
+        "database": _timed(check_database),
+        "redis": _timed(check_redis),
+        "external_apis": {
+            "status": UNHEALTHY if UNHEALTHY in providers.values() else HEALTHY,
+            "providers": providers,
+        },
+    }
+    overall = UNHEALTHY if any(c["status"] == UNHEALTHY for c in components.values()) else HEALTHY
+    body = {
+        "status": overall,
+        "timestamp": _now(),
+        "version": settings.APP_VERSION,
+        "components": components,
+    }
+    return Response(body, status=200 if overall == HEALTHY else 503)
+
+
+@extend_schema(
+    operation_id="health_ready",
+    summary="Readiness probe: 503 while the database is unreachable",
+    responses={200: ProbeStatus, 503: ProbeStatus},
+)
+@api_view(["GET"])
+def health_ready(request):
+    database = _timed(check_database)
+    if database["status"] != HEALTHY:
+        return Response(
+            {
+                "status": "not_ready",
+                "timestamp": _now(),
+                "reason": "database unreachable",
+            },
+            status=503,
+        )
+    return Response({"status": "ready", "timestamp": _now()})
+
+
+@extend_schema(operation_id="health_live", summary="Liveness probe", responses={200: ProbeStatus})
+@api_view(["GET"])
+def health_live(request):
+    return Response({"status": "alive", "timestamp": _now()})

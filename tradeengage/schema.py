@@ -1,0 +1,43 @@
+"""OpenAPI descriptions of the /api/v1 error shapes, shared by every v1 endpoint."""
+
+from drf_spectacular.utils import OpenApiResponse
+from rest_framework import serializers
+
+
+class FieldErrorSerializer(serializers.Serializer):
+    field = serializers.CharField(
+        allow_null=True, help_text="Dotted path of the field, e.g. address.state"
+    )
+    message = serializers.CharField()
+
+
+class ErrorSerializer(serializers.Serializer):
+    detail = serializers.CharField()
+    error_code = serializers.ChoiceField(
+        choices=[
+            "VALIDATION_ERROR",
+            "NOT_FOUND",
+            "SYNC_ERROR",
+            "INTERNAL_ERROR",
+            "METHOD_NOT_ALLOWED",
+            "RATE_LIMITED",
+        ]
+    )
+    timestamp = serializers.DateTimeField()
+
+
+class ValidationErrorSerializer(ErrorSerializer):
+    errors = FieldErrorSerializer(many=True)
+
+
+NOT_FOUND = OpenApiResponse(ErrorSerializer, description="Unknown or malformed id (NOT_FOUND).")
+MALFORMED = OpenApiResponse(
+    ValidationErrorSerializer,
+    description=(
+        "Malformed input: bad JSON, wrong content type, wrong types or values (VALIDATION_ERROR)."
+    ),
+)
+BUSINESS_RULE = OpenApiResponse(
+    ValidationErrorSerializer,
+    description="A business rule was broken (VALIDATION_ERROR).",
+)

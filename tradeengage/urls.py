@@ -1,0 +1,36 @@
+from django.contrib import admin
+from django.urls import include, path, re_path
+from drf_spectacular.views import (
+    SpectacularJSONAPIView,
+    SpectacularRedocView,
+    SpectacularSwaggerView,
+)
+
+from jobs.api import JobDetailApi, JobListCreateApi
+from routing.api import JobRoutingListApi
+from tradeengage import health
+from tradeengage.exceptions import json_not_found
+
+api_v1 = [
+    path("jobs/", JobListCreateApi.as_view(), name="jobs"),
+    path("jobs/<str:job_id>", JobDetailApi.as_view(), name="job-detail"),
+    path("jobs/<str:job_id>/routings", JobRoutingListApi.as_view(), name="job-routings"),
+    path("health", health.health, name="health"),
+    path("health/detailed", health.health_detailed, name="health-detailed"),
+    path("health/ready", health.health_ready, name="health-ready"),
+    path("health/live", health.health_live, name="health-live"),
+]
+
+urlpatterns = [
+    path("api/v1/", include(api_v1)),
+    path("admin/", admin.site.urls),
+    path("openapi.json", SpectacularJSONAPIView.as_view(), name="openapi"),
+    path("docs", SpectacularSwaggerView.as_view(url_name="openapi"), name="docs"),
+    path("redoc", SpectacularRedocView.as_view(url_name="openapi"), name="redoc"),
+    # API clients get the JSON error shape for unknown paths, in DEBUG too.
+    re_path(r"^api/", json_not_found),
+]
+
+handler400 = "tradeengage.exceptions.json_bad_request"
+handler404 = "tradeengage.exceptions.json_not_found"
+handler500 = "tradeengage.exceptions.json_server_error"
