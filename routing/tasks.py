@@ -18,5 +18,7 @@ def relay_outbox() -> int:
     due = OutboxEvent.objects.filter(
         status=OutboxStatus.PENDING, available_at__lte=timezone.now()
     ).count()
-    logger.info("Outbox relay ran", extra={"due_events": due})
+    logger.log(
+        logging.INFO if due else logging.DEBUG, "Outbox relay ran", extra={"due_events": due}
+    )
     return due

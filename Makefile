@@ -1,0 +1,53 @@
+# The front door. `make run` sets up and starts everything; `make test` runs the test suite.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+PORT ?= 8000
+export PATH := $(abspath $(BIN)):$(PATH)
+
+.PHONY: install run dev test lint format migrate demo superuser clean
+
+$(BIN)/.installed: requirements.txt requirements-dev.txt
+	@$(PYTHON) -c 'import sys; sys.exit("Python 3.11+ is required, found " + sys.version.split()[0]) if sys.version_info < (3, 11) else None'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
+	@touch $@
+
+install: $(BIN)/.installed
+
+migrate: install
+	$(BIN)/python manage.py migrate --noinput
+
+demo: migrate
+	$(BIN)/python manage.py seed_demo
+
+run: demo
+	@echo ""
+	@echo "  TradeEngage is starting on http://127.0.0.1:$(PORT)"
+	@echo "    API docs     http://127.0.0.1:$(PORT)/docs   (ReDoc: /redoc, schema: /openapi.json)"
+	@echo "    Admin        http://127.0.0.1:$(PORT)/admin/ (create a login: make superuser)"
+	@echo "    Health       http://127.0.0.1:$(PORT)/api/v1/health/detailed"
+	@echo "    Jobs         http://127.0.0.1:$(PORT)/api/v1/jobs/"
+	@echo "  web + worker + beat run below; Ctrl-C stops them all."
+	@echo ""
+	WEB_PORT=$(PORT) $(BIN)/honcho start -f Procfile
+
+dev: run
+
+superuser: migrate
+	$(BIN)/python manage.py createsuperuser
+
+test: install
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: install
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+clean:
+	rm -rf var .pytest_cache .ruff_cache

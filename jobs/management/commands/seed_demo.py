@@ -1,0 +1,302 @@
+"""Load a realistic demo network: companies across six trades in seven states, with skills,
+technicians, service areas and a few historic jobs. Safe to run again: ids are derived from
+names, so a second run finds what the first one made.
+"""
+
+import json
+import random
+import uuid
+from datetime import timedelta
+from decimal import Decimal
+
+from django.core.management.base import BaseCommand, CommandError
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from jobs import services
+from jobs.models import (
+    Category,
+    Company,
+    CompanySkill,
+    Job,
+    JobStatus,
+    Plan,
+    Skill,
+    SkillLevel,
+    Technician,
+)
+from routing.models import JobRouting, SyncStatus
+
+NAMESPACE = uuid.UUID("6f1d7a52-3c39-4f7e-9d1b-2a8f3c0e5b11")
+
+# (city, state, ZIP prefix) — the cities the shared load generator sends jobs to, plus LA.
+AREAS = [
+    ("Springfield", "IL", "627"),
+    ("Austin", "TX", "733"),
+    ("Denver", "CO", "802"),
+    ("Portland", "OR", "972"),
+    ("Atlanta", "GA", "303"),
+    ("Phoenix", "AZ", "850"),
+    ("Los Angeles", "CA", "900"),
+]
+
+# trade -> (name words, specialty skills)
+TRADES = {
+    "plumbing": (["Plumbing", "Pipe & Drain", "Rooter"], ["water_heater", "drain_cleaning"]),
+    "electrical": (["Electric", "Wiring Co.", "Power Services"], ["panel_upgrade", "ev_charger"]),
+    "hvac": (["Heating & Air", "Comfort HVAC", "Climate Control"], ["ac_repair", "furnace_repair"]),
+    "roofing": (["Roofing", "Roof & Gutter", "Shingle Pros"], ["gutters"]),
+    "garage_doors": (["Garage Doors", "Overhead Door", "Door Masters"], ["garage_door_opener"]),
+    "general": (["Handyman", "Home Services", "Builders"], ["carpentry", "drywall", "painting"]),
+}
+# A secondary trade some companies also do.
+SIDE_TRADES = {
+    "plumbing": "hvac",
+    "hvac": "electrical",
+    "electrical": "general",
+    "roofing": "general",
+    "garage_doors": "electrical",
+    "general": "painting",
+}
+FIRST_NAMES = ["Alex", "Maria", "Sam", "Priya", "Jordan", "Wei", "Carlos", "Aisha", "Olga", "Tom"]
+LAST_NAMES = ["Rivera", "Chen", "Okafor", "Novak", "Smith", "Garcia", "Patel", "Kim", "Silva"]
+DEMO_COMPANIES_PER_TRADE = 8
+HISTORIC_JOBS = [
+    (
+        "Kitchen faucet leaking under the sink",
+        "plumbing",
+        ["plumbing"],
+        {"plumbing": "intermediate"},
+    ),
+    (
+        "Breaker keeps tripping in the garage",
+        "electrical",
+        ["electrical"],
+        {"electrical": "expert"},
+    ),
+    ("AC blowing warm air", "hvac", ["hvac", "ac_repair"], {"hvac": "intermediate"}),
+    ("Missing shingles after the storm", "roofing", ["roofing"], {"roofing": "basic"}),
+    ("Garage door spring snapped", "garage_doors", ["garage_doors"], {"garage_doors": "expert"}),
+    ("Water heater making popping noises", "plumbing", ["water_heater"], {}),
+]
+
+
+def stable_id(*parts) -> uuid.UUID:
+    return uuid.uuid5(NAMESPACE, "/".join(str(p) for p in parts))
+
+
+class Command(BaseCommand):
+    help = "Create (or find again) the demo network of companies, technicians and historic jobs."
+
+    def add_arguments(self, parser):
+        parser.add_argument(
+            "--companies",
+            type=int,
+            default=0,
+            help="Grow the network to at least this many companies (for benchmarks).",
+        )
+        parser.add_argument(
+            "--json",
+            action="store_true",
+            dest="as_json",
+            help="Print the companies as one JSON object (also a data file for bench/loadgen).",
+        )
+        parser.add_argument("--seed", type=int, default=7, help="Random seed for generated data.")
+
+    def handle(self, *args, companies: int, as_json: bool, seed: int, **options):
+        if companies < 0:
+            raise CommandError("--companies must be zero or more")
+        rng = random.Random(seed)
+        skills = {skill.slug: skill for skill in Skill.objects.all()}
+        categories = {category.slug: category for category in Category.objects.all()}
+        missing = [trade for trade in TRADES if trade not in skills or trade not in categories]
+        if missing:
+            raise CommandError(
+                f"Skills/categories missing ({', '.join(missing)}): run migrate first"
+            )
+
+        with transaction.atomic():
+            demo = self._demo_network(rng, skills, categories)
+            generated = max(0, companies - len(demo))
+            if generated:
+                self._generated_network(generated, rng, skills, categories)
+        historic = self._historic_jobs(demo, rng)
+
+        if as_json:
+            self.stdout.write(self._as_json())
+        else:
+            total = Company.objects.count()
+            self.stdout.write(
+                self.style.SUCCESS(
+                    f"Demo network ready: {total} companies, "
+                    f"{Technician.objects.count()} technicians, {historic} historic jobs."
+                )
+            )
+
+    def _demo_network(self, rng, skills, categories) -> list[Company]:
+        companies, company_skills, technicians = [], [], []
+        for trade, (words, specialties) in TRADES.items():
+            for index in range(DEMO_COMPANIES_PER_TRADE):
+                city, state, zip_prefix = AREAS[(index + len(companies)) % len(AREAS)]
+                name = f"{city} {words[index % len(words)]}"
+                if index >= len(words):
+                    name = f"{rng.choice(LAST_NAMES)} & Sons {words[index % len(words)]}"
+                company = Company(
+                    id=stable_id("demo-company", trade, index),
+                    name=name,
+                    primary_category=categories[trade],
+                    service_states=state,
+                    service_zip_prefixes=zip_prefix,
+                    plan=[Plan.FREE, Plan.PRO, Plan.ENTERPRISE][index % 3],
+                    leads_per_report=[5, 20, 50][index % 3],
+                    send_day=rng.randint(1, 31),
+                    notification_email=f"dispatch{index}@{trade.replace('_', '')}-demo.example",
+                    provider_type="mock",
+                    accepts_jobs=index != DEMO_COMPANIES_PER_TRADE - 1,
+                )
+                companies.append(company)
+                held = {trade: SkillLevel(1 + index % 3)}
+                for specialty in specialties[: 1 + index % 2]:
+                    held[specialty] = SkillLevel(rng.randint(1, 3))
+                if index % 3 == 0:
+                    held[SIDE_TRADES[trade]] = SkillLevel.BASIC
+                company_skills += [
+                    CompanySkill(company=company, skill=skills[slug], level=level)
+                    for slug, level in held.items()
+                ]
+                for tech_index in range(2 + index % 2):
+                    first, last = rng.choice(FIRST_NAMES), rng.choice(LAST_NAMES)
+                    technicians.append(
+                        Technician(
+                            id=stable_id("demo-technician", trade, index, tech_index),
+                            company=company,
+                            name=f"{first} {last}",
+                            email=f"{first.lower()}.{last.lower()}@example.com",
+                            phone=f"(555) {rng.randint(200, 999)}-{rng.randint(1000, 9999)}",
+                        )
+                    )
+        self._store(companies, company_skills, technicians)
+        return companies
+
+    def _generated_network(self, count, rng, skills, categories) -> None:
+        trades = list(TRADES)
+        companies, company_skills, technicians = [], [], []
+        for index in range(count):
+            city, state, zip_prefix = rng.choice(AREAS)
+            trade = rng.choice(trades)
+            company = Company(
+                id=stable_id("network-company", index),
+                name=f"{city} {TRADES[trade][0][0]} #{index + 1}",
+                primary_category=categories[trade],
+                service_states=state,
+                service_zip_prefixes=zip_prefix,
+                plan=rng.choice(list(Plan.values)),
+                send_day=rng.randint(1, 31),
+                provider_type="mock",
+            )
+            companies.append(company)
+            for slug in {trade, *rng.sample(trades, rng.randint(0, 2))}:
+                company_skills.append(
+                    CompanySkill(company=company, skill=skills[slug], level=rng.randint(1, 3))
+                )
+            technicians.append(
+                Technician(
+                    id=stable_id("network-technician", index),
+                    company=company,
+                    name=f"{rng.choice(FIRST_NAMES)} {rng.choice(LAST_NAMES)}",
+                )
+            )
+        self._store(companies, company_skills, technicians)
+
+    def _store(self, companies, company_skills, technicians) -> None:
+        Company.objects.bulk_create(companies, batch_size=2000, ignore_conflicts=True)
+        CompanySkill.objects.bulk_create(company_skills, batch_size=5000, ignore_conflicts=True)
+        Technician.objects.bulk_create(technicians, batch_size=2000, ignore_conflicts=True)
+
+    def _historic_jobs(self, demo: list[Company], rng) -> int:
+        """A few jobs routed through the real job-creation path; older ones marked completed
+        with revenue so reports and the admin have history to show."""
+        requesters = [c for c in demo if c.primary_category.slug == "general"]
+        existing = Job.objects.filter(created_by_company__in=requesters).count()
+        if existing:
+            return existing
+        technicians = {t.company_id: t for t in Technician.objects.filter(company__in=requesters)}
+        now = timezone.now()
+        for index, (summary, category, required, levels) in enumerate(HISTORIC_JOBS):
+            requester = requesters[index % len(requesters)]
+            city, state, zip_prefix = AREAS[index % len(AREAS)]
+            job = services.job_create(
+                summary=summary,
+                address={
+                    "street": f"{100 + index * 17} Maple Drive",
+                    "city": city,
+                    "state": state,
+                    "zip_code": f"{zip_prefix}{index:02d}",
+                },
+                homeowner={
+                    "name": f"{rng.choice(FIRST_NAMES)} {rng.choice(LAST_NAMES)}",
+                    "phone": f"(555) 010-{1000 + index}",
+                    "email": f"homeowner{index}@example.com",
+                },
+                created_by_company_id=requester.id,
+                created_by_technician_id=technicians[requester.id].id,
+                skill_levels={slug: levels.get(slug, "basic") for slug in required},
+                category=category,
+            )
+            if index % 2 == 0:
+                self._mark_completed(job, now - timedelta(days=30 - index * 3), rng)
+        return len(HISTORIC_JOBS)
+
+    def _mark_completed(self, job: Job, completed_at, rng) -> None:
+        # The back-sync service that records completions arrives with the sync engine; until
+        # then the demo writes its history directly.
+        routing = job.routings.order_by("-matching_score").first()
+        if routing is None:
+            return
+        JobRouting.objects.filter(id=routing.id).update(
+            sync_status=SyncStatus.COMPLETED,
+            external_id=f"demo-{routing.id.hex[:8]}",
+            last_synced_at=completed_at,
+        )
+        Company.objects.filter(id=routing.company_id).update(
+            open_routing_count=F("open_routing_count") - 1
+        )
+        Job.objects.filter(id=job.id).update(
+            status=JobStatus.COMPLETED,
+            completed_at=completed_at,
+            revenue=Decimal(rng.randint(150, 2500)),
+        )
+
+    def _as_json(self) -> str:
+        levels = {label: label for label in SkillLevel.labels}
+        companies = {}
+        for company in Company.objects.order_by("name").values("id", "name"):
+            companies[company["id"]] = {
+                "id": str(company["id"]),
+                "name": company["name"],
+                "skills": {},
+                "technician_ids": [],
+            }
+        for company_id, slug, level in CompanySkill.objects.values_list(
+            "company_id", "skill__slug", "level"
+        ):
+            companies[company_id]["skills"][slug] = SkillLevel(level).label
+        for company_id, technician_id in Technician.objects.filter(is_active=True).values_list(
+            "company_id", "id"
+        ):
+            companies[company_id]["technician_ids"].append(str(technician_id))
+        listed = list(companies.values())
+        return json.dumps(
+            {
+                "companies": listed,
+                # The same network in the shape ../shared/bench/loadgen.py reads.
+                "pairs": [
+                    {"company_id": c["id"], "technician_id": c["technician_ids"][0]}
+                    for c in listed
+                    if c["technician_ids"]
+                ],
+                "skills": list(TRADES),
+                "levels": list(levels),
+            }
+        )
