@@ -6,6 +6,7 @@ from jobs.models import (
     CompanySkill,
     Job,
     JobSkill,
+    ServiceArea,
     Skill,
     Technician,
 )
@@ -17,19 +18,25 @@ class StateFilter(admin.SimpleListFilter):
     parameter_name = "state"
 
     def lookups(self, request, model_admin):
-        states = set()
-        for value in (
-            Company.objects.exclude(service_states="")
-            .values_list("service_states", flat=True)
+        states = (
+            ServiceArea.objects.filter(kind=ServiceArea.Kind.STATE)
+            .order_by("code")
+            .values_list("code", flat=True)
             .distinct()
-        ):
-            states.update(s for s in value.split(",") if s)
-        return [(s, s) for s in sorted(states)]
+        )
+        return [(state, state) for state in states]
 
     def queryset(self, request, queryset):
         if self.value():
-            return queryset.filter(service_states__regex=rf"(^|,){self.value()}(,|$)")
+            return queryset.filter(
+                service_areas__kind=ServiceArea.Kind.STATE, service_areas__code=self.value()
+            ).distinct()
         return queryset
+
+
+class ServiceAreaInline(admin.TabularInline):
+    model = ServiceArea
+    extra = 1
 
 
 class CompanySkillInline(admin.TabularInline):
@@ -52,7 +59,6 @@ class CompanyAdmin(admin.ModelAdmin):
         "accepts_jobs",
         "plan",
         "primary_category",
-        "service_states",
         "provider_type",
         "open_routing_count",
     ]
@@ -64,15 +70,14 @@ class CompanyAdmin(admin.ModelAdmin):
         "primary_category",
         "provider_type",
     ]
-    search_fields = ["name", "=id", "service_states", "notification_email"]
+    search_fields = ["name", "=id", "notification_email"]
     readonly_fields = ["id", "open_routing_count", "created_at", "updated_at"]
-    inlines = [CompanySkillInline, TechnicianInline]
+    inlines = [ServiceAreaInline, CompanySkillInline, TechnicianInline]
     fieldsets = [
         (
             None,
             {"fields": ["id", "name", "is_active", "accepts_jobs", "primary_category"]},
         ),
-        ("Service area", {"fields": ["service_states", "service_zip_prefixes"]}),
         (
             "Plan and reports",
             {"fields": ["plan", "leads_per_report", "send_day", "notification_email"]},

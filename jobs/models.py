@@ -1,5 +1,7 @@
+import re
 import uuid
 
+from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
 from django.db.models import Q
@@ -77,14 +79,6 @@ class Company(models.Model):
         related_name="companies",
         help_text="The trade the company mainly works in; matching favours it for that category.",
     )
-    service_states = models.CharField(
-        max_length=200, blank=True, help_text="Comma-separated state codes, e.g. CA,NV."
-    )
-    service_zip_prefixes = models.CharField(
-        max_length=1000,
-        blank=True,
-        help_text="Comma-separated ZIP prefixes, e.g. 902,9030.",
-    )
     plan = models.CharField(max_length=20, choices=Plan.choices, default=Plan.FREE)
     leads_per_report = models.PositiveIntegerField(default=10)
     send_day = models.PositiveSmallIntegerField(
@@ -118,29 +112,46 @@ class Company(models.Model):
     def __str__(self):
         return self.name
 
-    @property
-    def state_list(self) -> list[str]:
-        return [s for s in self.service_states.split(",") if s]
 
-    @property
-    def zip_prefix_list(self) -> list[str]:
-        return [z for z in self.service_zip_prefixes.split(",") if z]
+class ServiceArea(models.Model):
+    """Where a company works: a ZIP prefix (``627`` covers 627xx), a whole state, or anywhere.
+
+    A company with no service area receives no jobs. Matching finds the companies serving a
+    job's ZIP or state through the (kind, code) index, so its cost follows the local network,
+    not the whole one.
+    """
+
+    class Kind(models.TextChoices):
+        ZIP_PREFIX = "zip_prefix", "ZIP prefix"
+        STATE = "state", "State"
+        ANYWHERE = "anywhere", "Anywhere (nationwide)"
+
+    ANYWHERE_CODE = "*"
+
+    company = models.ForeignKey(Company, on_delete=models.CASCADE, related_name="service_areas")
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    code = models.CharField(
+        max_length=10, help_text="A state code (CA) or ZIP prefix digits (902)."
+    )
+
+    class Meta:
+        ordering = ["kind", "code"]
+        constraints = [
+            models.UniqueConstraint(fields=["company", "kind", "code"], name="unique_service_area"),
+        ]
+        indexes = [models.Index(fields=["kind", "code", "company"], name="service_area_lookup_idx")]
+
+    def __str__(self):
+        return f"{self.get_kind_display()} {self.code}"
 
     def clean(self):
-        self.service_states = normalise_code_list(self.service_states, upper=True)
-        self.service_zip_prefixes = normalise_code_list(self.service_zip_prefixes)
-
-
-def normalise_code_list(value: str | list[str], *, upper: bool = False) -> str:
-    items = value.split(",") if isinstance(value, str) else value
-    cleaned = []
-    for item in items:
-        item = item.strip()
-        if upper:
-            item = item.upper()
-        if item and item not in cleaned:
-            cleaned.append(item)
-    return ",".join(cleaned)
+        self.code = (self.code or "").strip().upper()
+        if self.kind == self.Kind.STATE and not re.fullmatch(r"[A-Z]{2}", self.code):
+            raise ValidationError({"code": "A state is two letters, e.g. CA."})
+        if self.kind == self.Kind.ZIP_PREFIX and not re.fullmatch(r"[0-9]{1,10}", self.code):
+            raise ValidationError({"code": "A ZIP prefix is 1 to 10 digits, e.g. 902."})
+        if self.kind == self.Kind.ANYWHERE:
+            self.code = self.ANYWHERE_CODE
 
 
 class CompanySkill(models.Model):

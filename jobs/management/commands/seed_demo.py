@@ -10,9 +10,10 @@ from datetime import timedelta
 from decimal import Decimal
 
 from django.core.management.base import BaseCommand, CommandError
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
+from django.utils.text import slugify
 
 from jobs import services
 from jobs.models import (
@@ -22,6 +23,7 @@ from jobs.models import (
     Job,
     JobStatus,
     Plan,
+    ServiceArea,
     Skill,
     SkillLevel,
     Technician,
@@ -41,6 +43,76 @@ AREAS = [
     ("Los Angeles", "CA", "900"),
 ]
 
+# Where generated companies work: every state, each with eight 3-digit ZIP areas, so a large
+# network is spread the way a national one is, with a few dozen companies around any one city.
+# The load generator's cities (627 IL, 733 TX, 802 CO, 972 OR, 303 GA, 850 AZ) are among them.
+KNOWN_ZIP_AREAS = {
+    "IL": ["600", "601", "604", "606", "612", "617", "627", "629"],
+    "TX": ["733", "750", "752", "761", "770", "782", "787", "799"],
+    "CO": ["800", "802", "805", "806", "809", "810", "815", "816"],
+    "OR": ["970", "971", "972", "973", "974", "975", "977", "979"],
+    "GA": ["300", "303", "305", "306", "310", "313", "316", "317"],
+    "AZ": ["850", "852", "853", "855", "856", "857", "860", "863"],
+    "CA": ["900", "902", "913", "917", "921", "941", "945", "958"],
+}
+OTHER_STATES = [
+    "AL",
+    "AK",
+    "AR",
+    "CT",
+    "DE",
+    "FL",
+    "HI",
+    "ID",
+    "IN",
+    "IA",
+    "KS",
+    "KY",
+    "LA",
+    "ME",
+    "MD",
+    "MA",
+    "MI",
+    "MN",
+    "MS",
+    "MO",
+    "MT",
+    "NE",
+    "NV",
+    "NH",
+    "NJ",
+    "NM",
+    "NY",
+    "NC",
+    "ND",
+    "OH",
+    "OK",
+    "PA",
+    "RI",
+    "SC",
+    "SD",
+    "TN",
+    "UT",
+    "VT",
+    "VA",
+    "WA",
+    "WV",
+    "WI",
+    "WY",
+    "DC",
+]
+NATIONWIDE_SHARE = 0.005
+
+
+def network_areas() -> dict[str, list[str]]:
+    taken = {code for codes in KNOWN_ZIP_AREAS.values() for code in codes}
+    free = [f"{n:03d}" for n in range(100, 1000) if f"{n:03d}" not in taken]
+    areas = dict(KNOWN_ZIP_AREAS)
+    for index, state in enumerate(OTHER_STATES):
+        areas[state] = free[index * 8 : index * 8 + 8]
+    return areas
+
+
 # trade -> (name words, specialty skills)
 TRADES = {
     "plumbing": (["Plumbing", "Pipe & Drain", "Rooter"], ["water_heater", "drain_cleaning"]),
@@ -53,7 +125,7 @@ TRADES = {
 # A secondary trade some companies also do.
 SIDE_TRADES = {
     "plumbing": "hvac",
-    "hvac": "electrical",
+    "hvac": "plumbing",
     "electrical": "general",
     "roofing": "general",
     "garage_doors": "electrical",
@@ -61,7 +133,7 @@ SIDE_TRADES = {
 }
 FIRST_NAMES = ["Alex", "Maria", "Sam", "Priya", "Jordan", "Wei", "Carlos", "Aisha", "Olga", "Tom"]
 LAST_NAMES = ["Rivera", "Chen", "Okafor", "Novak", "Smith", "Garcia", "Patel", "Kim", "Silva"]
-DEMO_COMPANIES_PER_TRADE = 8
+NATIONWIDE = ("Nationwide", None, None)
 HISTORIC_JOBS = [
     (
         "Kitchen faucet leaking under the sink",
@@ -122,6 +194,11 @@ class Command(BaseCommand):
             if generated:
                 self._generated_network(generated, rng, skills, categories)
         historic = self._historic_jobs(demo, rng)
+        if connection.vendor == "postgresql":
+            # Fresh statistics after a bulk load, so matching's plans start from the area index.
+            with connection.cursor() as cursor:
+                for model in (Company, ServiceArea, CompanySkill, Technician):
+                    cursor.execute(f"ANALYZE {model._meta.db_table}")
 
         if as_json:
             self.stdout.write(self._as_json())
@@ -135,32 +212,46 @@ class Command(BaseCommand):
             )
 
     def _demo_network(self, rng, skills, categories) -> list[Company]:
-        companies, company_skills, technicians = [], [], []
-        for trade, (words, specialties) in TRADES.items():
-            for index in range(DEMO_COMPANIES_PER_TRADE):
-                city, state, zip_prefix = AREAS[(index + len(companies)) % len(AREAS)]
+        """One company per trade in each metro area, plus a nationwide company per trade."""
+        companies, areas, company_skills, technicians = [], [], [], []
+        places = [*AREAS, NATIONWIDE]
+        for metro_index, (city, state, zip_prefix) in enumerate(places):
+            for trade_index, (trade, (words, specialties)) in enumerate(TRADES.items()):
+                index = metro_index * len(TRADES) + trade_index
+                nationwide = state is None
                 name = f"{city} {words[index % len(words)]}"
-                if index >= len(words):
-                    name = f"{rng.choice(LAST_NAMES)} & Sons {words[index % len(words)]}"
                 company = Company(
-                    id=stable_id("demo-company", trade, index),
+                    id=stable_id("demo-company", trade, city),
                     name=name,
                     primary_category=categories[trade],
-                    service_states=state,
-                    service_zip_prefixes=zip_prefix,
                     plan=[Plan.FREE, Plan.PRO, Plan.ENTERPRISE][index % 3],
                     leads_per_report=[5, 20, 50][index % 3],
-                    send_day=rng.randint(1, 31),
-                    notification_email=f"dispatch{index}@{trade.replace('_', '')}-demo.example",
+                    send_day=1 + index % 31,
+                    notification_email=f"dispatch@{slugify(name)}.example",
                     provider_type="mock",
-                    accepts_jobs=index != DEMO_COMPANIES_PER_TRADE - 1,
+                    accepts_jobs=index % 11 != 10,
                 )
                 companies.append(company)
-                held = {trade: SkillLevel(1 + index % 3)}
+                if nationwide:
+                    areas.append(
+                        ServiceArea(
+                            company=company,
+                            kind=ServiceArea.Kind.ANYWHERE,
+                            code=ServiceArea.ANYWHERE_CODE,
+                        )
+                    )
+                else:
+                    areas += [
+                        ServiceArea(company=company, kind=ServiceArea.Kind.STATE, code=state),
+                        ServiceArea(
+                            company=company, kind=ServiceArea.Kind.ZIP_PREFIX, code=zip_prefix
+                        ),
+                    ]
+                held = {trade: SkillLevel.EXPERT if nationwide else SkillLevel(3 - index % 3)}
                 for specialty in specialties[: 1 + index % 2]:
                     held[specialty] = SkillLevel(rng.randint(1, 3))
-                if index % 3 == 0:
-                    held[SIDE_TRADES[trade]] = SkillLevel.BASIC
+                if index % 2 == 0:
+                    held[SIDE_TRADES[trade]] = SkillLevel.INTERMEDIATE
                 company_skills += [
                     CompanySkill(company=company, skill=skills[slug], level=level)
                     for slug, level in held.items()
@@ -169,33 +260,47 @@ class Command(BaseCommand):
                     first, last = rng.choice(FIRST_NAMES), rng.choice(LAST_NAMES)
                     technicians.append(
                         Technician(
-                            id=stable_id("demo-technician", trade, index, tech_index),
+                            id=stable_id("demo-technician", trade, city, tech_index),
                             company=company,
                             name=f"{first} {last}",
-                            email=f"{first.lower()}.{last.lower()}@example.com",
+                            email=f"{first.lower()}.{last.lower()}@{slugify(name)}.example",
                             phone=f"(555) {rng.randint(200, 999)}-{rng.randint(1000, 9999)}",
                         )
                     )
-        self._store(companies, company_skills, technicians)
+        self._store(companies, areas, company_skills, technicians)
         return companies
 
     def _generated_network(self, count, rng, skills, categories) -> None:
         trades = list(TRADES)
-        companies, company_skills, technicians = [], [], []
+        zip_areas = network_areas()
+        states = list(zip_areas)
+        companies, areas, company_skills, technicians = [], [], [], []
         for index in range(count):
-            city, state, zip_prefix = rng.choice(AREAS)
+            state = rng.choice(states)
+            zip_prefix = rng.choice(zip_areas[state])
             trade = rng.choice(trades)
             company = Company(
                 id=stable_id("network-company", index),
-                name=f"{city} {TRADES[trade][0][0]} #{index + 1}",
+                name=f"{rng.choice(LAST_NAMES)} {TRADES[trade][0][0]} {state}-{index + 1}",
                 primary_category=categories[trade],
-                service_states=state,
-                service_zip_prefixes=zip_prefix,
                 plan=rng.choice(list(Plan.values)),
                 send_day=rng.randint(1, 31),
                 provider_type="mock",
             )
             companies.append(company)
+            if rng.random() < NATIONWIDE_SHARE:
+                areas.append(
+                    ServiceArea(
+                        company=company,
+                        kind=ServiceArea.Kind.ANYWHERE,
+                        code=ServiceArea.ANYWHERE_CODE,
+                    )
+                )
+            else:
+                areas += [
+                    ServiceArea(company=company, kind=ServiceArea.Kind.STATE, code=state),
+                    ServiceArea(company=company, kind=ServiceArea.Kind.ZIP_PREFIX, code=zip_prefix),
+                ]
             for slug in {trade, *rng.sample(trades, rng.randint(0, 2))}:
                 company_skills.append(
                     CompanySkill(company=company, skill=skills[slug], level=rng.randint(1, 3))
@@ -207,10 +312,11 @@ class Command(BaseCommand):
                     name=f"{rng.choice(FIRST_NAMES)} {rng.choice(LAST_NAMES)}",
                 )
             )
-        self._store(companies, company_skills, technicians)
+        self._store(companies, areas, company_skills, technicians)
 
-    def _store(self, companies, company_skills, technicians) -> None:
+    def _store(self, companies, areas, company_skills, technicians) -> None:
         Company.objects.bulk_create(companies, batch_size=2000, ignore_conflicts=True)
+        ServiceArea.objects.bulk_create(areas, batch_size=5000, ignore_conflicts=True)
         CompanySkill.objects.bulk_create(company_skills, batch_size=5000, ignore_conflicts=True)
         Technician.objects.bulk_create(technicians, batch_size=2000, ignore_conflicts=True)
 
