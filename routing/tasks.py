@@ -8,7 +8,7 @@ from routing.models import OutboxEvent, OutboxStatus
 logger = logging.getLogger("routing")
 
 
-@shared_task(queue="critical", ignore_result=True)
+@shared_task(ignore_result=True)
 def relay_outbox() -> int:
     """Report how many outbox events are due. Job creation kicks this after every commit.
 

@@ -8,6 +8,7 @@ nothing a client sends produces a 500.
 import logging
 
 from django.core.exceptions import RequestDataTooBig
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404, JsonResponse
 from django.utils import timezone
 from rest_framework import exceptions, status
@@ -77,6 +78,9 @@ def _validation_response(errors: list[dict]) -> Response:
 def api_exception_handler(exc, context):
     if isinstance(exc, exceptions.ValidationError):
         return _validation_response(flatten_errors(exc.detail))
+    if isinstance(exc, DjangoValidationError):
+        detail = exc.message_dict if hasattr(exc, "error_dict") else exc.messages
+        return _validation_response(flatten_errors(detail))
     if isinstance(exc, exceptions.ParseError):
         return _validation_response(
             [{"field": None, "message": f"Malformed JSON body: {exc.detail}"}]

@@ -1,0 +1,88 @@
+import pytest
+from django.db import connection
+from rest_framework.test import APIClient
+
+from jobs.models import SkillLevel
+from jobs.tests.factories import CompanyFactory, TechnicianFactory, category
+from tradeengage.celery import app as celery_app
+
+
+@pytest.fixture(autouse=True)
+def _tasks_run_in_process():
+    """Whatever enqueues a task in a test runs it in-process: no test ever talks to a broker."""
+    previous = celery_app.conf.task_always_eager
+    celery_app.conf.task_always_eager = True
+    yield
+    celery_app.conf.task_always_eager = previous
+
+
+@pytest.fixture(autouse=True)
+def _skip_postgres_only_tests_elsewhere(request):
+    if request.node.get_closest_marker("postgres") and connection.vendor != "postgresql":
+        pytest.skip("needs PostgreSQL (set DATABASE_URL)")
+
+
+@pytest.fixture
+def api_client():
+    return APIClient()
+
+
+@pytest.fixture
+def requesting_company(db):
+    """A plumbing company in Springfield, IL; it is itself a perfect plumbing match, so every job
+    it requests also checks that a job is never routed back to its requester."""
+    return CompanyFactory(
+        name="Springfield Plumbing (requester)",
+        primary_category=category("plumbing"),
+        service_areas=["IL", "627"],
+        skills={"plumbing": SkillLevel.EXPERT},
+    )
+
+
+@pytest.fixture
+def requesting_technician(requesting_company):
+    return TechnicianFactory(company=requesting_company, name="Tom Tech")
+
+
+@pytest.fixture
+def plumbing_company(db):
+    return CompanyFactory(
+        name="Prairie Plumbing",
+        primary_category=category("plumbing"),
+        service_areas=["IL"],
+        skills={"plumbing": SkillLevel.EXPERT},
+    )
+
+
+@pytest.fixture
+def electrical_company(db):
+    return CompanyFactory(
+        name="Lincoln Electric",
+        primary_category=category("electrical"),
+        service_areas=["IL"],
+        skills={"electrical": SkillLevel.INTERMEDIATE},
+    )
+
+
+@pytest.fixture
+def job_payload(requesting_company, requesting_technician):
+    """The job body of seed 000's "Complete Job Creation Flow" example."""
+    return {
+        "summary": "Fix leaky kitchen faucet",
+        "address": {
+            "street": "456 Oak Avenue",
+            "city": "Springfield",
+            "state": "IL",
+            "zip_code": "62701",
+        },
+        "homeowner": {
+            "name": "Jane Smith",
+            "phone": "(555) 987-6543",
+            "email": "jane.smith@email.com",
+        },
+        "created_by_company_id": str(requesting_company.id),
+        "created_by_technician_id": str(requesting_technician.id),
+        "required_skills": ["plumbing"],
+        "skill_levels": {"plumbing": "expert"},
+        "category": "plumbing",
+    }

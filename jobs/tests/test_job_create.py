@@ -1,0 +1,186 @@
+import uuid
+from datetime import timedelta
+
+import pytest
+from django.db.models.query import QuerySet
+from django.utils import timezone
+
+from jobs import services
+from jobs.models import Company, Job, JobSkill
+from routing.models import JobRouting, OutboxEvent, OutboxStatus
+from routing.tasks import relay_outbox
+from routing.tests.factories import OutboxEventFactory
+
+WRITTEN_MODELS = (Job, JobSkill, JobRouting, OutboxEvent)
+
+
+class DatabaseFailure(Exception):
+    pass
+
+
+def create_job(payload: dict) -> Job:
+    """Call the service with a seed-000 request body, as the view does after validation."""
+    return services.job_create(
+        summary=payload["summary"],
+        address=payload["address"],
+        homeowner=payload["homeowner"],
+        created_by_company_id=payload["created_by_company_id"],
+        created_by_technician_id=payload["created_by_technician_id"],
+        skill_levels=payload["skill_levels"],
+        category=payload["category"],
+    )
+
+
+def row_counts() -> dict[str, int]:
+    return {model.__name__: model.objects.count() for model in WRITTEN_MODELS}
+
+
+@pytest.fixture
+def job_request(job_payload, plumbing_company, electrical_company):
+    """The seed example as validated service arguments (UUIDs, one skill -> level mapping);
+    only the plumbing company can take it."""
+    payload = dict(job_payload)
+    payload["created_by_company_id"] = uuid.UUID(job_payload["created_by_company_id"])
+    payload["created_by_technician_id"] = uuid.UUID(job_payload["created_by_technician_id"])
+    return payload
+
+
+def failing(seen: dict):
+    """A write that fails like a lost connection would, noting what the transaction had
+    written up to that point so the test can tell the rollback really undid something."""
+
+    def fail(*args, **kwargs):
+        seen.update(row_counts())
+        raise DatabaseFailure("connection lost")
+
+    return fail
+
+
+@pytest.mark.parametrize(
+    ("target", "attribute", "written_before"),
+    [
+        pytest.param(JobSkill.objects, "bulk_create", {"Job": 1}, id="job-skills"),
+        pytest.param(JobRouting.objects, "bulk_create", {"Job": 1, "JobSkill": 1}, id="routings"),
+        pytest.param(
+            OutboxEvent.objects,
+            "bulk_create",
+            {"Job": 1, "JobSkill": 1, "JobRouting": 1},
+            id="outbox-events",
+        ),
+        pytest.param(services, "routings_create", {"Job": 1, "JobSkill": 1}, id="routing-step"),
+    ],
+)
+def test_job_create_leaves_nothing_behind_when_a_write_fails(
+    monkeypatch, job_request, plumbing_company, target, attribute, written_before
+):
+    seen: dict[str, int] = {}
+    monkeypatch.setattr(target, attribute, failing(seen))
+
+    with pytest.raises(DatabaseFailure):
+        create_job(job_request)
+
+    for model, count in written_before.items():
+        assert seen[model] == count, f"{model} should have been written before the failure"
+    assert row_counts() == dict.fromkeys(row_counts(), 0)
+    plumbing_company.refresh_from_db()
+    assert plumbing_company.open_routing_count == 0
+
+
+def test_job_create_leaves_nothing_behind_when_the_company_load_update_fails(
+    monkeypatch, job_request, plumbing_company
+):
+    seen: dict[str, int] = {}
+    fail = failing(seen)
+    real_update = QuerySet.update
+
+    def update(queryset, **kwargs):
+        if queryset.model is Company:
+            fail()
+        return real_update(queryset, **kwargs)
+
+    monkeypatch.setattr(QuerySet, "update", update)
+
+    with pytest.raises(DatabaseFailure):
+        create_job(job_request)
+
+    assert seen == {"Job": 1, "JobSkill": 1, "JobRouting": 1, "OutboxEvent": 1}
+    assert row_counts() == dict.fromkeys(row_counts(), 0)
+    plumbing_company.refresh_from_db()
+    assert plumbing_company.open_routing_count == 0
+
+
+def test_job_create_stores_everything_when_nothing_fails(job_request, plumbing_company):
+    job = create_job(job_request)
+
+    assert row_counts() == {"Job": 1, "JobSkill": 1, "JobRouting": 1, "OutboxEvent": 1}
+    assert JobRouting.objects.get().company_id == plumbing_company.id
+    assert Job.objects.get().id == job.id
+
+
+def test_job_create_kicks_the_outbox_relay_once_after_commit(
+    monkeypatch, job_request, django_capture_on_commit_callbacks
+):
+    kicks = []
+    monkeypatch.setattr(relay_outbox, "delay", lambda *args, **kwargs: kicks.append(args))
+
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        create_job(job_request)
+
+    assert len(callbacks) == 1
+    assert kicks == [], "nothing is enqueued before the transaction commits"
+    callbacks[0]()
+    assert kicks == [()]
+
+
+def test_job_create_does_not_kick_the_relay_when_it_fails(
+    monkeypatch, job_request, django_capture_on_commit_callbacks
+):
+    monkeypatch.setattr(OutboxEvent.objects, "bulk_create", failing({}))
+
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:  # noqa: SIM117
+        with pytest.raises(DatabaseFailure):
+            create_job(job_request)
+
+    assert callbacks == []
+
+
+def test_job_is_created_even_when_the_broker_is_down(
+    monkeypatch, job_request, django_capture_on_commit_callbacks, caplog
+):
+    kicks = []
+
+    def broker_down(*args, **kwargs):
+        kicks.append(args)
+        raise ConnectionRefusedError("broker unreachable")
+
+    monkeypatch.setattr(relay_outbox, "delay", broker_down)
+
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        job = create_job(job_request)
+
+    assert len(callbacks) == 1
+    assert kicks == [()], "the relay kick was attempted"
+    assert Job.objects.filter(id=job.id).exists()
+    assert OutboxEvent.objects.filter(status=OutboxStatus.PENDING).count() == 1
+    assert "broker unreachable" in caplog.text
+
+
+def test_relay_outbox_returns_the_number_of_due_pending_events(db):
+    now = timezone.now()
+    OutboxEventFactory.create_batch(2, available_at=now - timedelta(seconds=1))
+    OutboxEventFactory(available_at=now + timedelta(minutes=5))
+    OutboxEventFactory(status=OutboxStatus.PROCESSING, available_at=now - timedelta(minutes=1))
+    OutboxEventFactory(status=OutboxStatus.DONE, available_at=now - timedelta(minutes=1))
+    OutboxEventFactory(status=OutboxStatus.DEAD, available_at=now - timedelta(minutes=1))
+
+    assert relay_outbox() == 2
+
+
+def test_relay_outbox_counts_the_events_of_a_new_job(job_request):
+    create_job(job_request)
+
+    assert relay_outbox() == 1
+
+
+def test_relay_outbox_with_nothing_due_returns_zero(db):
+    assert relay_outbox() == 0

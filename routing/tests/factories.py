@@ -1,0 +1,28 @@
+import uuid
+
+import factory
+
+from jobs.tests.factories import CompanyFactory, JobFactory
+from routing.models import JobRouting, OutboxEvent, SyncStatus
+
+
+class JobRoutingFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = JobRouting
+
+    job = factory.SubFactory(JobFactory)
+    company = factory.SubFactory(CompanyFactory)
+    sync_status = SyncStatus.PENDING
+    matching_score = 2.0
+    matched_skills = factory.LazyFunction(lambda: ["plumbing"])
+    missing_skills = factory.LazyFunction(list)
+    match_reason = "Skills match: plumbing basic (needs basic)"
+
+
+class OutboxEventFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = OutboxEvent
+
+    event_type = OutboxEvent.JOB_SYNC
+    aggregate_id = factory.LazyFunction(uuid.uuid4)
+    event_data = factory.LazyFunction(dict)

@@ -1,0 +1,118 @@
+import re
+from datetime import datetime
+
+import pytest
+
+HEALTH_URL = "/api/v1/health"
+DETAILED_URL = "/api/v1/health/detailed"
+READY_URL = "/api/v1/health/ready"
+LIVE_URL = "/api/v1/health/live"
+RESPONSE_TIME = re.compile(r"^\d+ms$")
+
+pytestmark = pytest.mark.django_db
+
+
+def database_down():
+    raise ConnectionError("could not connect to server")
+
+
+def test_health_reports_healthy_with_version(client):
+    response = client.get(HEALTH_URL)
+
+    assert response.status_code == 200
+    body = response.json()
+    assert set(body) == {"status", "timestamp", "version"}
+    assert body["status"] == "healthy"
+    assert body["version"] == "1.0.0"
+    datetime.fromisoformat(body["timestamp"])
+
+
+def test_detailed_health_reports_each_component_with_response_time(client):
+    response = client.get(DETAILED_URL)
+
+    assert response.status_code == 200, response.content
+    body = response.json()
+    assert set(body) == {"status", "timestamp", "version", "components"}
+    assert body["status"] == "healthy"
+    components = body["components"]
+    assert set(components) == {"database", "redis", "external_apis"}
+    for name in ("database", "redis"):
+        assert components[name]["status"] == "healthy"
+        assert RESPONSE_TIME.match(components[name]["response_time"])
+    assert components["external_apis"]["status"] == "healthy"
+    providers = components["external_apis"]["providers"]
+    assert providers["mock"] == "healthy"
+    assert "servicetitan" in providers
+
+
+def test_detailed_health_is_unhealthy_with_503_when_the_database_is_down(client, monkeypatch):
+    monkeypatch.setattr("tradeengage.health.check_database", database_down)
+
+    response = client.get(DETAILED_URL)
+
+    assert response.status_code == 503
+    body = response.json()
+    assert body["status"] == "unhealthy"
+    database = body["components"]["database"]
+    assert database["status"] == "unhealthy"
+    assert RESPONSE_TIME.match(database["response_time"])
+    assert "could not connect" in database["error"]
+    assert body["components"]["redis"]["status"] == "healthy"
+
+
+def test_detailed_health_is_unhealthy_with_503_when_redis_is_down(client, settings):
+    # Nothing listens on port 1: the real Redis check fails with a refused connection.
+    settings.REDIS_URL = "redis://127.0.0.1:1/0"
+
+    response = client.get(DETAILED_URL)
+
+    assert response.status_code == 503
+    body = response.json()
+    assert body["status"] == "unhealthy"
+    assert body["components"]["redis"]["status"] == "unhealthy"
+    assert body["components"]["redis"]["error"]
+    assert body["components"]["database"]["status"] == "healthy"
+
+
+def test_detailed_health_is_unhealthy_when_the_cache_is_down(client, monkeypatch):
+    def cache_down():
+        raise RuntimeError("cache did not return the value just written")
+
+    monkeypatch.setattr("tradeengage.health.check_redis", cache_down)
+
+    response = client.get(DETAILED_URL)
+
+    assert response.status_code == 503
+    assert response.json()["components"]["redis"]["status"] == "unhealthy"
+
+
+def test_ready_while_the_database_answers(client):
+    response = client.get(READY_URL)
+
+    assert response.status_code == 200
+    body = response.json()
+    assert set(body) == {"status", "timestamp"}
+    assert body["status"] == "ready"
+
+
+def test_not_ready_with_503_when_the_database_is_down(client, monkeypatch):
+    monkeypatch.setattr("tradeengage.health.check_database", database_down)
+
+    response = client.get(READY_URL)
+
+    assert response.status_code == 503
+    body = response.json()
+    assert body["status"] == "not_ready"
+    assert body["reason"] == "database unreachable"
+    datetime.fromisoformat(body["timestamp"])
+
+
+def test_live_answers_alive_even_when_the_database_is_down(client, monkeypatch):
+    monkeypatch.setattr("tradeengage.health.check_database", database_down)
+
+    response = client.get(LIVE_URL)
+
+    assert response.status_code == 200
+    body = response.json()
+    assert set(body) == {"status", "timestamp"}
+    assert body["status"] == "alive"
