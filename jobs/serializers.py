@@ -154,5 +154,5 @@ class JobSerializer(serializers.ModelSerializer):
 
 
 class JobListQuerySerializer(serializers.Serializer):
-    skip = serializers.IntegerField(min_value=0, default=0)
+    skip = serializers.IntegerField(min_value=0, max_value=1_000_000_000, default=0)
     limit = serializers.IntegerField(min_value=1, max_value=1000, default=100)

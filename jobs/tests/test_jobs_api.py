@@ -228,6 +228,10 @@ def raw_body(data, content_type):
 
 MALFORMED_REQUESTS = [
     pytest.param(raw_body('{"summary": "x",', "application/json"), None, None, id="invalid-json"),
+    pytest.param(raw_body("[" * 100_000, "application/json"), None, "deep", id="json-too-deep"),
+    pytest.param(raw_body(b'{"summary": "\xff"}', "application/json"), None, None, id="not-utf8"),
+    pytest.param(raw_body('{"summary": NaN}', "application/json"), None, None, id="json-nan"),
+    pytest.param(json_change("summary", "a\u0000b"), "summary", "Null", id="summary-nul-char"),
     pytest.param(
         raw_body("summary=Fix+faucet", "application/x-www-form-urlencoded"),
         None,
@@ -329,6 +333,18 @@ def test_malformed_job_is_rejected_with_422_naming_the_field(
     messages = assert_validation_error(response, 422, field)
     if message_part is not None:
         assert any(message_part in message for message in messages), messages
+    assert not Job.objects.exists()
+
+
+def test_body_over_the_upload_limit_is_rejected_with_413(api_client, job_payload, settings):
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 10_000
+    job_payload["summary"] = "x" * 20_000
+
+    response = api_client.post(JOBS_URL, job_payload, format="json")
+
+    assert response.status_code == 413
+    assert response.json()["error_code"] == "VALIDATION_ERROR"
+    assert set(response.json()) >= {"detail", "error_code", "timestamp"}
     assert not Job.objects.exists()
 
 
@@ -514,6 +530,7 @@ def test_list_jobs_pages_with_skip_and_limit(api_client, three_jobs, query, expe
         pytest.param("limit=0", "limit", id="limit-zero"),
         pytest.param("skip=-1", "skip", id="skip-negative"),
         pytest.param("limit=abc", "limit", id="limit-not-a-number"),
+        pytest.param("skip=99999999999999999999999", "skip", id="skip-beyond-any-offset"),
     ],
 )
 def test_list_jobs_with_bad_paging_is_rejected_with_422(api_client, db, query, field):
