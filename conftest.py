@@ -17,6 +17,20 @@ def _tasks_run_in_process():
 
 
 @pytest.fixture(autouse=True)
+def _private_cache(settings):
+    """Each test gets an empty in-memory cache: nothing cached leaks between tests or runs."""
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+            "LOCATION": "tests",
+        }
+    }
+    from django.core.cache import cache
+
+    cache.clear()
+
+
+@pytest.fixture(autouse=True)
 def _skip_postgres_only_tests_elsewhere(request):
     if request.node.get_closest_marker("postgres") and connection.vendor != "postgresql":
         pytest.skip("needs PostgreSQL (set DATABASE_URL)")

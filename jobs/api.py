@@ -1,14 +1,12 @@
-from django.db.models import Prefetch, prefetch_related_objects
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from jobs import services
-from jobs.models import JobSkill
 from jobs.selectors import job_get, jobs_with_skills
 from jobs.serializers import JobCreateSerializer, JobListQuerySerializer, JobSerializer
-from tradeengage.schema import BUSINESS_RULE, MALFORMED, NOT_FOUND
+from tradeengage.schema import BUSINESS_RULE, CONFLICT, MALFORMED, NOT_FOUND
 
 
 class JobListCreateApi(APIView):
@@ -29,17 +27,18 @@ class JobListCreateApi(APIView):
         operation_id="jobs_create",
         summary="Create a job and route it to matching companies",
         request=JobCreateSerializer,
-        responses={201: JobSerializer, 400: BUSINESS_RULE, 422: MALFORMED},
+        responses={201: JobSerializer, 400: BUSINESS_RULE, 409: CONFLICT, 422: MALFORMED},
     )
     def post(self, request):
         serializer = JobCreateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         job = services.job_create(**serializer.validated_data)
-        prefetch_related_objects(
-            [job],
-            Prefetch("required_skills", queryset=JobSkill.objects.select_related("skill")),
-        )
-        return Response(JobSerializer(job).data, status=status.HTTP_201_CREATED)
+        # The skills and category just stored are echoed as sent instead of being read back.
+        context = {
+            "skill_levels": serializer.validated_data["skill_levels"],
+            "category": serializer.validated_data.get("category"),
+        }
+        return Response(JobSerializer(job, context=context).data, status=status.HTTP_201_CREATED)
 
 
 class JobDetailApi(APIView):

@@ -100,7 +100,7 @@ class JobSerializer(serializers.ModelSerializer):
     created_by_technician_id = serializers.UUIDField(read_only=True)
     required_skills = serializers.SerializerMethodField()
     skill_levels = serializers.SerializerMethodField()
-    category = serializers.SlugRelatedField(slug_field="slug", read_only=True, allow_null=True)
+    category = serializers.SerializerMethodField()
     revenue = serializers.DecimalField(
         max_digits=12,
         decimal_places=2,
@@ -146,10 +146,20 @@ class JobSerializer(serializers.ModelSerializer):
             "email": job.homeowner_email or None,
         }
 
+    def get_category(self, job) -> str | None:
+        if "category" in self.context:
+            return self.context["category"]
+        return job.category.slug if job.category_id else None
+
     def get_required_skills(self, job) -> list[str]:
-        return [job_skill.skill.slug for job_skill in job.required_skills.all()]
+        return list(self._skill_levels(job))
 
     def get_skill_levels(self, job) -> dict[str, str]:
+        return self._skill_levels(job)
+
+    def _skill_levels(self, job) -> dict[str, str]:
+        if "skill_levels" in self.context:
+            return self.context["skill_levels"]
         return {js.skill.slug: SkillLevel(js.level).label for js in job.required_skills.all()}
 
 

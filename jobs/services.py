@@ -3,28 +3,31 @@ from uuid import UUID
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import F
 
 from jobs.matching import Match, Requirement, match_companies
-from jobs.models import Category, Company, Job, JobSkill, Skill, SkillLevel, Technician
+from jobs.models import Company, Job, JobSkill, SkillLevel, Technician
+from jobs.selectors import managed_lists, managed_lists_forget
 from routing.models import JobRouting, OutboxEvent
-from routing.tasks import relay_outbox
-from tradeengage.exceptions import BusinessRuleError
+from routing.services import outbox_relay_kick
+from tradeengage.exceptions import BusinessRuleError, ConflictError
 
 logger = logging.getLogger("jobs")
 
 
 def resolve_skills(*, skill_levels: dict[str, str]) -> list[Requirement]:
-    """Map skill slugs to managed Skill rows; an unknown slug is an error naming the known ones."""
+    """Map skill slugs to managed skills; an unknown slug is an error naming the known ones."""
     if not skill_levels:
         return []
-    skill_ids = dict(Skill.objects.filter(slug__in=skill_levels).values_list("slug", "id"))
+    skill_ids = managed_lists()["skills"]
     unknown = [slug for slug in skill_levels if slug not in skill_ids]
     if unknown:
-        known = ", ".join(Skill.objects.order_by("slug").values_list("slug", flat=True))
         raise ValidationError(
-            {"required_skills": f"Unknown skill(s): {', '.join(unknown)}. Known skills: {known}."}
+            {
+                "required_skills": f"Unknown skill(s): {', '.join(unknown)}. "
+                f"Known skills: {', '.join(sorted(skill_ids))}."
+            }
         )
     return [
         Requirement(skill_id=skill_ids[slug], slug=slug, level=SkillLevel.from_name(level))
@@ -32,16 +35,19 @@ def resolve_skills(*, skill_levels: dict[str, str]) -> list[Requirement]:
     ]
 
 
-def resolve_category(*, slug: str | None) -> Category | None:
+def resolve_category(*, slug: str | None) -> int | None:
+    """The id of a managed category; an unknown slug is an error naming the known ones."""
     if not slug:
         return None
-    category = Category.objects.filter(slug=slug).first()
-    if category is None:
-        known = ", ".join(Category.objects.order_by("slug").values_list("slug", flat=True))
+    category_ids = managed_lists()["categories"]
+    if slug not in category_ids:
         raise ValidationError(
-            {"category": f"Unknown category '{slug}'. Known categories: {known}."}
+            {
+                "category": f"Unknown category '{slug}'. "
+                f"Known categories: {', '.join(sorted(category_ids))}."
+            }
         )
-    return category
+    return category_ids[slug]
 
 
 def requester_check(*, company_id: UUID, technician_id: UUID) -> Technician:
@@ -95,39 +101,38 @@ def job_create(
     the events anyway.
     """
     requirements = resolve_skills(skill_levels=skill_levels)
-    category_row = resolve_category(slug=category)
+    category_id = resolve_category(slug=category)
     technician = requester_check(
         company_id=created_by_company_id, technician_id=created_by_technician_id
     )
     matches = match_companies(
         requirements=requirements,
-        category_id=category_row.id if category_row else None,
+        category_id=category_id,
         state=address["state"],
         zip_code=address["zip_code"],
         exclude_company_id=technician.company_id,
         limit=settings.MATCH_LIMIT,
     )
 
-    with transaction.atomic():
-        job = Job.objects.create(
-            summary=summary,
-            street=address["street"],
-            city=address["city"],
-            state=address["state"],
-            zip_code=address["zip_code"],
-            homeowner_name=homeowner["name"],
-            homeowner_phone=homeowner.get("phone") or "",
-            homeowner_email=homeowner.get("email") or "",
-            created_by_company_id=technician.company_id,
-            created_by_technician=technician,
-            category=category_row,
-        )
-        JobSkill.objects.bulk_create(
-            JobSkill(job=job, skill_id=r.skill_id, level=r.level) for r in requirements
-        )
-        routings = routings_create(job=job, matches=matches)
+    try:
+        with transaction.atomic():
+            job = _job_insert(
+                summary=summary,
+                address=address,
+                homeowner=homeowner,
+                technician=technician,
+                category_id=category_id,
+                requirements=requirements,
+            )
+            routings = routings_create(job=job, matches=matches)
+    except IntegrityError as exc:
+        # A skill, category, company or technician read above was deleted before the insert.
+        managed_lists_forget()
+        raise ConflictError(
+            "The network changed while the job was being created; send it again."
+        ) from exc
 
-    transaction.on_commit(_kick_relay, robust=True)
+    transaction.on_commit(outbox_relay_kick, robust=True)
     logger.info(
         "Job created",
         extra={
@@ -135,6 +140,26 @@ def job_create(
             "routings": len(routings),
             "matching_score": max((m.score for m in matches), default=None),
         },
+    )
+    return job
+
+
+def _job_insert(*, summary, address, homeowner, technician, category_id, requirements) -> Job:
+    job = Job.objects.create(
+        summary=summary,
+        street=address["street"],
+        city=address["city"],
+        state=address["state"],
+        zip_code=address["zip_code"],
+        homeowner_name=homeowner["name"],
+        homeowner_phone=homeowner.get("phone") or "",
+        homeowner_email=homeowner.get("email") or "",
+        created_by_company_id=technician.company_id,
+        created_by_technician=technician,
+        category_id=category_id,
+    )
+    JobSkill.objects.bulk_create(
+        JobSkill(job=job, skill_id=r.skill_id, level=r.level) for r in requirements
     )
     return job
 
@@ -176,7 +201,3 @@ def routings_create(*, job: Job, matches: list[Match]) -> list[JobRouting]:
             open_routing_count=F("open_routing_count") + 1
         )
     return routings
-
-
-def _kick_relay() -> None:
-    relay_outbox.delay()

@@ -1,6 +1,7 @@
 import logging
 
 from celery import shared_task
+from django.core.cache import cache
 from django.utils import timezone
 
 from routing.models import OutboxEvent, OutboxStatus
@@ -10,11 +11,15 @@ logger = logging.getLogger("routing")
 
 @shared_task(ignore_result=True)
 def relay_outbox() -> int:
-    """Report how many outbox events are due. Job creation kicks this after every commit.
+    """Report how many outbox events are due. Job creation kicks this after commit.
 
     Claiming and dispatching the events to sync tasks is the sync engine's work (issue 4); until
     then the events stay pending, visible in the admin, and nothing is lost.
     """
+    from routing.services import RELAY_KICK_KEY
+
+    # Cleared before scanning, so a kick that finds the key set knows this scan is still ahead.
+    cache.delete(RELAY_KICK_KEY)
     due = OutboxEvent.objects.filter(
         status=OutboxStatus.PENDING, available_at__lte=timezone.now()
     ).count()

@@ -30,6 +30,10 @@ class NotFoundError(Exception):
     """A resource named by the request does not exist."""
 
 
+class ConflictError(Exception):
+    """The request clashed with a concurrent change; sending it again may succeed."""
+
+
 def error_body(detail: str, error_code: str, errors: list[dict] | None = None) -> dict:
     body = {
         "detail": detail,
@@ -100,6 +104,8 @@ def api_exception_handler(exc, context):
             error_body(exc.message, "VALIDATION_ERROR", errors),
             status=status.HTTP_400_BAD_REQUEST,
         )
+    if isinstance(exc, ConflictError):
+        return Response(error_body(str(exc), "CONFLICT"), status=status.HTTP_409_CONFLICT)
     if isinstance(exc, (Http404, NotFoundError, exceptions.NotFound)):
         detail = str(exc) if isinstance(exc, NotFoundError) else "Not found."
         return Response(error_body(detail, "NOT_FOUND"), status=status.HTTP_404_NOT_FOUND)

@@ -20,6 +20,7 @@ class ErrorSerializer(serializers.Serializer):
             "SYNC_ERROR",
             "INTERNAL_ERROR",
             "METHOD_NOT_ALLOWED",
+            "CONFLICT",
             "RATE_LIMITED",
         ]
     )
@@ -36,6 +37,9 @@ MALFORMED = OpenApiResponse(
     description=(
         "Malformed input: bad JSON, wrong content type, wrong types or values (VALIDATION_ERROR)."
     ),
+)
+CONFLICT = OpenApiResponse(
+    ErrorSerializer, description="A concurrent change got in the way; send it again (CONFLICT)."
 )
 BUSINESS_RULE = OpenApiResponse(
     ValidationErrorSerializer,

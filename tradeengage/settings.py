@@ -246,6 +246,9 @@ SPECTACULAR_SETTINGS = {
     },
 }
 
+# Outbox: how long a published relay kick holds back further kicks if its run never starts.
+OUTBOX_KICK_TTL_SECONDS = env_int("OUTBOX_KICK_TTL_SECONDS", 10)
+
 # Matching: how many companies receive a routing for one job.
 MATCH_LIMIT = env_int("MATCH_LIMIT", 3)
 

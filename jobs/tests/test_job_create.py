@@ -184,3 +184,26 @@ def test_relay_outbox_counts_the_events_of_a_new_job(job_request):
 
 def test_relay_outbox_with_nothing_due_returns_zero(db):
     assert relay_outbox() == 0
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_a_skill_removed_behind_the_cache_answers_409_and_stores_nothing(api_client, job_payload):
+    """Deleted by plain SQL (no signal reaches the cache): the insert's foreign key catches it."""
+    from django.db import connection
+
+    from jobs.models import Skill
+    from jobs.selectors import managed_lists
+
+    Skill.objects.create(slug="solar_panels", name="Solar panels")
+    managed_lists()
+    with connection.cursor() as cursor:
+        cursor.execute("DELETE FROM jobs_skill WHERE slug = %s", ["solar_panels"])
+    job_payload["required_skills"] = ["solar_panels"]
+    job_payload["skill_levels"] = {"solar_panels": "basic"}
+
+    response = api_client.post("/api/v1/jobs/", job_payload, format="json")
+
+    assert response.status_code == 409, response.content
+    assert response.json()["error_code"] == "CONFLICT"
+    assert row_counts() == dict.fromkeys(row_counts(), 0)
+    assert "solar_panels" not in managed_lists()["skills"]
