@@ -27,7 +27,10 @@ def _private_cache(settings):
     }
     from django.core.cache import cache
 
+    from jobs.selectors import managed_lists_forget
+
     cache.clear()
+    managed_lists_forget()
 
 
 @pytest.fixture(autouse=True)

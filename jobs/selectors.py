@@ -1,38 +1,37 @@
+import time
 import uuid
 
-from django.core.cache import cache
-from django.db import connection
 from django.db.models import Prefetch, QuerySet
 
 from jobs.models import Category, Job, JobSkill, Skill
 from tradeengage.exceptions import NotFoundError
 
-MANAGED_LISTS_TIMEOUT = 3600
+MANAGED_LISTS_TTL_SECONDS = 5.0
 
-
-def _managed_lists_key() -> str:
-    # Keyed by database so a development and a test database never share an entry.
-    return f"jobs:managed-lists:{connection.settings_dict['NAME']}"
+_managed_lists: dict = {}
 
 
 def managed_lists() -> dict[str, dict[str, int]]:
     """The managed skills and categories as ``{"skills": {slug: id}, "categories": {...}}``.
 
-    Read on every job creation, so they are kept in the shared cache; saving or deleting a skill
-    or category drops the entry (see ``JobsConfig.ready``).
+    Read on every job creation, so each process keeps them for a few seconds. Saving or
+    deleting a skill or category drops them at once in the process that did it (see
+    ``JobsConfig.ready``); other processes see the change within ``MANAGED_LISTS_TTL_SECONDS``.
     """
-    lists = cache.get(_managed_lists_key())
-    if lists is None:
-        lists = {
-            "skills": dict(Skill.objects.values_list("slug", "id")),
-            "categories": dict(Category.objects.values_list("slug", "id")),
-        }
-        cache.set(_managed_lists_key(), lists, MANAGED_LISTS_TIMEOUT)
-    return lists
+    now = time.monotonic()
+    if _managed_lists.get("expires", 0.0) <= now:
+        _managed_lists.update(
+            lists={
+                "skills": dict(Skill.objects.values_list("slug", "id")),
+                "categories": dict(Category.objects.values_list("slug", "id")),
+            },
+            expires=now + MANAGED_LISTS_TTL_SECONDS,
+        )
+    return _managed_lists["lists"]
 
 
 def managed_lists_forget(**kwargs) -> None:
-    cache.delete(_managed_lists_key())
+    _managed_lists.clear()
 
 
 def jobs_with_skills() -> QuerySet[Job]:

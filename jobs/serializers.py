@@ -1,7 +1,6 @@
-from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from jobs.models import Job, SkillLevel
+from jobs.models import JobStatus, SkillLevel
 
 LEVEL_NAMES = [level.label for level in SkillLevel]
 MAX_SKILLS_PER_JOB = 20
@@ -93,74 +92,69 @@ class HomeownerOutSerializer(serializers.Serializer):
     email = serializers.CharField(allow_null=True)
 
 
-class JobSerializer(serializers.ModelSerializer):
-    address = serializers.SerializerMethodField()
-    homeowner = serializers.SerializerMethodField()
-    created_by_company_id = serializers.UUIDField(read_only=True)
-    created_by_technician_id = serializers.UUIDField(read_only=True)
-    required_skills = serializers.SerializerMethodField()
-    skill_levels = serializers.SerializerMethodField()
-    category = serializers.SerializerMethodField()
+class JobSerializer(serializers.Serializer):
+    """A job as seed 000 documents it. The fields describe the schema; ``to_representation``
+    builds the body directly, since this runs on every job created or listed."""
+
+    id = serializers.UUIDField()
+    summary = serializers.CharField()
+    address = AddressOutSerializer()
+    homeowner = HomeownerOutSerializer()
+    created_by_company_id = serializers.UUIDField()
+    created_by_technician_id = serializers.UUIDField()
+    required_skills = serializers.ListField(child=serializers.CharField())
+    skill_levels = serializers.DictField(child=serializers.ChoiceField(choices=LEVEL_NAMES))
+    category = serializers.CharField(allow_null=True)
+    status = serializers.ChoiceField(choices=JobStatus.choices)
     revenue = serializers.DecimalField(
-        max_digits=12,
-        decimal_places=2,
-        read_only=True,
-        allow_null=True,
-        coerce_to_string=False,
+        max_digits=12, decimal_places=2, allow_null=True, coerce_to_string=False
     )
+    completed_at = serializers.DateTimeField(allow_null=True)
+    created_at = serializers.DateTimeField()
+    updated_at = serializers.DateTimeField()
 
-    class Meta:
-        model = Job
-        fields = [
-            "id",
-            "summary",
-            "address",
-            "homeowner",
-            "created_by_company_id",
-            "created_by_technician_id",
-            "required_skills",
-            "skill_levels",
-            "category",
-            "status",
-            "revenue",
-            "completed_at",
-            "created_at",
-            "updated_at",
-        ]
-        read_only_fields = fields
-
-    @extend_schema_field(AddressOutSerializer)
-    def get_address(self, job):
-        return {
-            "street": job.street,
-            "city": job.city,
-            "state": job.state,
-            "zip_code": job.zip_code,
-        }
-
-    @extend_schema_field(HomeownerOutSerializer)
-    def get_homeowner(self, job):
-        return {
-            "name": job.homeowner_name,
-            "phone": job.homeowner_phone or None,
-            "email": job.homeowner_email or None,
-        }
-
-    def get_category(self, job) -> str | None:
+    def to_representation(self, job):
+        skill_levels = self.context.get("skill_levels")
+        if skill_levels is None:
+            skill_levels = {
+                js.skill.slug: SkillLevel(js.level).label for js in job.required_skills.all()
+            }
         if "category" in self.context:
-            return self.context["category"]
-        return job.category.slug if job.category_id else None
+            category = self.context["category"]
+        else:
+            category = job.category.slug if job.category_id else None
+        return {
+            "id": str(job.id),
+            "summary": job.summary,
+            "address": {
+                "street": job.street,
+                "city": job.city,
+                "state": job.state,
+                "zip_code": job.zip_code,
+            },
+            "homeowner": {
+                "name": job.homeowner_name,
+                "phone": job.homeowner_phone or None,
+                "email": job.homeowner_email or None,
+            },
+            "created_by_company_id": str(job.created_by_company_id),
+            "created_by_technician_id": str(job.created_by_technician_id),
+            "required_skills": list(skill_levels),
+            "skill_levels": skill_levels,
+            "category": category,
+            "status": job.status,
+            "revenue": float(job.revenue) if job.revenue is not None else None,
+            "completed_at": _datetime(job.completed_at),
+            "created_at": _datetime(job.created_at),
+            "updated_at": _datetime(job.updated_at),
+        }
 
-    def get_required_skills(self, job) -> list[str]:
-        return list(self._skill_levels(job))
 
-    def get_skill_levels(self, job) -> dict[str, str]:
-        return self._skill_levels(job)
+_datetime_field = serializers.DateTimeField()
 
-    def _skill_levels(self, job) -> dict[str, str]:
-        if "skill_levels" in self.context:
-            return self.context["skill_levels"]
-        return {js.skill.slug: SkillLevel(js.level).label for js in job.required_skills.all()}
+
+def _datetime(value):
+    return _datetime_field.to_representation(value) if value is not None else None
 
 
 class JobListQuerySerializer(serializers.Serializer):

@@ -16,11 +16,10 @@ from tradeengage.exceptions import BusinessRuleError, ConflictError
 logger = logging.getLogger("jobs")
 
 
-def resolve_skills(*, skill_levels: dict[str, str]) -> list[Requirement]:
+def resolve_skills(*, skill_levels: dict[str, str], skill_ids: dict[str, int]) -> list[Requirement]:
     """Map skill slugs to managed skills; an unknown slug is an error naming the known ones."""
     if not skill_levels:
         return []
-    skill_ids = managed_lists()["skills"]
     unknown = [slug for slug in skill_levels if slug not in skill_ids]
     if unknown:
         raise ValidationError(
@@ -35,11 +34,10 @@ def resolve_skills(*, skill_levels: dict[str, str]) -> list[Requirement]:
     ]
 
 
-def resolve_category(*, slug: str | None) -> int | None:
+def resolve_category(*, slug: str | None, category_ids: dict[str, int]) -> int | None:
     """The id of a managed category; an unknown slug is an error naming the known ones."""
     if not slug:
         return None
-    category_ids = managed_lists()["categories"]
     if slug not in category_ids:
         raise ValidationError(
             {
@@ -52,11 +50,16 @@ def resolve_category(*, slug: str | None) -> int | None:
 
 def requester_check(*, company_id: UUID, technician_id: UUID) -> Technician:
     """The requesting company must exist and be active, and the technician must belong to it."""
-    technician = Technician.objects.select_related("company").filter(id=technician_id).first()
+    technician = (
+        Technician.objects.select_related("company")
+        .only("id", "company_id", "is_active", "company__id", "company__is_active")
+        .filter(id=technician_id)
+        .first()
+    )
     if technician is not None and technician.company_id == company_id:
         company = technician.company
     else:
-        company = Company.objects.filter(id=company_id).first()
+        company = Company.objects.only("id", "is_active").filter(id=company_id).first()
     if company is None:
         raise BusinessRuleError(
             f"Company {company_id} does not exist.", field="created_by_company_id"
@@ -100,8 +103,9 @@ def job_create(
     listed them. The relay is kicked after commit; if that kick is lost, the relay's beat finds
     the events anyway.
     """
-    requirements = resolve_skills(skill_levels=skill_levels)
-    category_id = resolve_category(slug=category)
+    lists = managed_lists()
+    requirements = resolve_skills(skill_levels=skill_levels, skill_ids=lists["skills"])
+    category_id = resolve_category(slug=category, category_ids=lists["categories"])
     technician = requester_check(
         company_id=created_by_company_id, technician_id=created_by_technician_id
     )
