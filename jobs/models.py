@@ -128,7 +128,9 @@ class ServiceArea(models.Model):
 
     ANYWHERE_CODE = "*"
 
-    company = models.ForeignKey(Company, on_delete=models.CASCADE, related_name="service_areas")
+    company = models.ForeignKey(
+        Company, on_delete=models.CASCADE, related_name="service_areas", db_index=False
+    )
     kind = models.CharField(max_length=10, choices=Kind.choices)
     code = models.CharField(
         max_length=10, help_text="A state code (CA) or ZIP prefix digits (902)."
@@ -155,8 +157,13 @@ class ServiceArea(models.Model):
 
 
 class CompanySkill(models.Model):
-    company = models.ForeignKey(Company, on_delete=models.CASCADE, related_name="skills")
-    skill = models.ForeignKey(Skill, on_delete=models.PROTECT, related_name="company_skills")
+    # Both foreign keys lead an index below (unique and matching); no index of their own.
+    company = models.ForeignKey(
+        Company, on_delete=models.CASCADE, related_name="skills", db_index=False
+    )
+    skill = models.ForeignKey(
+        Skill, on_delete=models.PROTECT, related_name="company_skills", db_index=False
+    )
     level = models.PositiveSmallIntegerField(choices=SkillLevel.choices, default=SkillLevel.BASIC)
 
     class Meta:
@@ -239,7 +246,9 @@ class Job(models.Model):
 
 
 class JobSkill(models.Model):
-    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="required_skills")
+    job = models.ForeignKey(
+        Job, on_delete=models.CASCADE, related_name="required_skills", db_index=False
+    )
     skill = models.ForeignKey(Skill, on_delete=models.PROTECT, related_name="job_skills")
     level = models.PositiveSmallIntegerField(choices=SkillLevel.choices, default=SkillLevel.BASIC)
 

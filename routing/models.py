@@ -19,8 +19,11 @@ class JobRouting(models.Model):
     """A job handed to one receiving company, and the state of its push to that company's system."""
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="routings")
-    company = models.ForeignKey(Company, on_delete=models.PROTECT, related_name="routings")
+    # Both foreign keys are the leading column of an index below; no index of their own.
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="routings", db_index=False)
+    company = models.ForeignKey(
+        Company, on_delete=models.PROTECT, related_name="routings", db_index=False
+    )
     external_id = models.CharField(max_length=255, null=True, blank=True)
     sync_status = models.CharField(
         max_length=20, choices=SyncStatus.choices, default=SyncStatus.PENDING
@@ -95,7 +98,6 @@ class OutboxEvent(models.Model):
                 name="outbox_claimed_idx",
             ),
             models.Index(fields=["aggregate_id"], name="outbox_aggregate_idx"),
-            models.Index(fields=["status", "created_at"], name="outbox_status_created_idx"),
         ]
 
     def __str__(self):
