@@ -1,27 +1,32 @@
 """Matching a job to the companies that should receive it (DESIGN.md "Matching").
 
-A company is a candidate when it is active, accepts jobs, is not the requester, holds every
-required skill at or above the required level (basic < intermediate < expert), and works where
-the job is: one of its ZIP prefixes covers the job's ZIP, it serves the job's state, or it has
-declared that it works anywhere. Score:
+A company is a candidate when it is active, accepts jobs, is not the requester, and holds every
+required skill at or above the required level (basic < intermediate < expert). Score:
 
 * skill coverage: ``2.0 x matched / required`` (2.0 for every candidate);
 * level margin: ``+0.25`` per level held above the required one, averaged over the required
   skills (0 to 0.5);
 * category: ``+0.5`` when the job's category is the company's primary category;
-* service area: ``+3.0`` for a ZIP prefix match, else ``+1.5`` for a state match, else 0 for a
-  company that works anywhere.
+* service area: ``+3.0`` when one of the company's ZIP prefixes covers the job's ZIP, else
+  ``+1.5`` when it serves the job's state.
 
 Ties go to the company with fewer open routings, then to the lower id; the top ``limit`` win.
-Margin and category add at most 1.0, less than the gap between area tiers, so a company that
-serves the job's ZIP always outranks one that serves only its state, which always outranks one
-that works anywhere.
 
-The candidates are found in one statement that starts from the ``ServiceArea`` (kind, code)
-index, so its cost follows the number of companies serving the job's area (plus those that
-work anywhere), not the size of the network; each candidate's required skills are then probed
-through the unique (company, skill) index. A job with no required skills is matched on its
-category: companies whose primary category it is. A job with neither matches nobody.
+Margin and category add at most 1.0, less than the gap between area tiers, so a company serving
+the job's ZIP always outranks one serving only its state, which always outranks the rest. That
+lets the tiers be read one at a time, best first, stopping as soon as ``limit`` companies are
+found, and still give the exact ranking:
+
+1. the ZIP tier and 2. the state tier each start from the ``ServiceArea`` (kind, code) index
+   and probe every company found there for the required skills through the unique (company,
+   skill) index, so they read only the companies near the job;
+2. the rest of the network, read only when the job's area holds fewer than ``limit``
+   candidates: one grouped query over the (skill, level) index of the companies holding the
+   required skills.
+
+A job near enough companies costs one or two queries whatever the size of the network. A job
+with no required skills is matched on its category (companies whose primary category it is);
+a job with neither matches nobody.
 """
 
 from dataclasses import dataclass, field
@@ -36,12 +41,12 @@ LEVEL_MARGIN_WEIGHT = 0.25
 CATEGORY_WEIGHT = 0.5
 ZIP_PREFIX_WEIGHT = 3.0
 STATE_WEIGHT = 1.5
-ANYWHERE_WEIGHT = 0.0
+OUTSIDE_AREA_WEIGHT = 0.0
 
 AREA_REASONS = {
     ZIP_PREFIX_WEIGHT: "serves the job's ZIP area",
     STATE_WEIGHT: "serves {state}",
-    ANYWHERE_WEIGHT: "works anywhere",
+    OUTSIDE_AREA_WEIGHT: "outside its service area",
 }
 
 
@@ -77,27 +82,22 @@ def match_companies(
     exclude_company_id: UUID | None,
     limit: int,
 ) -> list[Match]:
-    """The best ``limit`` candidates, best first.
-
-    The ZIP tier is read first; the state and anywhere tiers only when it holds fewer than
-    ``limit`` candidates. Tiers dominate each other, so this is exact, and a job near many
-    companies needs one query, elsewhere two.
-    """
+    """The best ``limit`` candidates, best first (see the module docstring)."""
     if limit <= 0 or (not requirements and category_id is None):
         return []
-    zip_tier = [(ServiceArea.Kind.ZIP_PREFIX, zip_prefixes(zip_code), ZIP_PREFIX_WEIGHT)]
-    wider_tier = [
+    tiers = [
+        (ServiceArea.Kind.ZIP_PREFIX, zip_prefixes(zip_code), ZIP_PREFIX_WEIGHT),
         (ServiceArea.Kind.STATE, [state], STATE_WEIGHT),
-        (ServiceArea.Kind.ANYWHERE, [ServiceArea.ANYWHERE_CODE], ANYWHERE_WEIGHT),
+        None,
     ]
     excluded = [exclude_company_id] if exclude_company_id else []
     matches: list[Match] = []
-    for areas in (zip_tier, wider_tier):
-        sql, params = _candidate_query(
-            requirements, category_id, areas, excluded, limit - len(matches)
-        )
+    for area in tiers:
+        if area is not None and not area[1]:
+            continue
+        query = _ranking_query(requirements, category_id, area, excluded, limit - len(matches))
         with connection.cursor() as cursor:
-            cursor.execute(sql, params)
+            cursor.execute(*query)
             rows = cursor.fetchall()
         for row in rows:
             match = _explain(row, requirements, state)
@@ -108,75 +108,104 @@ def match_companies(
     return matches
 
 
-def _candidate_query(requirements, category_id, areas, excluded, limit):
-    """One statement ranking the candidates that serve any of ``areas``.
+def _ranking_query(requirements, category_id, area, excluded, limit) -> tuple[str, list]:
+    """One statement ranking the candidates of one tier: those serving ``area`` (a kind, its
+    codes and its bonus), or with ``area`` None every candidate not ``excluded``.
 
-    It starts from the ServiceArea (kind, code) index, probes each area candidate's required
-    skills through the unique (company, skill) index, and only then joins the company row, so
-    the planner reads company rows by primary key for the few survivors. OFFSET 0 keeps the
-    inner query from being flattened, so each probe runs once per candidate.
+    Both shapes select ``company_id, provider_type, bonus, category_match, level_0..n, score``.
     """
-    area_table = ServiceArea._meta.db_table
     skill_table = CompanySkill._meta.db_table
     company_table = Company._meta.db_table
-    pk = Company._meta.pk
-
-    bonus_cases = " ".join("WHEN %s THEN %s" for _ in areas)
-    bonus_params = [value for kind, _, bonus in areas for value in (kind, bonus)]
-    area_conditions = " OR ".join(
-        f"(kind = %s AND code IN ({', '.join(['%s'] * len(codes))}))" for _, codes, _ in areas
-    )
-    area_params = [value for kind, codes, _ in areas for value in (kind, *codes)]
-
     levels = [f"level_{index}" for index in range(len(requirements))]
-    level_probes = "".join(
-        f", (SELECT s.level FROM {skill_table} s"
-        f" WHERE s.company_id = a.company_id AND s.skill_id = %s) AS {level}"
-        for level in levels
-    )
-    level_filters = "".join(f" AND {level} >= %s" for level in levels)
-    company_filters = ""
+    company_filters, company_params = "", []
     if excluded:
         company_filters += f" AND c.id NOT IN ({', '.join(['%s'] * len(excluded))})"
+        pk = Company._meta.pk
+        company_params += [pk.get_db_prep_value(cid, connection) for cid in excluded]
     if not requirements:
         company_filters += " AND c.primary_category_id = %s"
+        company_params.append(category_id)
     margin_weight = LEVEL_MARGIN_WEIGHT / len(requirements) if requirements else 0.0
-    no_flatten = "OFFSET 0" if connection.vendor == "postgresql" else "LIMIT -1 OFFSET 0"
-
+    score = (
+        f"candidate.bonus + %s + %s * ({' + '.join(levels) or '0'} - %s)"
+        " + CASE WHEN c.primary_category_id = %s THEN %s ELSE 0.0 END"
+    )
+    score_params = [
+        SKILL_COVERAGE_WEIGHT,
+        margin_weight,
+        sum(r.level for r in requirements),
+        category_id,
+        CATEGORY_WEIGHT,
+    ]
+    if area is None and requirements:
+        inner, inner_params = _everyone_with_the_skills(requirements, skill_table)
+        level_filters, level_params = "", []
+    else:
+        inner, inner_params = _companies_in_area(requirements, area, skill_table)
+        level_filters = "".join(f" AND {level} >= %s" for level in levels)
+        level_params = [r.level for r in requirements]
     sql = f"""
         SELECT candidate.company_id, c.provider_type, candidate.bonus,
                CASE WHEN c.primary_category_id = %s THEN 1 ELSE 0 END AS category_match
-               {"".join(f", {level}" for level in levels)},
-               candidate.bonus + %s + %s * ({" + ".join(levels) or "0"} - %s)
-                 + CASE WHEN c.primary_category_id = %s THEN %s ELSE 0.0 END AS score
-        FROM (
-            SELECT a.company_id, a.bonus{level_probes}
-            FROM (
-                SELECT company_id, MAX(CASE kind {bonus_cases} ELSE 0.0 END) AS bonus
-                FROM {area_table}
-                WHERE {area_conditions}
-                GROUP BY company_id
-            ) a
-            {no_flatten}
-        ) candidate
+               {"".join(f", {level}" for level in levels)}, {score} AS score
+        FROM ({inner}) candidate
         JOIN {company_table} c ON c.id = candidate.company_id
         WHERE c.is_active AND c.accepts_jobs{level_filters}{company_filters}
         ORDER BY score DESC, c.open_routing_count, candidate.company_id
         LIMIT %s"""
     params = [
         category_id,
-        SKILL_COVERAGE_WEIGHT,
-        margin_weight,
-        sum(r.level for r in requirements),
-        category_id,
-        CATEGORY_WEIGHT,
-        *[r.skill_id for r in requirements],
-        *bonus_params,
-        *area_params,
-        *[r.level for r in requirements],
-        *[pk.get_db_prep_value(company_id, connection) for company_id in excluded],
-        *([category_id] if not requirements else []),
+        *score_params,
+        *inner_params,
+        *level_params,
+        *company_params,
         limit,
+    ]
+    return sql, params
+
+
+def _companies_in_area(requirements, area, skill_table) -> tuple[str, list]:
+    """Companies serving the area, each with its level in every required skill (NULL when it
+    lacks one). A company listed under several matching codes appears once. OFFSET 0 keeps the
+    planner from flattening this query, so each skill probe runs once per company."""
+    area_table = ServiceArea._meta.db_table
+    no_flatten = "OFFSET 0" if connection.vendor == "postgresql" else "LIMIT -1 OFFSET 0"
+    probes = "".join(
+        f", (SELECT s.level FROM {skill_table} s"
+        f" WHERE s.company_id = a.company_id AND s.skill_id = %s) AS level_{index}"
+        for index in range(len(requirements))
+    )
+    if area is None:  # a category-only job outside the job's area: every company
+        source = f"SELECT id AS company_id, %s AS bonus FROM {Company._meta.db_table}"
+        source_params = [OUTSIDE_AREA_WEIGHT]
+    else:
+        kind, codes, bonus = area
+        source = (
+            f"SELECT DISTINCT company_id, %s AS bonus FROM {area_table}"
+            f" WHERE kind = %s AND code IN ({', '.join(['%s'] * len(codes))})"
+        )
+        source_params = [bonus, kind, *codes]
+    sql = f"SELECT a.company_id, a.bonus{probes} FROM ({source}) a {no_flatten}"
+    return sql, [*[r.skill_id for r in requirements], *source_params]
+
+
+def _everyone_with_the_skills(requirements, skill_table) -> tuple[str, list]:
+    """Every company holding all the required skills at their levels, read through the
+    (skill, level, company) index and grouped per company."""
+    per_skill = "".join(
+        f", MAX(CASE WHEN skill_id = %s THEN level END) AS level_{index}"
+        for index in range(len(requirements))
+    )
+    satisfies = " OR ".join("(skill_id = %s AND level >= %s)" for _ in requirements)
+    sql = (
+        f"SELECT company_id, %s AS bonus{per_skill} FROM {skill_table}"
+        f" WHERE {satisfies} GROUP BY company_id HAVING COUNT(*) = %s"
+    )
+    params = [
+        OUTSIDE_AREA_WEIGHT,
+        *[r.skill_id for r in requirements],
+        *[value for r in requirements for value in (r.skill_id, r.level)],
+        len(requirements),
     ]
     return sql, params
 

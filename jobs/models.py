@@ -114,19 +114,15 @@ class Company(models.Model):
 
 
 class ServiceArea(models.Model):
-    """Where a company works: a ZIP prefix (``627`` covers 627xx), a whole state, or anywhere.
+    """Where a company works: a ZIP prefix (``627`` covers 627xx) or a whole state.
 
-    A company with no service area receives no jobs. Matching finds the companies serving a
-    job's ZIP or state through the (kind, code) index, so its cost follows the local network,
-    not the whole one.
+    Matching ranks companies serving the job's ZIP, then its state, above all others, and finds
+    them through the (kind, code) index, so its cost follows the local network.
     """
 
     class Kind(models.TextChoices):
         ZIP_PREFIX = "zip_prefix", "ZIP prefix"
         STATE = "state", "State"
-        ANYWHERE = "anywhere", "Anywhere (nationwide)"
-
-    ANYWHERE_CODE = "*"
 
     company = models.ForeignKey(
         Company, on_delete=models.CASCADE, related_name="service_areas", db_index=False
@@ -152,8 +148,6 @@ class ServiceArea(models.Model):
             raise ValidationError({"code": "A state is two letters, e.g. CA."})
         if self.kind == self.Kind.ZIP_PREFIX and not re.fullmatch(r"[0-9]{1,10}", self.code):
             raise ValidationError({"code": "A ZIP prefix is 1 to 10 digits, e.g. 902."})
-        if self.kind == self.Kind.ANYWHERE:
-            self.code = self.ANYWHERE_CODE
 
 
 class CompanySkill(models.Model):

@@ -101,6 +101,7 @@ OTHER_STATES = [
     "WY",
     "DC",
 ]
+# Generated companies that list no service area: they compete for jobs anywhere, below local ones.
 NATIONWIDE_SHARE = 0.005
 
 
@@ -232,15 +233,7 @@ class Command(BaseCommand):
                     accepts_jobs=index % 11 != 10,
                 )
                 companies.append(company)
-                if nationwide:
-                    areas.append(
-                        ServiceArea(
-                            company=company,
-                            kind=ServiceArea.Kind.ANYWHERE,
-                            code=ServiceArea.ANYWHERE_CODE,
-                        )
-                    )
-                else:
+                if not nationwide:
                     areas += [
                         ServiceArea(company=company, kind=ServiceArea.Kind.STATE, code=state),
                         ServiceArea(
@@ -288,15 +281,7 @@ class Command(BaseCommand):
                 provider_type="mock",
             )
             companies.append(company)
-            if rng.random() < NATIONWIDE_SHARE:
-                areas.append(
-                    ServiceArea(
-                        company=company,
-                        kind=ServiceArea.Kind.ANYWHERE,
-                        code=ServiceArea.ANYWHERE_CODE,
-                    )
-                )
-            else:
+            if rng.random() >= NATIONWIDE_SHARE:
                 areas += [
                     ServiceArea(company=company, kind=ServiceArea.Kind.STATE, code=state),
                     ServiceArea(company=company, kind=ServiceArea.Kind.ZIP_PREFIX, code=zip_prefix),
