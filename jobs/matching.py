@@ -24,14 +24,18 @@ found, and still give the exact ranking:
    candidates: one grouped query over the (skill, level) index of the companies holding the
    required skills.
 
-A job near enough companies costs one or two queries whatever the size of the network. A job
-with no required skills is matched on its category (companies whose primary category it is);
+A job near enough companies costs one or two queries whatever the size of the network. In a
+small network (the setting ``MATCH_SMALL_NETWORK_COMPANIES``) the job's area rarely holds
+enough candidates, so one query ranks the whole network at once instead, with the same score.
+A job with no required skills is matched on its category (companies whose primary category it is);
 a job with neither matches nobody.
 """
 
+import time
 from dataclasses import dataclass, field
 from uuid import UUID
 
+from django.conf import settings
 from django.db import connection
 
 from jobs.models import Company, CompanySkill, ServiceArea, SkillLevel
@@ -42,6 +46,8 @@ CATEGORY_WEIGHT = 0.5
 ZIP_PREFIX_WEIGHT = 3.0
 STATE_WEIGHT = 1.5
 OUTSIDE_AREA_WEIGHT = 0.0
+
+NETWORK_SIZE_TTL_SECONDS = 60.0
 
 AREA_REASONS = {
     ZIP_PREFIX_WEIGHT: "serves the job's ZIP area",
@@ -85,15 +91,16 @@ def match_companies(
     """The best ``limit`` candidates, best first (see the module docstring)."""
     if limit <= 0 or (not requirements and category_id is None):
         return []
-    tiers = [
-        (ServiceArea.Kind.ZIP_PREFIX, zip_prefixes(zip_code), ZIP_PREFIX_WEIGHT),
-        (ServiceArea.Kind.STATE, [state], STATE_WEIGHT),
-        None,
-    ]
+    zip_tier = (ServiceArea.Kind.ZIP_PREFIX, zip_prefixes(zip_code), ZIP_PREFIX_WEIGHT)
+    state_tier = (ServiceArea.Kind.STATE, [state], STATE_WEIGHT)
+    if network_size() <= settings.MATCH_SMALL_NETWORK_COMPANIES:
+        tiers = [WholeNetwork(areas=tuple(a for a in (zip_tier, state_tier) if a[1]))]
+    else:
+        tiers = [zip_tier, state_tier, WholeNetwork()]
     excluded = [exclude_company_id] if exclude_company_id else []
     matches: list[Match] = []
     for area in tiers:
-        if area is not None and not area[1]:
+        if isinstance(area, tuple) and not area[1]:
             continue
         query = _ranking_query(requirements, category_id, area, excluded, limit - len(matches))
         with connection.cursor() as cursor:
@@ -108,9 +115,28 @@ def match_companies(
     return matches
 
 
+@dataclass(frozen=True)
+class WholeNetwork:
+    """The tier of every candidate not found yet. With ``areas`` (kind, codes, bonus) each
+    company gets the best bonus of the areas it serves; without, no area bonus at all."""
+
+    areas: tuple = ()
+
+
+_network_size: dict = {}
+
+
+def network_size() -> int:
+    """The number of companies, counted at most once a minute per process."""
+    now = time.monotonic()
+    if _network_size.get("expires", 0.0) <= now:
+        _network_size.update(count=Company.objects.count(), expires=now + NETWORK_SIZE_TTL_SECONDS)
+    return _network_size["count"]
+
+
 def _ranking_query(requirements, category_id, area, excluded, limit) -> tuple[str, list]:
     """One statement ranking the candidates of one tier: those serving ``area`` (a kind, its
-    codes and its bonus), or with ``area`` None every candidate not ``excluded``.
+    codes and its bonus), or with a ``WholeNetwork`` every candidate not ``excluded``.
 
     Both shapes select ``company_id, provider_type, bonus, category_match, level_0..n, score``.
     """
@@ -137,8 +163,8 @@ def _ranking_query(requirements, category_id, area, excluded, limit) -> tuple[st
         category_id,
         CATEGORY_WEIGHT,
     ]
-    if area is None and requirements:
-        inner, inner_params = _everyone_with_the_skills(requirements, skill_table)
+    if isinstance(area, WholeNetwork) and requirements:
+        inner, inner_params = _everyone_with_the_skills(requirements, area, skill_table)
         level_filters, level_params = "", []
     else:
         inner, inner_params = _companies_in_area(requirements, area, skill_table)
@@ -175,9 +201,10 @@ def _companies_in_area(requirements, area, skill_table) -> tuple[str, list]:
         f" WHERE s.company_id = a.company_id AND s.skill_id = %s) AS level_{index}"
         for index in range(len(requirements))
     )
-    if area is None:  # a category-only job outside the job's area: every company
-        source = f"SELECT id AS company_id, %s AS bonus FROM {Company._meta.db_table}"
-        source_params = [OUTSIDE_AREA_WEIGHT]
+    if isinstance(area, WholeNetwork):  # a category-only job: every company
+        bonus, bonus_params = _best_area_bonus(area, "c0.id")
+        source = f"SELECT c0.id AS company_id, {bonus} AS bonus FROM {Company._meta.db_table} c0"
+        source_params = bonus_params
     else:
         kind, codes, bonus = area
         source = (
@@ -189,7 +216,30 @@ def _companies_in_area(requirements, area, skill_table) -> tuple[str, list]:
     return sql, [*[r.skill_id for r in requirements], *source_params]
 
 
-def _everyone_with_the_skills(requirements, skill_table) -> tuple[str, list]:
+def _best_area_bonus(network: WholeNetwork, company_column: str) -> tuple[str, list]:
+    """SQL for the best bonus among ``network.areas`` that the company serves, else none."""
+    if not network.areas:
+        return "%s", [OUTSIDE_AREA_WEIGHT]
+    cases = " ".join("WHEN %s THEN %s" for _ in network.areas)
+    conditions = " OR ".join(
+        f"(sa.kind = %s AND sa.code IN ({', '.join(['%s'] * len(codes))}))"
+        for _, codes, _ in network.areas
+    )
+    sql = (
+        f"COALESCE((SELECT MAX(CASE sa.kind {cases} ELSE %s END)"
+        f" FROM {ServiceArea._meta.db_table} sa"
+        f" WHERE sa.company_id = {company_column} AND ({conditions})), %s)"
+    )
+    params = [
+        *[value for kind, _, bonus in network.areas for value in (kind, bonus)],
+        OUTSIDE_AREA_WEIGHT,
+        *[value for kind, codes, _ in network.areas for value in (kind, *codes)],
+        OUTSIDE_AREA_WEIGHT,
+    ]
+    return sql, params
+
+
+def _everyone_with_the_skills(requirements, network, skill_table) -> tuple[str, list]:
     """Every company holding all the required skills at their levels, read through the
     (skill, level, company) index and grouped per company."""
     per_skill = "".join(
@@ -197,12 +247,13 @@ def _everyone_with_the_skills(requirements, skill_table) -> tuple[str, list]:
         for index in range(len(requirements))
     )
     satisfies = " OR ".join("(skill_id = %s AND level >= %s)" for _ in requirements)
+    bonus, bonus_params = _best_area_bonus(network, f"{skill_table}.company_id")
     sql = (
-        f"SELECT company_id, %s AS bonus{per_skill} FROM {skill_table}"
+        f"SELECT company_id, {bonus} AS bonus{per_skill} FROM {skill_table}"
         f" WHERE {satisfies} GROUP BY company_id HAVING COUNT(*) = %s"
     )
     params = [
-        OUTSIDE_AREA_WEIGHT,
+        *bonus_params,
         *[r.skill_id for r in requirements],
         *[value for r in requirements for value in (r.skill_id, r.level)],
         len(requirements),

@@ -251,6 +251,9 @@ OUTBOX_KICK_TTL_SECONDS = env_int("OUTBOX_KICK_TTL_SECONDS", 10)
 
 # Matching: how many companies receive a routing for one job.
 MATCH_LIMIT = env_int("MATCH_LIMIT", 3)
+# Up to this many companies, one query ranks the whole network; above, area tiers are read in
+# turn (jobs/matching.py). Both give the same ranking.
+MATCH_SMALL_NETWORK_COMPANIES = env_int("MATCH_SMALL_NETWORK_COMPANIES", 2000)
 
 # Structured logs: one JSON object per line in production, readable lines in development.
 LOG_FORMAT = env_str("LOG_FORMAT", "console" if DEBUG else "json")
