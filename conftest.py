@@ -34,6 +34,15 @@ def _private_cache(settings):
 
 
 @pytest.fixture(autouse=True)
+def _network_counted_afresh():
+    """Matching counts the network at most once a minute per process to choose how to rank it;
+    each test starts uncounted, so no test sees the size of another test's network."""
+    from jobs import matching
+
+    matching._network_size.clear()
+
+
+@pytest.fixture(autouse=True)
 def _skip_postgres_only_tests_elsewhere(request):
     if request.node.get_closest_marker("postgres") and connection.vendor != "postgresql":
         pytest.skip("needs PostgreSQL (set DATABASE_URL)")

@@ -151,15 +151,17 @@ def _ranking_query(requirements, category_id, area, excluded, limit) -> tuple[st
     if not requirements:
         company_filters += " AND c.primary_category_id = %s"
         company_params.append(category_id)
-    margin_weight = LEVEL_MARGIN_WEIGHT / len(requirements) if requirements else 0.0
+    # The margin is averaged by dividing last: PostgreSQL computes in exact decimals, and a
+    # pre-divided weight such as 0.25 / 3 would make equal scores differ in the last digit.
     score = (
-        f"candidate.bonus + %s + %s * ({' + '.join(levels) or '0'} - %s)"
+        f"candidate.bonus + %s + %s * ({' + '.join(levels) or '0'} - %s) / %s"
         " + CASE WHEN c.primary_category_id = %s THEN %s ELSE 0.0 END"
     )
     score_params = [
         SKILL_COVERAGE_WEIGHT,
-        margin_weight,
+        LEVEL_MARGIN_WEIGHT,
         sum(r.level for r in requirements),
+        max(len(requirements), 1),
         category_id,
         CATEGORY_WEIGHT,
     ]

@@ -24,13 +24,8 @@ def category(slug: str) -> Category:
 
 
 def service_area(company: Company, code: str) -> ServiceArea:
-    """An unsaved area from a short code: "IL" a state, "627" a ZIP prefix, "*" anywhere."""
-    if code == ServiceArea.ANYWHERE_CODE:
-        kind = ServiceArea.Kind.ANYWHERE
-    elif code.isdigit():
-        kind = ServiceArea.Kind.ZIP_PREFIX
-    else:
-        kind = ServiceArea.Kind.STATE
+    """An unsaved area from a short code: "IL" a state, "627" a ZIP prefix."""
+    kind = ServiceArea.Kind.ZIP_PREFIX if code.isdigit() else ServiceArea.Kind.STATE
     return ServiceArea(company=company, kind=kind, code=code)
 
 

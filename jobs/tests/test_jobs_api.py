@@ -7,6 +7,7 @@ import pytest
 from django.utils import timezone
 from rest_framework.test import APIClient
 
+from jobs.matching import network_size
 from jobs.models import (
     Category,
     Company,
@@ -139,8 +140,9 @@ def test_create_job_answers_201_with_the_documented_job(
 def test_create_job_stores_job_skills_routings_and_one_outbox_event_per_routing(
     api_client, job_payload, requesting_company, plumbing_company, electrical_company
 ):
+    # Lists no service area: a candidate wherever the job is, ranked below the job's area.
     nationwide_plumber = CompanyFactory(
-        service_areas=["*"], provider_type="mock", skills={"plumbing": SkillLevel.EXPERT}
+        service_areas=[], provider_type="mock", skills={"plumbing": SkillLevel.EXPERT}
     )
     job_payload["required_skills"] = ["plumbing", "electrical"]
     job_payload["skill_levels"] = {"plumbing": "expert"}
@@ -194,6 +196,10 @@ def test_create_job_stores_job_skills_routings_and_one_outbox_event_per_routing(
         }
     nationwide_routing = next(r for r in routings if r.company_id == nationwide_plumber.id)
     assert events[nationwide_routing.id].event_data["provider_type"] == "mock"
+    assert nationwide_routing.matching_score < min(
+        r.matching_score for r in routings if r.company_id != nationwide_plumber.id
+    )
+    assert nationwide_routing.match_reason.endswith("; outside its service area")
 
 
 def test_create_job_without_optional_fields_defaults_them(api_client, job_payload):
@@ -638,9 +644,11 @@ def test_unexpected_error_answers_500_in_the_error_shape(monkeypatch, job_payloa
 
 # Query count
 
-# 10 on SQLite (8 on PostgreSQL, where BEGIN and COMMIT are not statements): requester, two
-# matching tiers, BEGIN, job, job skills, routings, outbox events, company load, COMMIT. The
-# managed skills and categories come from the cache.
+# 10 on SQLite (8 on PostgreSQL, where BEGIN and COMMIT are not statements): requester, at most
+# two matching queries (the whole of a small network in one; in a large one the ZIP and state
+# tiers when they fill the limit), BEGIN, job, job skills, routings, outbox events, company load,
+# COMMIT. The managed skills and categories come from the cache, and the network size matching
+# reads at most once a minute is counted beforehand.
 CREATE_QUERY_BOUND = 10
 
 FIVE_SKILLS = ["plumbing", "water_heater", "drain_cleaning", "electrical", "hvac"]
@@ -648,14 +656,26 @@ FIVE_SKILLS = ["plumbing", "water_heater", "drain_cleaning", "electrical", "hvac
 
 @pytest.mark.parametrize("skill_count", [1, 5])
 @pytest.mark.parametrize("candidate_count", [3, 50])
+@pytest.mark.parametrize(
+    "small_network_companies",
+    [pytest.param(10**9, id="whole-network"), pytest.param(0, id="area-tiers")],
+)
 def test_create_job_query_count_is_bounded(
-    api_client, job_payload, django_assert_max_num_queries, skill_count, candidate_count
+    api_client,
+    job_payload,
+    django_assert_max_num_queries,
+    settings,
+    skill_count,
+    candidate_count,
+    small_network_companies,
 ):
+    settings.MATCH_SMALL_NETWORK_COMPANIES = small_network_companies
     skills = FIVE_SKILLS[:skill_count]
     add_candidates(candidate_count, dict.fromkeys(skills, SkillLevel.EXPERT))
     job_payload["required_skills"] = skills
     job_payload["skill_levels"] = dict.fromkeys(skills, "expert")
     managed_lists()
+    network_size()
 
     with django_assert_max_num_queries(CREATE_QUERY_BOUND):
         response = post_job(api_client, job_payload)
