@@ -28,9 +28,11 @@ def _private_cache(settings):
     from django.core.cache import cache
 
     from jobs.selectors import managed_lists_forget
+    from routing.services import outbox_relay_kick_forget
 
     cache.clear()
     managed_lists_forget()
+    outbox_relay_kick_forget()
 
 
 @pytest.fixture(autouse=True)

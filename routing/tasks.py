@@ -1,7 +1,6 @@
 import logging
 
 from celery import shared_task
-from django.core.cache import cache
 from django.utils import timezone
 
 from routing.models import OutboxEvent, OutboxStatus
@@ -16,10 +15,6 @@ def relay_outbox() -> int:
     Claiming and dispatching the events to sync tasks is the sync engine's work (issue 4); until
     then the events stay pending, visible in the admin, and nothing is lost.
     """
-    from routing.services import RELAY_KICK_KEY
-
-    # Cleared before scanning, so a kick that finds the key set knows this scan is still ahead.
-    cache.delete(RELAY_KICK_KEY)
     due = OutboxEvent.objects.filter(
         status=OutboxStatus.PENDING, available_at__lte=timezone.now()
     ).count()

@@ -246,8 +246,8 @@ SPECTACULAR_SETTINGS = {
     },
 }
 
-# Outbox: how long a published relay kick holds back further kicks if its run never starts.
-OUTBOX_KICK_TTL_SECONDS = env_int("OUTBOX_KICK_TTL_SECONDS", 10)
+# Outbox: job creation kicks the relay at most once per window; the run starts at its end.
+OUTBOX_KICK_WINDOW_SECONDS = float(env_str("OUTBOX_KICK_WINDOW_SECONDS", "1.0"))
 
 # Matching: how many companies receive a routing for one job.
 MATCH_LIMIT = env_int("MATCH_LIMIT", 3)

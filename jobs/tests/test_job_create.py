@@ -121,7 +121,7 @@ def test_job_create_kicks_the_outbox_relay_once_after_commit(
     monkeypatch, job_request, django_capture_on_commit_callbacks
 ):
     kicks = []
-    monkeypatch.setattr(relay_outbox, "delay", lambda *args, **kwargs: kicks.append(args))
+    monkeypatch.setattr(relay_outbox, "apply_async", lambda **kwargs: kicks.append(kwargs))
 
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         create_job(job_request)
@@ -129,7 +129,7 @@ def test_job_create_kicks_the_outbox_relay_once_after_commit(
     assert len(callbacks) == 1
     assert kicks == [], "nothing is enqueued before the transaction commits"
     callbacks[0]()
-    assert kicks == [()]
+    assert kicks == [{"countdown": 1.0}]
 
 
 def test_job_create_does_not_kick_the_relay_when_it_fails(
@@ -149,17 +149,17 @@ def test_job_is_created_even_when_the_broker_is_down(
 ):
     kicks = []
 
-    def broker_down(*args, **kwargs):
-        kicks.append(args)
+    def broker_down(**kwargs):
+        kicks.append(kwargs)
         raise ConnectionRefusedError("broker unreachable")
 
-    monkeypatch.setattr(relay_outbox, "delay", broker_down)
+    monkeypatch.setattr(relay_outbox, "apply_async", broker_down)
 
     with django_capture_on_commit_callbacks(execute=True) as callbacks:
         job = create_job(job_request)
 
     assert len(callbacks) == 1
-    assert kicks == [()], "the relay kick was attempted"
+    assert kicks == [{"countdown": 1.0}], "the relay kick was attempted"
     assert Job.objects.filter(id=job.id).exists()
     assert OutboxEvent.objects.filter(status=OutboxStatus.PENDING).count() == 1
     assert "broker unreachable" in caplog.text
