@@ -28,11 +28,18 @@ def _private_cache(settings):
     from django.core.cache import cache
 
     from jobs.selectors import managed_lists_forget
-    from routing.services import outbox_relay_kick_forget
+    from routing.outbox import outbox_relay_kick_forget
 
     cache.clear()
     managed_lists_forget()
     outbox_relay_kick_forget()
+
+
+@pytest.fixture(autouse=True)
+def _provider_calls_in_the_test_thread(settings):
+    """Provider calls run in the calling thread, inside the test's transaction; the thread pool
+    of real workers would open connections that the test database cannot roll back."""
+    settings.SYNC_CALL_CONCURRENCY = 1
 
 
 @pytest.fixture(autouse=True)

@@ -10,7 +10,7 @@ from jobs.matching import Match, Requirement, match_companies
 from jobs.models import Company, Job, JobSkill, SkillLevel, Technician
 from jobs.selectors import managed_lists, managed_lists_forget
 from routing.models import JobRouting, OutboxEvent
-from routing.services import outbox_relay_kick
+from routing.outbox import outbox_relay_kick
 from tradeengage.exceptions import BusinessRuleError, ConflictError
 
 logger = logging.getLogger("jobs")

@@ -33,7 +33,14 @@ class JobRouting(models.Model):
     last_synced_at = models.DateTimeField(null=True, blank=True)
     next_retry_at = models.DateTimeField(null=True, blank=True)
     error_message = models.TextField(null=True, blank=True)
-    claimed_at = models.DateTimeField(null=True, blank=True)
+    claimed_at = models.DateTimeField(
+        null=True, blank=True, help_text="When a sync took this routing; its lease runs from here."
+    )
+    status_checked_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the back-sync last asked the provider about it."
+    )
+    completed_at = models.DateTimeField(null=True, blank=True)
+    revenue = models.DecimalField(max_digits=12, decimal_places=2, null=True, blank=True)
     matching_score = models.FloatField(default=0.0)
     matched_skills = models.JSONField(default=list, blank=True)
     missing_skills = models.JSONField(default=list, blank=True)
@@ -51,10 +58,40 @@ class JobRouting(models.Model):
         indexes = [
             models.Index(fields=["sync_status", "next_retry_at"], name="routing_status_retry_idx"),
             models.Index(fields=["company", "sync_status"], name="routing_company_status_idx"),
+            # The back-sync's scan: synced routings, least recently checked first.
+            models.Index(
+                fields=["status_checked_at"],
+                condition=Q(sync_status="synced"),
+                name="routing_backsync_idx",
+            ),
         ]
 
     def __str__(self):
         return f"{self.job_id} -> {self.company_id} ({self.sync_status})"
+
+
+class SyncAttempt(models.Model):
+    """One push of a routing to its provider: when, how long, and what came of it."""
+
+    class Outcome(models.TextChoices):
+        SYNCED = "synced", "Synced"
+        RETRY = "retry", "Failed, retry scheduled"
+        FAILED = "failed", "Failed (dead letter)"
+        WAITING = "waiting", "No provider yet"
+
+    routing = models.ForeignKey(JobRouting, on_delete=models.CASCADE, related_name="attempts")
+    number = models.PositiveIntegerField()
+    provider = models.CharField(max_length=20, blank=True)
+    outcome = models.CharField(max_length=20, choices=Outcome.choices)
+    error = models.TextField(blank=True)
+    started_at = models.DateTimeField()
+    duration_ms = models.PositiveIntegerField()
+
+    class Meta:
+        ordering = ["routing", "started_at"]
+
+    def __str__(self):
+        return f"attempt {self.number}: {self.outcome}"
 
 
 class OutboxStatus(models.TextChoices):

@@ -1,47 +1,502 @@
+"""Pushing routings into the receiving companies' field-service systems (DESIGN.md "The core
+flow", steps 3 and 4): the sync, its retry policy and dead-letter queue, requeueing, and the
+back-sync of completions.
+
+A sync never holds a database transaction across a provider call. It claims its routings
+(``processing``, ``claimed_at``) in one short transaction, calls the providers, then records
+every outcome in a second one, only for routings it still holds. If the process dies or loses
+the database in between, the routings and their events stay claimed until the lease expires and
+a relay hands them out again; the provider sees the same idempotency key (the routing id) and
+creates nothing twice.
+"""
+
+import logging
 import time
-import uuid
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
 
 from django.conf import settings
-from django.core.cache import cache
+from django.db import connection, transaction
+from django.db.models import F, Max, Q, Sum
+from django.utils import timezone
 
-from routing.tasks import relay_outbox
+from integrations.providers import (
+    ProviderError,
+    ProviderJobStatus,
+    ProviderNotConfigured,
+    provider_for,
+    provider_type_for,
+)
+from jobs.models import Company, Job, JobStatus
+from routing.models import JobRouting, OutboxEvent, OutboxStatus, SyncAttempt, SyncStatus
 
-RELAY_KICK_KEY = "routing:outbox-relay-kick"
-# Another process's window may end a little earlier by our clock; stop trusting it this early.
-CLOCK_SKEW_SECONDS = 0.05
+logger = logging.getLogger("routing")
 
-_kick_window_end = 0.0
+OPEN_EVENT = Q(status__in=[OutboxStatus.PENDING, OutboxStatus.PROCESSING])
 
 
-def outbox_relay_kick() -> None:
-    """Make sure a relay run starts after this moment, so events just committed are relayed
-    within ``OUTBOX_KICK_WINDOW_SECONDS``.
+@dataclass
+class Attempt:
+    """What one provider call for a claimed routing came to."""
 
-    Kicks are batched in windows shared by all processes through the cache: the first kick of a
-    window schedules one relay run at the window's end, and every later kick in that window is
-    covered by that run. A process remembers the current window's end and skips even the cache
-    until then, so a burst of jobs costs one message and about one cache call per process per
-    window. A lost kick is caught by the relay's beat entry.
+    routing: JobRouting
+    provider: str
+    outcome: str
+    started_at: datetime
+    duration_ms: int
+    external_id: str | None = None
+    error: str = ""
+    retry_after: float | None = None
+
+
+def retry_delay(*, retries_so_far: int, retry_after: float | None = None) -> float | None:
+    """Seconds until the next attempt after a retryable failure, or None when the retries are
+    used up. The schedule is ``SYNC_RETRY_BACKOFF_SECONDS``; a provider's Retry-After is honoured
+    when longer, up to ``SYNC_MAX_RETRY_AFTER_SECONDS``."""
+    schedule = settings.SYNC_RETRY_BACKOFF_SECONDS
+    if retries_so_far >= len(schedule):
+        return None
+    delay = schedule[retries_so_far]
+    if retry_after:
+        delay = max(delay, min(retry_after, settings.SYNC_MAX_RETRY_AFTER_SECONDS))
+    return delay
+
+
+def outbox_events_sync(
+    *, event_ids: list[int], claimed_at: datetime, now: datetime | None = None
+) -> dict[str, int]:
+    """Sync the routings of the ``job_sync`` events a relay claimed at ``claimed_at``.
+
+    Events no longer claimed at that instant (finished, or taken again after their lease
+    expired) are left alone. Returns the number of routings per outcome.
     """
-    global _kick_window_end
-    now = time.time()
-    if now < _kick_window_end - CLOCK_SKEW_SECONDS:
+    now = now or timezone.now()
+    events = list(
+        OutboxEvent.objects.filter(
+            id__in=event_ids, status=OutboxStatus.PROCESSING, claimed_at=claimed_at
+        )
+    )
+    unknown = [e.id for e in events if e.event_type != OutboxEvent.JOB_SYNC]
+    if unknown:
+        OutboxEvent.objects.filter(id__in=unknown).update(
+            status=OutboxStatus.DEAD, processed_at=now, last_error="No handler for this event type."
+        )
+    events = {e.aggregate_id: e for e in events if e.event_type == OutboxEvent.JOB_SYNC}
+    claimed, settled = routings_claim(routing_ids=list(events), now=now)
+    _events_settle(settled, events, now=now)
+    attempts = _providers_call(claimed, timeout=settings.SYNC_PROVIDER_TIMEOUT_SECONDS)
+    _attempts_record(attempts, events, claimed_at=now, now=timezone.now())
+    counts = {"skipped": len(events) - len(claimed)}
+    for attempt in attempts:
+        counts[attempt.outcome] = counts.get(attempt.outcome, 0) + 1
+    return counts
+
+
+def routing_sync_now(*, routing: JobRouting) -> JobRouting:
+    """Sync one routing within the caller's time (POST /jobs/{id}/sync, the admin's "Retry now").
+
+    A routing already synced or completed is returned unchanged, and so is one another worker
+    is syncing right now. A failed one (in the dead-letter queue) is tried again. The provider
+    call is bounded by ``SYNC_REQUEST_TIMEOUT_SECONDS``; a retryable failure schedules the next
+    attempt as the worker would.
+    """
+    now = timezone.now()
+    event = OutboxEvent.objects.filter(OPEN_EVENT, aggregate_id=routing.id).order_by("id").first()
+    events = {routing.id: event} if event else {}
+    if routing.sync_status == SyncStatus.FAILED:
+        JobRouting.objects.filter(id=routing.id, sync_status=SyncStatus.FAILED).update(
+            sync_status=SyncStatus.PENDING, retry_count=0
+        )
+        Company.objects.filter(id=routing.company_id).update(
+            open_routing_count=F("open_routing_count") + 1
+        )
+    claimed, settled = routings_claim(routing_ids=[routing.id], now=now)
+    _events_settle(settled, events, now=now)
+    if claimed:
+        attempts = _providers_call(claimed, timeout=settings.SYNC_REQUEST_TIMEOUT_SECONDS)
+        _attempts_record(attempts, events, claimed_at=now, now=timezone.now(), event_for_each=True)
+    routing.refresh_from_db()
+    return routing
+
+
+def routings_claim(*, routing_ids: list, now: datetime):
+    """Take the routings that need a sync: pending ones, and ones whose sync died (claimed
+    longer ago than the lease). Returns (claimed routings with job and company, {routing id:
+    status} for the others: already synced, completed, failed, or busy with another worker)."""
+    if not routing_ids:
+        return [], {}
+    lease_cutoff = now - timedelta(seconds=settings.OUTBOX_LEASE_SECONDS)
+    with transaction.atomic():
+        routings = JobRouting.objects.filter(id__in=routing_ids).select_related("job", "company")
+        if connection.vendor == "postgresql":
+            routings = routings.select_for_update(skip_locked=True, of=("self",))
+        claimed, settled = [], {}
+        for routing in routings:
+            takeable = routing.sync_status == SyncStatus.PENDING or (
+                routing.sync_status == SyncStatus.PROCESSING
+                and (routing.claimed_at is None or routing.claimed_at < lease_cutoff)
+            )
+            if takeable:
+                claimed.append(routing)
+            else:
+                settled[routing.id] = routing.sync_status
+        if claimed:
+            JobRouting.objects.filter(id__in=[r.id for r in claimed]).update(
+                sync_status=SyncStatus.PROCESSING, last_sync_attempt=now, claimed_at=now
+            )
+    for routing_id in routing_ids:
+        if routing_id not in settled and all(r.id != routing_id for r in claimed):
+            settled[routing_id] = "busy"  # locked by another sync right now, or deleted
+    return claimed, settled
+
+
+def _events_settle(settled: dict, events: dict, *, now: datetime) -> None:
+    """Close the events of routings that needed no sync: done when already synced, dead when
+    the routing failed meanwhile, due again after the lease when another sync holds it."""
+    done = [events[r].id for r, s in settled.items() if r in events and s in _FINISHED]
+    dead = [events[r].id for r, s in settled.items() if r in events and s == SyncStatus.FAILED]
+    busy = [events[r].id for r, s in settled.items() if r in events and s not in _SETTLED]
+    if done:
+        OutboxEvent.objects.filter(id__in=done).update(status=OutboxStatus.DONE, processed_at=now)
+    if dead:
+        OutboxEvent.objects.filter(id__in=dead).update(status=OutboxStatus.DEAD, processed_at=now)
+    if busy:
+        OutboxEvent.objects.filter(id__in=busy).update(
+            status=OutboxStatus.PENDING,
+            claimed_at=None,
+            available_at=now + timedelta(seconds=settings.OUTBOX_LEASE_SECONDS),
+        )
+
+
+_FINISHED = {SyncStatus.SYNCED, SyncStatus.COMPLETED}
+_SETTLED = {*_FINISHED, SyncStatus.FAILED}
+
+_executor: ThreadPoolExecutor | None = None
+
+
+def _providers_call(routings: list[JobRouting], *, timeout: float) -> list[Attempt]:
+    """Call each routing's provider; with more than one, side by side in a thread pool of
+    ``SYNC_CALL_CONCURRENCY`` so a slow provider's waits overlap."""
+    global _executor
+    concurrency = settings.SYNC_CALL_CONCURRENCY
+    if concurrency <= 1 or len(routings) <= 1:
+        return [_provider_call(routing, timeout=timeout) for routing in routings]
+    if _executor is None or _executor._max_workers != concurrency:
+        _executor = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="sync-call")
+    return list(_executor.map(lambda routing: _provider_call(routing, timeout=timeout), routings))
+
+
+def _provider_call(routing: JobRouting, *, timeout: float) -> Attempt:
+    started_at = timezone.now()
+    clock = time.monotonic()
+    provider_type = provider_type_for(routing.company)
+    try:
+        provider = provider_for(routing.company)
+        external_id = provider.create_job(
+            routing=routing, idempotency_key=str(routing.id), timeout=timeout
+        )
+        outcome = dict(outcome=SyncAttempt.Outcome.SYNCED, external_id=external_id)
+    except ProviderNotConfigured as exc:
+        outcome = dict(outcome=SyncAttempt.Outcome.WAITING, error=str(exc))
+    except ProviderError as exc:
+        outcome = dict(
+            outcome=SyncAttempt.Outcome.RETRY if exc.retryable else SyncAttempt.Outcome.FAILED,
+            error=str(exc) or exc.__class__.__name__,
+            retry_after=exc.retry_after,
+        )
+    except Exception as exc:
+        # A bug or an unexpected answer in a provider: retried like a transient failure, and
+        # logged with its traceback.
+        logger.exception("Provider call raised", extra={"routing_id": str(routing.id)})
+        outcome = dict(outcome=SyncAttempt.Outcome.RETRY, error=f"{exc.__class__.__name__}: {exc}")
+    return Attempt(
+        routing=routing,
+        provider=provider_type,
+        started_at=started_at,
+        duration_ms=round((time.monotonic() - clock) * 1000),
+        **outcome,
+    )
+
+
+def _attempts_record(
+    attempts: list[Attempt],
+    events: dict,
+    *,
+    claimed_at: datetime,
+    now: datetime,
+    event_for_each: bool = False,
+) -> None:
+    """Store what the provider calls came to, for the routings this sync still holds, with
+    their events: synced → event done; retry → routing pending and event due at the next
+    attempt; failed → routing failed and event dead (the dead-letter queue); waiting → both
+    pending until the next look. ``event_for_each`` adds an event where a routing has none (a
+    manual sync of a routing created without one), so its retry is not lost."""
+    if not attempts:
         return
-    window = settings.OUTBOX_KICK_WINDOW_SECONDS
-    proposal = f"{now + window:.6f}:{uuid.uuid4().hex}"
-    current = cache.get_or_set(RELAY_KICK_KEY, proposal, timeout=window)
-    _kick_window_end = float(str(current).split(":", 1)[0])
-    if current == proposal:
+    with transaction.atomic():
+        still_ours = JobRouting.objects.filter(
+            id__in=[a.routing.id for a in attempts],
+            sync_status=SyncStatus.PROCESSING,
+            claimed_at=claimed_at,
+        )
+        if connection.vendor == "postgresql":
+            still_ours = still_ours.select_for_update(of=("self",))
+        ours = set(still_ours.values_list("id", flat=True))
+        attempts = [a for a in attempts if a.routing.id in ours]
+        if event_for_each:
+            for attempt in attempts:
+                if attempt.routing.id not in events:
+                    events[attempt.routing.id] = OutboxEvent.objects.create(
+                        **job_sync_event(attempt.routing), status=OutboxStatus.PROCESSING
+                    )
+        routings, closed_events, history = [], [], []
+        freed_companies = []
+        for attempt in attempts:
+            routing, event = attempt.routing, events.get(attempt.routing.id)
+            number = routing.retry_count + 1
+            outcome = _apply(attempt, routing, event, now=now)
+            history.append(
+                SyncAttempt(
+                    routing=routing,
+                    number=number,
+                    provider=attempt.provider,
+                    outcome=outcome,
+                    error=attempt.error,
+                    started_at=attempt.started_at,
+                    duration_ms=attempt.duration_ms,
+                )
+            )
+            if outcome == SyncAttempt.Outcome.FAILED:
+                freed_companies.append(routing.company_id)
+            routings.append(routing)
+            if event is not None:
+                closed_events.append(event)
+            _log(attempt, outcome, number=number)
+        JobRouting.objects.bulk_update(routings, ROUTING_SYNC_FIELDS)
+        OutboxEvent.objects.bulk_update(closed_events, EVENT_SYNC_FIELDS)
+        SyncAttempt.objects.bulk_create(history)
+        for company_id in sorted(freed_companies):
+            Company.objects.filter(id=company_id, open_routing_count__gt=0).update(
+                open_routing_count=F("open_routing_count") - 1
+            )
+
+
+ROUTING_SYNC_FIELDS = [
+    "sync_status",
+    "external_id",
+    "last_synced_at",
+    "retry_count",
+    "next_retry_at",
+    "error_message",
+    "claimed_at",
+    "updated_at",
+]
+EVENT_SYNC_FIELDS = ["status", "available_at", "claimed_at", "processed_at", "last_error"]
+
+
+def _apply(attempt: Attempt, routing: JobRouting, event: OutboxEvent | None, *, now) -> str:
+    """Set the routing's and its event's fields for the attempt's outcome; returns the outcome,
+    which turns from retry to failed when the retries are used up."""
+    routing.claimed_at = None
+    routing.updated_at = now
+    outcome = attempt.outcome
+    if outcome == SyncAttempt.Outcome.SYNCED:
+        routing.sync_status = SyncStatus.SYNCED
+        routing.external_id = attempt.external_id
+        routing.last_synced_at = now
+        routing.next_retry_at = None
+        routing.error_message = None
+        _event_close(event, OutboxStatus.DONE, now=now)
+        return outcome
+    if outcome == SyncAttempt.Outcome.WAITING:
+        wait = settings.SYNC_UNCONFIGURED_RECHECK_SECONDS
+        _routing_wait(routing, event, attempt.error, seconds=wait, now=now)
+        return outcome
+    if outcome == SyncAttempt.Outcome.RETRY:
+        delay = retry_delay(retries_so_far=routing.retry_count, retry_after=attempt.retry_after)
+        if delay is not None:
+            routing.retry_count += 1
+            _routing_wait(routing, event, attempt.error, seconds=delay, now=now)
+            return outcome
+        outcome = attempt.outcome = SyncAttempt.Outcome.FAILED
+    routing.sync_status = SyncStatus.FAILED
+    routing.next_retry_at = None
+    routing.error_message = attempt.error
+    _event_close(event, OutboxStatus.DEAD, now=now, error=attempt.error)
+    return outcome
+
+
+def _routing_wait(routing, event, error: str, *, seconds: float, now: datetime) -> None:
+    routing.sync_status = SyncStatus.PENDING
+    routing.next_retry_at = now + timedelta(seconds=seconds)
+    routing.error_message = error
+    if event is not None:
+        event.status = OutboxStatus.PENDING
+        event.available_at = routing.next_retry_at
+        event.claimed_at = None
+        event.last_error = error
+
+
+def _event_close(event, status: str, *, now: datetime, error: str = "") -> None:
+    if event is not None:
+        event.status = status
+        event.processed_at = now
+        event.claimed_at = None
+        if error:
+            event.last_error = error
+
+
+def _log(attempt: Attempt, outcome: str, *, number: int) -> None:
+    routing = attempt.routing
+    logger.log(
+        logging.INFO if outcome == SyncAttempt.Outcome.SYNCED else logging.WARNING,
+        "Sync attempt",
+        extra={
+            "routing_id": str(routing.id),
+            "job_id": str(routing.job_id),
+            "company_id": str(routing.company_id),
+            "provider": attempt.provider,
+            "attempt": number,
+            "outcome": outcome,
+            "duration_ms": attempt.duration_ms,
+            "error": attempt.error or None,
+        },
+    )
+
+
+def job_sync_event(routing: JobRouting) -> dict:
+    """The fields of a routing's ``job_sync`` outbox event (seed 000 "Outbox Events")."""
+    return {
+        "event_type": OutboxEvent.JOB_SYNC,
+        "aggregate_id": routing.id,
+        "event_data": {
+            "routing_id": str(routing.id),
+            "job_id": str(routing.job_id),
+            "company_id": str(routing.company_id),
+            "matching_score": routing.matching_score,
+            "matched_skills": routing.matched_skills,
+            "provider_type": provider_type_for(routing.company),
+        },
+    }
+
+
+def routings_requeue(*, routings) -> int:
+    """Send routings back to the outbox for a fresh round of attempts: failed ones (the
+    dead-letter queue) and pending ones waiting for a retry. Their dead or waiting events are
+    made due now (a routing without one gets one). Synced, completed and in-flight routings are
+    left alone. Returns how many were requeued."""
+    now = timezone.now()
+    requeued = 0
+    with transaction.atomic():
+        candidates = JobRouting.objects.filter(
+            id__in=[r.id for r in routings],
+            sync_status__in=[SyncStatus.FAILED, SyncStatus.PENDING],
+        ).select_related("company")
+        if connection.vendor == "postgresql":
+            candidates = candidates.select_for_update(of=("self",))
+        for routing in candidates:
+            was_failed = routing.sync_status == SyncStatus.FAILED
+            JobRouting.objects.filter(id=routing.id).update(
+                sync_status=SyncStatus.PENDING, retry_count=0, next_retry_at=None, updated_at=now
+            )
+            events = OutboxEvent.objects.filter(
+                aggregate_id=routing.id,
+                event_type=OutboxEvent.JOB_SYNC,
+                status__in=[OutboxStatus.DEAD, OutboxStatus.PENDING],
+            )
+            if (
+                not events.update(
+                    status=OutboxStatus.PENDING,
+                    available_at=now,
+                    claimed_at=None,
+                    processed_at=None,
+                )
+                and not OutboxEvent.objects.filter(OPEN_EVENT, aggregate_id=routing.id).exists()
+            ):
+                OutboxEvent.objects.create(**job_sync_event(routing))
+            if was_failed:
+                Company.objects.filter(id=routing.company_id).update(
+                    open_routing_count=F("open_routing_count") + 1
+                )
+            requeued += 1
+    if requeued:
+        from routing.outbox import outbox_relay_kick
+
+        transaction.on_commit(outbox_relay_kick, robust=True)
+        logger.info("Routings requeued", extra={"routings": requeued})
+    return requeued
+
+
+def routings_backsync(*, now: datetime | None = None, batch_size: int | None = None) -> dict:
+    """Ask providers about synced routings, least recently checked first, and complete those
+    their provider reports completed. Returns counts: checked, completed, errors."""
+    now = now or timezone.now()
+    recheck_before = now - timedelta(seconds=settings.BACKSYNC_RECHECK_SECONDS)
+    with transaction.atomic():
+        due = JobRouting.objects.filter(
+            Q(status_checked_at__isnull=True) | Q(status_checked_at__lt=recheck_before),
+            sync_status=SyncStatus.SYNCED,
+            external_id__isnull=False,
+        ).order_by(F("status_checked_at").asc(nulls_first=True), "id")
+        if connection.vendor == "postgresql":
+            due = due.select_for_update(skip_locked=True, of=("self",))
+        routings = list(due.select_related("company")[: batch_size or settings.BACKSYNC_BATCH_SIZE])
+        JobRouting.objects.filter(id__in=[r.id for r in routings]).update(status_checked_at=now)
+    counts = {"checked": len(routings), "completed": 0, "errors": 0}
+    for routing in routings:
         try:
-            relay_outbox.apply_async(countdown=window)
-        except Exception:
-            # Nothing was scheduled: let the next kick try again instead of trusting this window.
-            cache.delete(RELAY_KICK_KEY)
-            _kick_window_end = 0.0
-            raise
+            status = provider_for(routing.company).get_job_status(
+                external_id=routing.external_id, timeout=settings.SYNC_PROVIDER_TIMEOUT_SECONDS
+            )
+        except (ProviderError, ProviderNotConfigured) as exc:
+            counts["errors"] += 1
+            logger.warning(
+                "Status back-sync failed", extra={"routing_id": str(routing.id), "error": str(exc)}
+            )
+            continue
+        if status.status == ProviderJobStatus.COMPLETED:
+            routing_complete(
+                routing=routing,
+                completed_at=status.completed_at or now,
+                revenue=status.revenue,
+            )
+            counts["completed"] += 1
+    return counts
 
 
-def outbox_relay_kick_forget() -> None:
-    """Forget this process's window (tests, or after the cache was flushed)."""
-    global _kick_window_end
-    _kick_window_end = 0.0
+def routing_complete(
+    *, routing: JobRouting, completed_at: datetime, revenue: Decimal | None
+) -> bool:
+    """Record the provider's completion of a routing and roll it up into its job: the job is
+    completed, at its latest routing completion, with the revenue of all its completed
+    routings. Returns False when the routing was already completed (a repeated report)."""
+    with transaction.atomic():
+        changed = JobRouting.objects.filter(
+            id=routing.id, sync_status__in=[SyncStatus.SYNCED, SyncStatus.PROCESSING]
+        ).update(
+            sync_status=SyncStatus.COMPLETED,
+            completed_at=completed_at,
+            revenue=revenue,
+            updated_at=timezone.now(),
+        )
+        if not changed:
+            return False
+        Company.objects.filter(id=routing.company_id, open_routing_count__gt=0).update(
+            open_routing_count=F("open_routing_count") - 1
+        )
+        totals = JobRouting.objects.filter(
+            job_id=routing.job_id, sync_status=SyncStatus.COMPLETED
+        ).aggregate(revenue=Sum("revenue"), completed_at=Max("completed_at"))
+        Job.objects.filter(id=routing.job_id).update(
+            status=JobStatus.COMPLETED,
+            completed_at=totals["completed_at"],
+            revenue=totals["revenue"],
+            updated_at=timezone.now(),
+        )
+    logger.info(
+        "Routing completed",
+        extra={"routing_id": str(routing.id), "job_id": str(routing.job_id), "revenue": revenue},
+    )
+    return True

@@ -40,6 +40,16 @@ def env_int(name: str, default: int) -> int:
         raise ImproperlyConfigured(f"{name} must be an integer, got {value!r}") from exc
 
 
+def env_float(name: str, default: float) -> float:
+    value = os.environ.get(name)
+    if value is None or value == "":
+        return default
+    try:
+        return float(value)
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"{name} must be a number, got {value!r}") from exc
+
+
 def env_list(name: str, default: list[str] | None = None) -> list[str]:
     value = os.environ.get(name)
     if value is None:
@@ -191,12 +201,18 @@ CELERY_TIMEZONE = env_str("TIME_ZONE", "UTC")
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TASK_ROUTES = {
     "routing.tasks.relay_outbox": {"queue": "critical"},
+    "routing.tasks.sync_outbox_events": {"queue": "critical"},
+    "routing.tasks.poll_provider_statuses": {"queue": "low"},
 }
 # Copied into django-celery-beat's tables when beat starts; edit the intervals in the admin.
 CELERY_BEAT_SCHEDULE = {
     "relay-outbox": {
         "task": "routing.tasks.relay_outbox",
         "schedule": env_int("OUTBOX_RELAY_INTERVAL_SECONDS", 5),
+    },
+    "poll-provider-statuses": {
+        "task": "routing.tasks.poll_provider_statuses",
+        "schedule": env_int("BACKSYNC_INTERVAL_SECONDS", 60),
     },
 }
 
@@ -253,7 +269,47 @@ SPECTACULAR_SETTINGS = {
 }
 
 # Outbox: job creation kicks the relay at most once per window; the run starts at its end.
-OUTBOX_KICK_WINDOW_SECONDS = float(env_str("OUTBOX_KICK_WINDOW_SECONDS", "1.0"))
+OUTBOX_KICK_WINDOW_SECONDS = env_float("OUTBOX_KICK_WINDOW_SECONDS", 1.0)
+# The relay claims due events in batches of this size, at most this many batches per run (a
+# run that fills them all starts the next run at once), and hands each batch to one sync task.
+OUTBOX_RELAY_BATCH_SIZE = env_int("OUTBOX_RELAY_BATCH_SIZE", 50)
+OUTBOX_RELAY_MAX_BATCHES = env_int("OUTBOX_RELAY_MAX_BATCHES", 20)
+# A claimed event (and its routing) not finished within the lease is taken again by a relay:
+# the worker holding it died, or lost its database.
+OUTBOX_LEASE_SECONDS = env_int("OUTBOX_LEASE_SECONDS", 300)
+
+# Sync: the waits before the 2nd, 3rd, ... attempt (seed 001: 5 s, 10 s, 20 s); after the last,
+# the routing fails and its event goes to the dead-letter queue.
+SYNC_RETRY_BACKOFF_SECONDS = [
+    float(seconds) for seconds in env_list("SYNC_RETRY_BACKOFF_SECONDS", ["5", "10", "20"])
+]
+# A provider's Retry-After is honoured up to this many seconds.
+SYNC_MAX_RETRY_AFTER_SECONDS = env_int("SYNC_MAX_RETRY_AFTER_SECONDS", 3600)
+# Each provider call must answer within this; POST /jobs/{id}/sync waits at most the second.
+SYNC_PROVIDER_TIMEOUT_SECONDS = env_float("SYNC_PROVIDER_TIMEOUT_SECONDS", 30.0)
+SYNC_REQUEST_TIMEOUT_SECONDS = env_float("SYNC_REQUEST_TIMEOUT_SECONDS", 10.0)
+# Provider calls of one batch run side by side in this many threads, so a slow provider's
+# waits overlap instead of adding up.
+SYNC_CALL_CONCURRENCY = env_int("SYNC_CALL_CONCURRENCY", 16)
+# A company without a provider: its routings wait (visibly) and are looked at again this often,
+# unless SYNC_UNCONFIGURED_WITH_MOCK sends them through the mock provider.
+SYNC_UNCONFIGURED_WITH_MOCK = env_bool("SYNC_UNCONFIGURED_WITH_MOCK", default=False)
+SYNC_UNCONFIGURED_RECHECK_SECONDS = env_int("SYNC_UNCONFIGURED_RECHECK_SECONDS", 300)
+
+# Back-sync: every BACKSYNC_INTERVAL_SECONDS a beat task asks providers about up to
+# BACKSYNC_BATCH_SIZE synced routings, each at most once per BACKSYNC_RECHECK_SECONDS.
+BACKSYNC_INTERVAL_SECONDS = env_int("BACKSYNC_INTERVAL_SECONDS", 60)
+BACKSYNC_BATCH_SIZE = env_int("BACKSYNC_BATCH_SIZE", 200)
+BACKSYNC_RECHECK_SECONDS = env_int("BACKSYNC_RECHECK_SECONDS", 300)
+
+# The mock provider's defaults; a company's provider_settings override them (integrations/mock.py).
+MOCK_PROVIDER = {
+    "latency_ms": env_int("MOCK_PROVIDER_LATENCY_MS", 0),
+    "failure_rate": env_float("MOCK_PROVIDER_FAILURE_RATE", 0.0),
+    "failure": env_str("MOCK_PROVIDER_FAILURE", "server_error"),
+}
+if os.environ.get("MOCK_PROVIDER_COMPLETE_AFTER_SECONDS"):
+    MOCK_PROVIDER["complete_after_seconds"] = env_float("MOCK_PROVIDER_COMPLETE_AFTER_SECONDS", 0)
 
 # Matching: how many companies receive a routing for one job.
 MATCH_LIMIT = env_int("MATCH_LIMIT", 3)

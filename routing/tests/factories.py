@@ -26,3 +26,15 @@ class OutboxEventFactory(factory.django.DjangoModelFactory):
     event_type = OutboxEvent.JOB_SYNC
     aggregate_id = factory.LazyFunction(uuid.uuid4)
     event_data = factory.LazyFunction(dict)
+
+
+def routing_with_event(**kwargs) -> tuple[JobRouting, OutboxEvent]:
+    """A pending routing to a company on the mock provider, with its ``job_sync`` event, as job
+    creation leaves them. ``provider_settings`` (the mock's options) and other company fields go
+    in as ``company__...``."""
+    from routing.services import job_sync_event
+
+    kwargs.setdefault("company__provider_type", "mock")
+    routing = JobRoutingFactory(**kwargs)
+    event = OutboxEvent.objects.create(**job_sync_event(routing))
+    return routing, event

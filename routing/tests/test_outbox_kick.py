@@ -1,7 +1,7 @@
 import pytest
 from django.core.cache import cache
 
-from routing import services
+from routing import outbox
 from routing.tasks import relay_outbox
 
 
@@ -16,7 +16,7 @@ class Clock:
 @pytest.fixture
 def clock(monkeypatch):
     clock = Clock()
-    monkeypatch.setattr(services, "time", clock)
+    monkeypatch.setattr(outbox, "time", clock)
     return clock
 
 
@@ -29,30 +29,30 @@ def published(monkeypatch):
 
 
 def test_kicks_within_a_window_schedule_one_relay_run_at_its_end(db, clock, published):
-    services.outbox_relay_kick()
+    outbox.outbox_relay_kick()
     clock.now += 0.5
-    services.outbox_relay_kick()
-    services.outbox_relay_kick()
+    outbox.outbox_relay_kick()
+    outbox.outbox_relay_kick()
 
     assert published == [{"countdown": 1.0}]
 
 
 def test_a_kick_after_the_window_schedules_the_next_run(db, clock, published):
-    services.outbox_relay_kick()
+    outbox.outbox_relay_kick()
     clock.now += 1.0
-    cache.delete(services.RELAY_KICK_KEY)  # the cache entry expires with the window
+    cache.delete(outbox.RELAY_KICK_KEY)  # the cache entry expires with the window
 
-    services.outbox_relay_kick()
+    outbox.outbox_relay_kick()
 
     assert published == [{"countdown": 1.0}, {"countdown": 1.0}]
 
 
 def test_another_process_in_the_same_window_sends_nothing(db, clock, published):
-    services.outbox_relay_kick()
-    services.outbox_relay_kick_forget()  # a second process: no local memory of the window
+    outbox.outbox_relay_kick()
+    outbox.outbox_relay_kick_forget()  # a second process: no local memory of the window
     clock.now += 0.2
 
-    services.outbox_relay_kick()
+    outbox.outbox_relay_kick()
 
     assert published == [{"countdown": 1.0}]
 
@@ -63,11 +63,11 @@ class UnreachableCache:
 
 
 def test_a_process_skips_the_cache_while_it_knows_the_window(db, clock, published, monkeypatch):
-    services.outbox_relay_kick()
-    monkeypatch.setattr(services, "cache", UnreachableCache())
+    outbox.outbox_relay_kick()
+    monkeypatch.setattr(outbox, "cache", UnreachableCache())
     clock.now += 0.5
 
-    services.outbox_relay_kick()
+    outbox.outbox_relay_kick()
 
     assert published == [{"countdown": 1.0}]
 
@@ -80,10 +80,10 @@ def test_a_kick_that_could_not_be_sent_leaves_the_window_open_for_the_next(db, c
 
     monkeypatch.setattr(relay_outbox, "apply_async", broker_down)
     with pytest.raises(ConnectionRefusedError):
-        services.outbox_relay_kick()
+        outbox.outbox_relay_kick()
 
     monkeypatch.setattr(relay_outbox, "apply_async", lambda **kwargs: sent.append(kwargs))
-    services.outbox_relay_kick()
+    outbox.outbox_relay_kick()
 
     assert sent == [{"countdown": 1.0}]
 
@@ -91,8 +91,8 @@ def test_a_kick_that_could_not_be_sent_leaves_the_window_open_for_the_next(db, c
 def test_the_window_length_is_a_setting(db, clock, published, settings):
     settings.OUTBOX_KICK_WINDOW_SECONDS = 3.0
 
-    services.outbox_relay_kick()
+    outbox.outbox_relay_kick()
     clock.now += 2.0
-    services.outbox_relay_kick()
+    outbox.outbox_relay_kick()
 
     assert published == [{"countdown": 3.0}]

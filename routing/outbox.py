@@ -1,0 +1,125 @@
+"""The transactional outbox's relay: claim due events in batches and hand them to sync tasks.
+
+An event is claimed by setting ``status=processing`` and ``claimed_at`` (the lease) in one short
+transaction; on PostgreSQL the rows are read with ``FOR UPDATE SKIP LOCKED`` so concurrent relays
+take disjoint batches, and on SQLite the transaction holds the database's write lock from its
+first statement (``transaction_mode=IMMEDIATE``), so the claim's conditional update is never
+interleaved. ``claimed_at`` is also the batch's token: the sync task only works on events still
+claimed at that instant, so a batch whose lease expired and was claimed again is done once.
+"""
+
+import logging
+import time
+import uuid
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.core.cache import cache
+from django.db import connection, transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from routing.models import OutboxEvent, OutboxStatus
+
+logger = logging.getLogger("routing")
+
+RELAY_KICK_KEY = "routing:outbox-relay-kick"
+# Another process's window may end a little earlier by our clock; stop trusting it this early.
+CLOCK_SKEW_SECONDS = 0.05
+
+_kick_window_end = 0.0
+
+
+def outbox_relay_kick() -> None:
+    """Make sure a relay run starts after this moment, so events just committed are relayed
+    within ``OUTBOX_KICK_WINDOW_SECONDS``.
+
+    Kicks are batched in windows shared by all processes through the cache: the first kick of a
+    window schedules one relay run at the window's end, and every later kick in that window is
+    covered by that run. A process remembers the current window's end and skips even the cache
+    until then, so a burst of jobs costs one message and about one cache call per process per
+    window. A lost kick is caught by the relay's beat entry.
+    """
+    from routing.tasks import relay_outbox
+
+    global _kick_window_end
+    now = time.time()
+    if now < _kick_window_end - CLOCK_SKEW_SECONDS:
+        return
+    window = settings.OUTBOX_KICK_WINDOW_SECONDS
+    proposal = f"{now + window:.6f}:{uuid.uuid4().hex}"
+    current = cache.get_or_set(RELAY_KICK_KEY, proposal, timeout=window)
+    _kick_window_end = float(str(current).split(":", 1)[0])
+    if current == proposal:
+        try:
+            relay_outbox.apply_async(countdown=window)
+        except Exception:
+            # Nothing was scheduled: let the next kick try again instead of trusting this window.
+            cache.delete(RELAY_KICK_KEY)
+            _kick_window_end = 0.0
+            raise
+
+
+def outbox_relay_kick_forget() -> None:
+    """Forget this process's window (tests, or after the cache was flushed)."""
+    global _kick_window_end
+    _kick_window_end = 0.0
+
+
+def outbox_claim_batch(*, now: datetime, batch_size: int) -> list[int]:
+    """Claim up to ``batch_size`` events: first those whose lease expired (their worker died),
+    then due pending ones, oldest first. Returns their ids, leased at ``now``."""
+    lease_cutoff = now - timedelta(seconds=settings.OUTBOX_LEASE_SECONDS)
+    expired = OutboxEvent.objects.filter(
+        status=OutboxStatus.PROCESSING, claimed_at__lt=lease_cutoff
+    ).order_by("claimed_at", "id")
+    due = OutboxEvent.objects.filter(status=OutboxStatus.PENDING, available_at__lte=now).order_by(
+        "available_at", "id"
+    )
+    with transaction.atomic():
+        if connection.vendor == "postgresql":
+            expired = expired.select_for_update(skip_locked=True)
+            due = due.select_for_update(skip_locked=True)
+        ids = list(expired.values_list("id", flat=True)[:batch_size])
+        if len(ids) < batch_size:
+            ids += due.values_list("id", flat=True)[: batch_size - len(ids)]
+        if ids:
+            OutboxEvent.objects.filter(
+                Q(status=OutboxStatus.PENDING)
+                | Q(status=OutboxStatus.PROCESSING, claimed_at__lt=lease_cutoff),
+                id__in=ids,
+            ).update(status=OutboxStatus.PROCESSING, claimed_at=now, attempts=F("attempts") + 1)
+    return ids
+
+
+def outbox_release(*, event_ids: list[int], claimed_at: datetime) -> int:
+    """Give claimed events back (their sync task could not be enqueued), due at once."""
+    return OutboxEvent.objects.filter(
+        id__in=event_ids, status=OutboxStatus.PROCESSING, claimed_at=claimed_at
+    ).update(status=OutboxStatus.PENDING, claimed_at=None, available_at=claimed_at)
+
+
+def outbox_relay(*, dispatch, now: datetime | None = None, max_batches: int | None = None):
+    """Claim due events batch by batch and pass each batch to ``dispatch(event_ids, claimed_at)``.
+
+    Returns (events claimed, whether the last batch was full: more may be due). A batch that
+    cannot be dispatched is released and the error raised; the events are due again at once.
+    """
+    now = now or timezone.now()
+    batch_size = settings.OUTBOX_RELAY_BATCH_SIZE
+    claimed, full = 0, False
+    for _ in range(max_batches or settings.OUTBOX_RELAY_MAX_BATCHES):
+        ids = outbox_claim_batch(now=now, batch_size=batch_size)
+        if not ids:
+            full = False
+            break
+        try:
+            dispatch(ids, now)
+        except Exception:
+            outbox_release(event_ids=ids, claimed_at=now)
+            raise
+        claimed += len(ids)
+        full = len(ids) == batch_size
+    if claimed:
+        logger.info("Outbox relayed", extra={"events": claimed, "more_due": full})
+    return claimed, full

@@ -1,0 +1,576 @@
+"""The sync engine in-process: relay claims, the sync of a batch, retries with backoff, the
+dead-letter queue, requeueing, leases, and the back-sync. Time is a controllable clock
+(``django.utils.timezone.now`` patched), never a sleep."""
+
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+from django.db import OperationalError
+from django.utils import timezone
+
+from integrations.models import MockJob
+from jobs.models import Company, Job, JobStatus
+from routing import services
+from routing.models import JobRouting, OutboxEvent, OutboxStatus, SyncAttempt, SyncStatus
+from routing.outbox import outbox_claim_batch, outbox_relay
+from routing.services import (
+    outbox_events_sync,
+    retry_delay,
+    routing_sync_now,
+    routings_backsync,
+    routings_requeue,
+)
+from routing.tests.factories import JobRoutingFactory, OutboxEventFactory, routing_with_event
+
+pytestmark = pytest.mark.django_db
+
+
+class Clock:
+    def __init__(self, start):
+        self.now = start
+
+    def __call__(self):
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+
+
+@pytest.fixture
+def clock(monkeypatch):
+    # A second ahead of the real clock, which model defaults such as available_at still read.
+    clock = Clock(timezone.now() + timedelta(seconds=1))
+    monkeypatch.setattr(timezone, "now", clock)
+    return clock
+
+
+def relay(**kwargs) -> list[dict]:
+    """Run the relay and sync every claimed batch in-process; returns each batch's counts."""
+    results = []
+
+    def dispatch(event_ids, claimed_at):
+        results.append(outbox_events_sync(event_ids=event_ids, claimed_at=claimed_at))
+
+    outbox_relay(dispatch=dispatch, **kwargs)
+    return results
+
+
+def fresh(instance):
+    instance.refresh_from_db()
+    return instance
+
+
+# Retry policy
+
+
+@pytest.mark.parametrize(
+    ("retries_so_far", "retry_after", "expected"),
+    [(0, None, 5), (1, None, 10), (2, None, 20), (3, None, None), (0, 60, 60), (2, 3, 20)],
+)
+def test_retry_delay_follows_the_backoff_schedule_and_honours_retry_after(
+    retries_so_far, retry_after, expected
+):
+    assert retry_delay(retries_so_far=retries_so_far, retry_after=retry_after) == expected
+
+
+def test_retry_after_is_capped(settings):
+    settings.SYNC_MAX_RETRY_AFTER_SECONDS = 120
+    assert retry_delay(retries_so_far=0, retry_after=86400) == 120
+
+
+def test_the_backoff_schedule_is_a_setting(settings):
+    settings.SYNC_RETRY_BACKOFF_SECONDS = [1.0]
+    assert retry_delay(retries_so_far=0) == 1.0
+    assert retry_delay(retries_so_far=1) is None
+
+
+# Relay claims
+
+
+def test_relay_claims_due_events_in_batches_with_a_lease(clock, settings):
+    settings.OUTBOX_RELAY_BATCH_SIZE = 2
+    events = [routing_with_event()[1] for _ in range(5)]
+    later = OutboxEventFactory(available_at=clock.now + timedelta(seconds=30))
+    batches = []
+
+    claimed, more_due = outbox_relay(
+        dispatch=lambda ids, at: batches.append((ids, at)), max_batches=2
+    )
+
+    assert claimed == 4 and more_due
+    ids = [event.id for event in events]
+    assert [batch for batch, _ in batches] == [ids[0:2], ids[2:4]]
+    for event in events[:4]:
+        event = fresh(event)
+        assert (event.status, event.claimed_at, event.attempts) == ("processing", clock.now, 1)
+    assert fresh(events[4]).status == OutboxStatus.PENDING
+    assert fresh(later).status == OutboxStatus.PENDING
+
+
+def test_relay_takes_events_again_once_their_lease_expired(clock, settings):
+    _, event = routing_with_event()
+    assert outbox_claim_batch(now=clock.now, batch_size=10) == [event.id]
+    assert outbox_claim_batch(now=clock.now, batch_size=10) == []
+
+    clock.advance(settings.OUTBOX_LEASE_SECONDS - 1)
+    assert outbox_claim_batch(now=clock.now, batch_size=10) == []
+    clock.advance(2)
+    assert outbox_claim_batch(now=clock.now, batch_size=10) == [event.id]
+    assert fresh(event).attempts == 2
+
+
+def test_a_batch_that_cannot_be_enqueued_is_released_due_at_once(clock):
+    _, event = routing_with_event()
+
+    def broker_down(ids, at):
+        raise ConnectionError("broker unreachable")
+
+    with pytest.raises(ConnectionError):
+        outbox_relay(dispatch=broker_down)
+
+    event = fresh(event)
+    assert (event.status, event.claimed_at) == (OutboxStatus.PENDING, None)
+    assert outbox_claim_batch(now=clock.now, batch_size=10) == [event.id]
+
+
+# Sync
+
+
+def test_sync_pushes_the_routing_to_its_provider_and_closes_the_event(clock):
+    routing, event = routing_with_event()
+
+    assert relay() == [{"skipped": 0, "synced": 1}]
+
+    routing, event = fresh(routing), fresh(event)
+    assert routing.sync_status == SyncStatus.SYNCED
+    assert routing.external_id.startswith("MOCK-")
+    assert routing.last_synced_at == clock.now
+    assert routing.last_sync_attempt == clock.now
+    assert (routing.error_message, routing.claimed_at, routing.retry_count) == (None, None, 0)
+    assert (event.status, event.processed_at) == (OutboxStatus.DONE, clock.now)
+    remote = MockJob.objects.get(idempotency_key=str(routing.id))
+    assert (remote.external_id, remote.create_calls) == (routing.external_id, 1)
+    assert remote.summary == routing.job.summary
+    attempt = routing.attempts.get()
+    assert (attempt.number, attempt.outcome, attempt.provider) == (1, "synced", "mock")
+
+
+def test_a_batch_syncs_in_a_bounded_number_of_queries(
+    clock, settings, django_assert_max_num_queries
+):
+    settings.OUTBOX_RELAY_BATCH_SIZE = 50
+    for _ in range(50):
+        routing_with_event()
+
+    with django_assert_max_num_queries(70):  # 50 provider calls, ~10 for the batch itself
+        assert relay() == [{"skipped": 0, "synced": 50}]
+
+
+def test_sync_logs_one_structured_line_per_attempt(clock, caplog):
+    routing, _ = routing_with_event(company__provider_settings={"fail_first": 1})
+
+    relay()
+
+    [line] = [r for r in caplog.records if r.getMessage() == "Sync attempt"]
+    assert line.routing_id == str(routing.id)
+    assert line.job_id == str(routing.job_id)
+    assert line.company_id == str(routing.company_id)
+    assert (line.provider, line.attempt, line.outcome) == ("mock", 1, "retry")
+    assert line.error == "Mock provider: HTTP 503 Service Unavailable"
+    assert isinstance(line.duration_ms, int)
+
+
+def test_an_already_synced_routing_is_not_pushed_again(clock):
+    routing, event = routing_with_event(sync_status=SyncStatus.SYNCED, external_id="MOCK-FIRST")
+
+    assert relay() == [{"skipped": 1}]
+
+    assert fresh(routing).external_id == "MOCK-FIRST"
+    assert fresh(event).status == OutboxStatus.DONE
+    assert not MockJob.objects.exists()
+
+
+def test_a_routing_another_sync_holds_is_left_to_it(clock, settings):
+    routing, event = routing_with_event()
+    JobRouting.objects.filter(id=routing.id).update(
+        sync_status=SyncStatus.PROCESSING, claimed_at=clock.now
+    )
+
+    assert relay() == [{"skipped": 1}]
+
+    event = fresh(event)
+    assert event.status == OutboxStatus.PENDING
+    assert event.available_at == clock.now + timedelta(seconds=settings.OUTBOX_LEASE_SECONDS)
+    assert not MockJob.objects.exists()
+
+
+def test_a_stale_batch_does_nothing(clock):
+    """A redelivered task message whose events were claimed again under a new lease."""
+    routing, event = routing_with_event()
+    [event_id] = outbox_claim_batch(now=clock.now, batch_size=10)
+    stale = clock.now - timedelta(seconds=1)
+
+    assert outbox_events_sync(event_ids=[event_id], claimed_at=stale) == {"skipped": 0}
+
+    assert fresh(routing).sync_status == SyncStatus.PENDING
+    assert fresh(event).status == OutboxStatus.PROCESSING
+    assert not MockJob.objects.exists()
+
+
+def test_an_event_of_an_unknown_type_goes_to_the_dead_letters(clock):
+    event = OutboxEventFactory(event_type="job_teleport")
+
+    relay()
+
+    event = fresh(event)
+    assert event.status == OutboxStatus.DEAD
+    assert event.last_error == "No handler for this event type."
+
+
+# Retries, backoff and the dead-letter queue
+
+
+def test_a_provider_failing_twice_is_retried_on_the_backoff_schedule_then_synced(clock):
+    routing, event = routing_with_event(company__provider_settings={"fail_first": 2})
+    started = clock.now
+
+    relay()
+    routing, event = fresh(routing), fresh(event)
+    assert (routing.sync_status, routing.retry_count) == (SyncStatus.PENDING, 1)
+    assert routing.next_retry_at == started + timedelta(seconds=5)
+    assert routing.error_message == "Mock provider: HTTP 503 Service Unavailable"
+    assert (event.status, event.available_at) == (OutboxStatus.PENDING, routing.next_retry_at)
+    assert event.last_error == routing.error_message
+
+    clock.advance(4.9)
+    assert relay() == []  # not due yet
+    clock.advance(0.1)
+    relay()
+    routing = fresh(routing)
+    assert routing.retry_count == 2
+    assert routing.next_retry_at == started + timedelta(seconds=15)
+
+    clock.advance(10)
+    relay()
+    routing, event = fresh(routing), fresh(event)
+    assert (routing.sync_status, routing.retry_count) == (SyncStatus.SYNCED, 2)
+    assert (routing.next_retry_at, routing.error_message) == (None, None)
+    assert event.status == OutboxStatus.DONE
+    assert [a.outcome for a in routing.attempts.all()] == ["retry", "retry", "synced"]
+    assert MockJob.objects.get().create_calls == 3
+
+
+def test_a_provider_that_always_times_out_ends_in_the_dead_letter_queue(clock):
+    routing, event = routing_with_event(
+        company__provider_settings={"failure_rate": 1.0, "failure": "timeout"}
+    )
+    open_before = routing.company.open_routing_count = 1
+    Company.objects.filter(id=routing.company_id).update(open_routing_count=open_before)
+
+    for delay in [0, 5, 10, 20]:
+        clock.advance(delay)
+        assert len(relay()) == 1
+    assert relay() == []
+
+    routing, event = fresh(routing), fresh(event)
+    assert routing.sync_status == SyncStatus.FAILED
+    assert routing.retry_count == 3
+    assert routing.error_message.startswith("Mock provider: no answer within")
+    assert routing.next_retry_at is None
+    assert (event.status, event.processed_at) == (OutboxStatus.DEAD, clock.now)
+    assert event.last_error == routing.error_message
+    assert event.attempts == 4
+    assert [a.outcome for a in routing.attempts.all()] == ["retry", "retry", "retry", "failed"]
+    assert fresh(routing.company).open_routing_count == 0
+
+
+@pytest.mark.parametrize("failure", ["validation", "auth", "conflict", "service_area"])
+def test_a_permanent_error_goes_to_the_dead_letter_queue_at_once(clock, failure):
+    routing, event = routing_with_event(
+        company__provider_settings={"failure_rate": 1.0, "failure": failure}
+    )
+
+    relay()
+
+    routing, event = fresh(routing), fresh(event)
+    assert (routing.sync_status, routing.retry_count) == (SyncStatus.FAILED, 0)
+    assert event.status == OutboxStatus.DEAD
+    assert routing.error_message.startswith("Mock provider:")
+
+
+def test_a_429_waits_for_its_retry_after(clock):
+    routing, _ = routing_with_event(
+        company__provider_settings={"fail_first": 1, "failure": "rate_limited", "retry_after": 42}
+    )
+
+    relay()
+
+    routing = fresh(routing)
+    assert routing.next_retry_at == clock.now + timedelta(seconds=42)
+    clock.advance(41)
+    assert relay() == []
+    clock.advance(1)
+    relay()
+    assert fresh(routing).sync_status == SyncStatus.SYNCED
+
+
+def test_a_provider_timeout_is_the_call_timeout(clock, settings):
+    settings.SYNC_PROVIDER_TIMEOUT_SECONDS = 0.01
+    routing, _ = routing_with_event(company__provider_settings={"latency_ms": 500})
+
+    relay()
+
+    routing = fresh(routing)
+    assert routing.sync_status == SyncStatus.PENDING
+    assert routing.error_message == "Mock provider: no answer within 0.01 s"
+
+
+def test_a_provider_bug_is_retried_and_logged(clock, monkeypatch, caplog):
+    routing, _ = routing_with_event()
+
+    def broken(self, **kwargs):
+        raise KeyError("jobId")
+
+    monkeypatch.setattr("integrations.mock.MockProvider.create_job", broken)
+    relay()
+
+    routing = fresh(routing)
+    assert (routing.sync_status, routing.retry_count) == (SyncStatus.PENDING, 1)
+    assert routing.error_message == "KeyError: 'jobId'"
+    assert "Provider call raised" in caplog.text
+
+
+def test_requeue_from_the_dead_letter_queue(clock):
+    routing, event = routing_with_event(
+        company__provider_settings={"fail_first": 1, "failure": "validation"}
+    )
+    relay()
+    assert fresh(routing).sync_status == SyncStatus.FAILED
+    load = fresh(routing.company).open_routing_count
+
+    assert routings_requeue(routings=[routing]) == 1
+
+    routing, event = fresh(routing), fresh(event)
+    assert (routing.sync_status, routing.retry_count) == (SyncStatus.PENDING, 0)
+    assert (event.status, event.available_at, event.processed_at) == ("pending", clock.now, None)
+    assert fresh(routing.company).open_routing_count == load + 1
+    relay()
+    routing = fresh(routing)
+    assert routing.sync_status == SyncStatus.SYNCED
+    assert fresh(event).status == OutboxStatus.DONE
+    assert MockJob.objects.get().external_id == routing.external_id
+
+
+def test_requeue_leaves_synced_and_in_flight_routings_alone(clock):
+    synced, _ = routing_with_event(sync_status=SyncStatus.SYNCED, external_id="MOCK-1")
+    busy, _ = routing_with_event(sync_status=SyncStatus.PROCESSING, claimed_at=clock.now)
+
+    assert routings_requeue(routings=[synced, busy]) == 0
+
+    assert fresh(synced).sync_status == SyncStatus.SYNCED
+    assert fresh(busy).sync_status == SyncStatus.PROCESSING
+
+
+def test_requeue_gives_a_routing_without_an_event_one(clock):
+    routing = JobRoutingFactory(sync_status=SyncStatus.FAILED, company__provider_type="mock")
+
+    assert routings_requeue(routings=[routing]) == 1
+
+    event = OutboxEvent.objects.get(aggregate_id=routing.id)
+    assert (event.event_type, event.status) == ("job_sync", "pending")
+    assert event.event_data["routing_id"] == str(routing.id)
+
+
+# Companies without a provider
+
+
+def test_a_company_without_a_provider_waits_visibly(clock, settings):
+    routing, event = routing_with_event(company__provider_type="")
+
+    relay()
+
+    routing, event = fresh(routing), fresh(event)
+    assert routing.sync_status == SyncStatus.PENDING
+    assert "has no field-service provider configured" in routing.error_message
+    recheck = clock.now + timedelta(seconds=settings.SYNC_UNCONFIGURED_RECHECK_SECONDS)
+    assert routing.next_retry_at == recheck
+    assert (event.status, event.available_at) == (OutboxStatus.PENDING, recheck)
+    assert routing.retry_count == 0
+    assert routing.attempts.get().outcome == SyncAttempt.Outcome.WAITING
+
+
+def test_a_provider_not_built_yet_waits_visibly(clock):
+    routing, _ = routing_with_event(company__provider_type="crm")
+
+    relay()
+
+    routing = fresh(routing)
+    assert routing.sync_status == SyncStatus.PENDING
+    assert "is not available in this version" in routing.error_message
+
+
+def test_a_company_without_a_provider_syncs_through_the_mock_when_settings_say_so(clock, settings):
+    settings.SYNC_UNCONFIGURED_WITH_MOCK = True
+    routing, _ = routing_with_event(company__provider_type="")
+
+    relay()
+
+    assert fresh(routing).sync_status == SyncStatus.SYNCED
+
+
+# Crashes and a lost database
+
+
+def test_the_database_lost_while_recording_leaves_the_claim_to_expire_and_nothing_twice(
+    clock, settings, monkeypatch
+):
+    routing, event = routing_with_event()
+    original = JobRouting.objects.bulk_update
+
+    def database_gone(*args, **kwargs):
+        raise OperationalError("server closed the connection unexpectedly")
+
+    monkeypatch.setattr(JobRouting.objects, "bulk_update", database_gone)
+    [event_id] = outbox_claim_batch(now=clock.now, batch_size=10)
+    with pytest.raises(OperationalError):
+        outbox_events_sync(event_ids=[event_id], claimed_at=clock.now)
+
+    routing, event = fresh(routing), fresh(event)
+    assert (routing.sync_status, routing.external_id) == (SyncStatus.PROCESSING, None)
+    assert event.status == OutboxStatus.PROCESSING
+    assert not SyncAttempt.objects.exists()
+    assert MockJob.objects.get().create_calls == 1
+
+    monkeypatch.setattr(JobRouting.objects, "bulk_update", original)
+    clock.advance(settings.OUTBOX_LEASE_SECONDS + 1)
+    relay()
+
+    routing, remote = fresh(routing), MockJob.objects.get()
+    assert routing.sync_status == SyncStatus.SYNCED
+    assert routing.external_id == remote.external_id
+    assert remote.create_calls == 2  # the same key twice: one job at the provider
+    assert fresh(event).status == OutboxStatus.DONE
+
+
+# Manual sync
+
+
+def test_sync_now_syncs_a_pending_routing_and_closes_its_event(clock):
+    routing, event = routing_with_event()
+
+    routing = routing_sync_now(routing=routing)
+
+    assert routing.sync_status == SyncStatus.SYNCED
+    assert fresh(event).status == OutboxStatus.DONE
+
+
+def test_sync_now_tries_a_dead_letter_again(clock):
+    routing, event = routing_with_event(
+        company__provider_settings={"fail_first": 1, "failure": "validation"}
+    )
+    relay()
+    assert fresh(routing).sync_status == SyncStatus.FAILED
+
+    routing = routing_sync_now(routing=fresh(routing))
+
+    assert routing.sync_status == SyncStatus.SYNCED
+    assert (routing.retry_count, routing.error_message) == (0, None)
+    assert fresh(event).status == OutboxStatus.DEAD  # the dead letter stays as history
+
+
+def test_sync_now_leaves_a_synced_routing_unchanged(clock):
+    routing, _ = routing_with_event(sync_status=SyncStatus.SYNCED, external_id="MOCK-1")
+    updated_at = routing.updated_at
+
+    routing = routing_sync_now(routing=routing)
+
+    assert (routing.external_id, routing.updated_at) == ("MOCK-1", updated_at)
+    assert not MockJob.objects.exists()
+
+
+def test_sync_now_failing_schedules_a_retry_with_an_event(clock):
+    routing = JobRoutingFactory(
+        company__provider_type="mock", company__provider_settings={"fail_first": 1}
+    )
+
+    routing = routing_sync_now(routing=routing)
+
+    assert (routing.sync_status, routing.retry_count) == (SyncStatus.PENDING, 1)
+    event = OutboxEvent.objects.get(aggregate_id=routing.id)
+    assert (event.status, event.available_at) == (OutboxStatus.PENDING, routing.next_retry_at)
+    clock.advance(5)
+    relay()
+    assert fresh(routing).sync_status == SyncStatus.SYNCED
+
+
+# Back-sync
+
+
+def test_back_sync_completes_routings_and_rolls_them_up_into_the_job(clock):
+    first, _ = routing_with_event(company__provider_settings={"complete_after_seconds": 60})
+    second, _ = routing_with_event(
+        job=first.job, company__provider_settings={"complete_after_seconds": 600}
+    )
+    Company.objects.filter(id__in=[first.company_id, second.company_id]).update(
+        open_routing_count=1
+    )
+    relay()
+    assert routings_backsync() == {"checked": 2, "completed": 0, "errors": 0}
+
+    clock.advance(301)
+    assert routings_backsync() == {"checked": 2, "completed": 1, "errors": 0}
+    first, job = fresh(first), fresh(first.job)
+    assert first.sync_status == SyncStatus.COMPLETED
+    assert first.revenue == MockJob.objects.get(external_id=first.external_id).revenue
+    assert (job.status, job.revenue, job.completed_at) == (
+        JobStatus.COMPLETED,
+        first.revenue,
+        first.completed_at,
+    )
+    assert fresh(first.company).open_routing_count == 0
+    assert routings_backsync() == {"checked": 0, "completed": 0, "errors": 0}  # checked recently
+
+    clock.advance(301)
+    assert routings_backsync()["completed"] == 1
+    second, job = fresh(second), fresh(job)
+    assert job.revenue == first.revenue + second.revenue
+    assert job.completed_at == second.completed_at
+
+
+def test_back_sync_reads_the_least_recently_checked_first(clock):
+    routings = [
+        routing_with_event(sync_status=SyncStatus.SYNCED, external_id=f"MOCK-{n}")[0]
+        for n in range(3)
+    ]
+    for routing in routings:
+        MockJob.objects.create(
+            idempotency_key=str(routing.id),
+            external_id=routing.external_id,
+            company_id=routing.company_id,
+            created_at=clock.now,
+        )
+    JobRouting.objects.filter(id=routings[0].id).update(status_checked_at=clock.now)
+    clock.advance(301)
+
+    assert routings_backsync(batch_size=2)["checked"] == 2
+    assert fresh(routings[0]).status_checked_at != clock.now
+
+
+def test_back_sync_survives_a_provider_error(clock, caplog):
+    routing, _ = routing_with_event(sync_status=SyncStatus.SYNCED, external_id="MOCK-GONE")
+
+    assert routings_backsync() == {"checked": 1, "completed": 0, "errors": 1}
+    assert fresh(routing).sync_status == SyncStatus.SYNCED
+    assert "Status back-sync failed" in caplog.text
+
+
+def test_a_repeated_completion_report_changes_nothing(clock):
+    routing, _ = routing_with_event(sync_status=SyncStatus.SYNCED, external_id="MOCK-1")
+
+    assert services.routing_complete(routing=routing, completed_at=clock.now, revenue=Decimal(10))
+    assert not services.routing_complete(
+        routing=routing, completed_at=clock.now, revenue=Decimal(99)
+    )
+    assert fresh(routing.job).revenue == Decimal(10)
+    assert Job.objects.get(id=routing.job_id).status == JobStatus.COMPLETED
