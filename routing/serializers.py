@@ -1,5 +1,6 @@
 from rest_framework import serializers
 
+from jobs.serializers import StrictUUIDField
 from routing.models import JobRouting
 
 
@@ -34,3 +35,7 @@ class JobRoutingSerializer(serializers.ModelSerializer):
             "match",
         ]
         read_only_fields = fields
+
+
+class ManualSyncSerializer(serializers.Serializer):
+    company_id = StrictUUIDField(help_text="The company to sync the job to (routed to it first)")

@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import F, Max, Q, Sum
 from django.utils import timezone
 
@@ -29,8 +29,9 @@ from integrations.providers import (
     provider_for,
     provider_type_for,
 )
-from jobs.models import Company, Job, JobStatus
+from jobs.models import Company, CompanySkill, Job, JobSkill, JobStatus, SkillLevel
 from routing.models import JobRouting, OutboxEvent, OutboxStatus, SyncAttempt, SyncStatus
+from tradeengage.exceptions import BusinessRuleError
 
 logger = logging.getLogger("routing")
 
@@ -118,6 +119,74 @@ def routing_sync_now(*, routing: JobRouting) -> JobRouting:
         attempts = _providers_call(claimed, timeout=settings.SYNC_REQUEST_TIMEOUT_SECONDS)
         _attempts_record(attempts, events, claimed_at=now, now=timezone.now(), event_for_each=True)
     routing.refresh_from_db()
+    return routing
+
+
+def routing_manual_sync(*, job: Job, company_id) -> JobRouting:
+    """POST /jobs/{id}/sync: sync the job's routing to a company now, routing the job to it
+    first (a manual route) when it has none and the company may receive it: active, accepting
+    jobs, not the requester. Anything else is a business-rule error."""
+    routing = (
+        JobRouting.objects.select_related("job", "company")
+        .filter(job=job, company_id=company_id)
+        .first()
+    )
+    if routing is None:
+        routing = _manual_route(job=job, company_id=company_id)
+    return routing_sync_now(routing=routing)
+
+
+def _manual_route(*, job: Job, company_id) -> JobRouting:
+    company = Company.objects.filter(id=company_id).first()
+    if company is None:
+        raise BusinessRuleError(f"Company {company_id} does not exist.", field="company_id")
+    if company.id == job.created_by_company_id:
+        raise BusinessRuleError(
+            "A job is never routed to the company that requested it.", field="company_id"
+        )
+    if not (company.is_active and company.accepts_jobs):
+        raise BusinessRuleError(
+            f"Company {company_id} is not active or does not accept jobs.", field="company_id"
+        )
+    if job.status in (JobStatus.COMPLETED, JobStatus.CANCELLED):
+        raise BusinessRuleError(f"Job {job.id} is {job.status}; it takes no new routings.")
+    required = dict(JobSkill.objects.filter(job=job).values_list("skill__slug", "level"))
+    held = dict(
+        CompanySkill.objects.filter(company=company, skill__slug__in=required).values_list(
+            "skill__slug", "level"
+        )
+    )
+    matched = [slug for slug, level in required.items() if held.get(slug, 0) >= level]
+    missing = [slug for slug in required if slug not in matched]
+    reason = "Manual route through POST /jobs/{id}/sync"
+    if required:
+        reason += f"; holds {len(matched)} of {len(required)} required skills"
+        reason += "".join(
+            f"; {slug} {SkillLevel(held[slug]).label if slug in held else 'not held'}"
+            f" (needs {SkillLevel(required[slug]).label})"
+            for slug in missing
+        )
+    try:
+        with transaction.atomic():
+            routing = JobRouting.objects.create(
+                job=job,
+                company=company,
+                matching_score=round(2.0 * len(matched) / len(required), 2) if required else 0.0,
+                matched_skills=matched,
+                missing_skills=missing,
+                match_reason=reason,
+            )
+            OutboxEvent.objects.create(**job_sync_event(routing))
+            Company.objects.filter(id=company.id).update(
+                open_routing_count=F("open_routing_count") + 1
+            )
+    except IntegrityError:
+        # Routed to the same company by a concurrent request a moment ago.
+        routing = JobRouting.objects.get(job=job, company=company)
+    logger.info(
+        "Manual route created",
+        extra={"routing_id": str(routing.id), "job_id": str(job.id), "company_id": str(company.id)},
+    )
     return routing
 
 

@@ -7,7 +7,7 @@ from drf_spectacular.views import (
 )
 
 from jobs.api import JobDetailApi, JobListCreateApi
-from routing.api import JobRoutingListApi
+from routing.api import JobRoutingListApi, JobSyncApi
 from tradeengage import health
 from tradeengage.exceptions import json_not_found
 
@@ -15,6 +15,7 @@ api_v1 = [
     path("jobs/", JobListCreateApi.as_view(), name="jobs"),
     path("jobs/<str:job_id>", JobDetailApi.as_view(), name="job-detail"),
     path("jobs/<str:job_id>/routings", JobRoutingListApi.as_view(), name="job-routings"),
+    path("jobs/<str:job_id>/sync", JobSyncApi.as_view(), name="job-sync"),
     path("health", health.health, name="health"),
     path("health/detailed", health.health_detailed, name="health-detailed"),
     path("health/ready", health.health_ready, name="health-ready"),
