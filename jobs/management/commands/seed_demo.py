@@ -155,6 +155,19 @@ HISTORIC_JOBS = [
 ]
 
 
+# The demo's mock field-service systems: every curated company's jobs report themselves completed
+# (with revenue) three minutes after they arrive, for the back-sync; two Springfield companies
+# misbehave so the retries and the dead-letter queue have something to show.
+DEMO_COMPLETES_AFTER_SECONDS = 180
+DEMO_PROVIDER_TROUBLE = {
+    # Times out twice, then takes the job: retried after 5 s and 10 s, synced on the third try.
+    ("electrical", "Springfield"): {"fail_first": 2, "failure": "timeout"},
+    # Refuses the first push of each job (a permanent error): the routing is a dead letter
+    # until someone retries it from the admin's failed syncs, which then succeeds.
+    ("garage_doors", "Springfield"): {"fail_first": 1, "failure": "validation"},
+}
+
+
 def stable_id(*parts) -> uuid.UUID:
     return uuid.uuid5(NAMESPACE, "/".join(str(p) for p in parts))
 
@@ -230,6 +243,10 @@ class Command(BaseCommand):
                     send_day=1 + index % 31,
                     notification_email=f"dispatch@{slugify(name)}.example",
                     provider_type="mock",
+                    provider_settings={
+                        "complete_after_seconds": DEMO_COMPLETES_AFTER_SECONDS,
+                        **DEMO_PROVIDER_TROUBLE.get((trade, city), {}),
+                    },
                     accepts_jobs=index % 11 != 10,
                 )
                 companies.append(company)
