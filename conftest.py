@@ -63,6 +63,14 @@ def api_client():
 
 
 @pytest.fixture
+def ops_client(client, django_user_model):
+    """A logged-in superuser: the ops staff of the admin."""
+    user = django_user_model.objects.create_superuser("ops", "ops@example.com", "a-long-password")
+    client.force_login(user)
+    return client
+
+
+@pytest.fixture
 def requesting_company(db):
     """A plumbing company in Springfield, IL; it is itself a perfect plumbing match, so every job
     it requests also checks that a job is never routed back to its requester."""

@@ -1,41 +1,410 @@
-from django.contrib import admin
+"""The ops admin of the sync engine (DESIGN.md "The core flow", step 3): failed syncs with their
+errors and attempt history, dead letters, the backlog, and the actions that send work back.
 
-from routing.models import JobRouting, OutboxEvent
+Everything the engine writes is read-only here: a routing or an event changes only through the
+actions, which call the services, so a hand edit can never race a sync in flight.
+"""
+
+import time
+from collections import Counter
+
+from django.contrib import admin, messages
+from django.db.models import Count, Exists, OuterRef, Q
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.html import format_html
+from django.utils.text import Truncator
+
+from routing.models import JobRouting, OutboxEvent, OutboxStatus, SyncAttempt, SyncStatus
+from routing.services import routing_sync_now, routings_requeue
+
+# "Retry now" calls providers inside the request: at most this many routings, and no new call
+# once this many seconds have passed, so a provider that is down cannot hold a web worker past
+# its timeout. Requeue hands any number to the workers instead.
+RETRY_NOW_LIMIT = 50
+RETRY_NOW_SECONDS = 15
+
+ERROR_PREVIEW_CHARS = 100
+
+# A pending routing with a next attempt scheduled: it failed and will be retried, or its company
+# has no provider yet. A routing never tried, or just requeued, has none.
+WAITING_FOR_RETRY = Q(sync_status=SyncStatus.PENDING, next_retry_at__isnull=False)
+
+
+def sync_backlog() -> dict[str, int]:
+    """What the engine has yet to do, in two aggregate queries: outbox events due now, in flight
+    and dead, and routings failed or waiting for a retry."""
+    events = OutboxEvent.objects.filter(
+        status__in=[OutboxStatus.PENDING, OutboxStatus.PROCESSING, OutboxStatus.DEAD]
+    ).aggregate(
+        events_due=Count(
+            "id", filter=Q(status=OutboxStatus.PENDING, available_at__lte=timezone.now())
+        ),
+        events_in_flight=Count("id", filter=Q(status=OutboxStatus.PROCESSING)),
+        dead_letters=Count("id", filter=Q(status=OutboxStatus.DEAD)),
+    )
+    routings = JobRouting.objects.filter(
+        sync_status__in=[SyncStatus.FAILED, SyncStatus.PENDING]
+    ).aggregate(
+        routings_failed=Count("id", filter=Q(sync_status=SyncStatus.FAILED)),
+        routings_waiting=Count("id", filter=WAITING_FOR_RETRY),
+    )
+    return {**events, **routings}
+
+
+def error_preview(message: str | None):
+    """The start of an error for a list column, the whole of it in the tooltip."""
+    if not message:
+        return ""
+    return format_html(
+        '<span title="{}">{}</span>', message, Truncator(message).chars(ERROR_PREVIEW_CHARS)
+    )
+
+
+def error_in_full(message: str | None):
+    """An error as the provider worded it, wrapped, long tokens (URLs, JSON) included."""
+    if not message:
+        return "-"
+    return format_html(
+        '<div style="white-space: pre-wrap; overflow-wrap: anywhere; max-width: 60rem;">{}</div>',
+        message,
+    )
+
+
+class ReadOnlyAdminMixin:
+    """Rows the engine owns: listed and viewed, never added or edited by hand. The change page
+    opens read-only, and a POST to it is refused; the model's change permission still grants
+    the actions."""
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return obj is None and super().has_change_permission(request)
+
+
+class HasErrorFilter(admin.SimpleListFilter):
+    title = "error"
+    parameter_name = "has_error"
+
+    def lookups(self, request, model_admin):
+        return [("yes", "Has an error"), ("no", "No error")]
+
+    def queryset(self, request, queryset):
+        has_error = Q(error_message__isnull=False) & ~Q(error_message="")
+        if self.value() == "yes":
+            return queryset.filter(has_error)
+        if self.value() == "no":
+            return queryset.exclude(has_error)
+        return queryset
+
+
+class WaitingForRetryFilter(admin.SimpleListFilter):
+    title = "waiting for a retry"
+    parameter_name = "waiting"
+
+    def lookups(self, request, model_admin):
+        return [("yes", "Yes"), ("no", "No")]
+
+    def queryset(self, request, queryset):
+        if self.value() == "yes":
+            return queryset.filter(WAITING_FOR_RETRY)
+        if self.value() == "no":
+            return queryset.exclude(WAITING_FOR_RETRY)
+        return queryset
+
+
+class SyncAttemptInline(admin.TabularInline):
+    model = SyncAttempt
+    verbose_name_plural = "attempt history (newest first)"
+    fields = ["number", "started_at", "provider", "outcome", "duration_ms", "attempt_error"]
+    readonly_fields = fields
+    ordering = ["-started_at", "-id"]
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def has_view_permission(self, request, obj=None):
+        # Attempts are part of their routing: whoever may see a routing sees its history,
+        # without a permission of its own on a model the admin does not list.
+        return request.user.has_perm("routing.view_jobrouting") or request.user.has_perm(
+            "routing.change_jobrouting"
+        )
+
+    @admin.display(description="error")
+    def attempt_error(self, attempt):
+        return error_in_full(attempt.error)
 
 
 @admin.register(JobRouting)
-class JobRoutingAdmin(admin.ModelAdmin):
+class JobRoutingAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = [
-        "id",
+        "short_id",
         "job",
         "company",
+        "provider",
         "sync_status",
-        "matching_score",
         "retry_count",
-        "next_retry_at",
         "last_sync_attempt",
-        "error_message",
+        "next_retry_at",
+        "external_id",
+        "error",
     ]
-    list_filter = ["sync_status", "company__provider_type", "created_at"]
-    search_fields = ["=id", "=job__id", "company__name", "external_id", "error_message"]
+    list_display_links = ["short_id"]
+    list_filter = [
+        "sync_status",
+        WaitingForRetryFilter,
+        HasErrorFilter,
+        "company__provider_type",
+        ("company", admin.RelatedOnlyFieldListFilter),
+        "created_at",
+        "last_sync_attempt",
+    ]
+    search_fields = ["=id", "=job__id", "company__name", "=external_id", "error_message"]
     list_select_related = ["job", "company"]
-    autocomplete_fields = ["job", "company"]
-    readonly_fields = ["id", "created_at", "updated_at", "claimed_at"]
-    date_hierarchy = "created_at"
+    # The full count scans the whole table on every page; the filtered count is enough.
+    show_full_result_count = False
+    ordering = ["-created_at"]
+    fieldsets = [
+        (None, {"fields": ["id", "job", "company", "sync_status", "external_id", "error_text"]}),
+        (
+            "Sync",
+            {
+                "fields": [
+                    "retry_count",
+                    "last_sync_attempt",
+                    "next_retry_at",
+                    "last_synced_at",
+                    "claimed_at",
+                ]
+            },
+        ),
+        ("Completion", {"fields": ["status_checked_at", "completed_at", "revenue"]}),
+        (
+            "Match",
+            {"fields": ["matching_score", "matched_skills", "missing_skills", "match_reason"]},
+        ),
+        (None, {"fields": ["created_at", "updated_at"]}),
+    ]
+    readonly_fields = [field for _, options in fieldsets for field in options["fields"]]
+    inlines = [SyncAttemptInline]
+    actions = ["retry_now", "requeue"]
+
+    def changelist_view(self, request, extra_context=None):
+        extra_context = {**(extra_context or {}), "backlog": sync_backlog()}
+        if request.GET.get("sync_status__exact") == SyncStatus.FAILED:
+            extra_context["title"] = "Failed syncs"
+        return super().changelist_view(request, extra_context)
+
+    @admin.display(description="routing", ordering="id")
+    def short_id(self, routing):
+        return format_html('<span title="{}">{}</span>', routing.id, str(routing.id)[:8])
+
+    @admin.display(description="provider", ordering="company__provider_type")
+    def provider(self, routing):
+        return routing.company.get_provider_type_display()
+
+    @admin.display(description="error")
+    def error(self, routing):
+        return error_preview(routing.error_message)
+
+    @admin.display(description="error")
+    def error_text(self, routing):
+        return error_in_full(routing.error_message)
+
+    @admin.action(
+        description=f"Retry now (sync here, up to {RETRY_NOW_LIMIT})", permissions=["change"]
+    )
+    def retry_now(self, request, queryset):
+        selected = queryset.count()
+        deadline = time.monotonic() + RETRY_NOW_SECONDS
+        tally = Counter()
+        for routing in queryset[:RETRY_NOW_LIMIT]:
+            if routing.sync_status in (SyncStatus.SYNCED, SyncStatus.COMPLETED):
+                tally["skipped"] += 1
+            elif time.monotonic() > deadline:
+                tally["not tried"] += 1
+            else:
+                routing = routing_sync_now(routing=routing)
+                tally[RETRY_NOW_RESULTS[routing.sync_status]] += 1
+        tally["not tried"] += max(selected - RETRY_NOW_LIMIT, 0)
+        self.message_user(request, retry_now_message(tally), retry_now_level(tally))
+
+    @admin.action(description="Requeue (send back to the outbox)", permissions=["change"])
+    def requeue(self, request, queryset):
+        routing_ids = list(queryset.values_list("id", flat=True))
+        requeued = len(routings_requeue(routing_ids=routing_ids))
+        self.message_user(
+            request,
+            requeue_message(requeued=requeued, left_alone=len(routing_ids) - requeued),
+            messages.SUCCESS if requeued else messages.WARNING,
+        )
+
+
+# How "Retry now" reports each routing, by its status after the sync.
+RETRY_NOW_RESULTS = {
+    SyncStatus.SYNCED: "synced",
+    SyncStatus.COMPLETED: "synced",
+    SyncStatus.FAILED: "failed again",
+    SyncStatus.PENDING: "will retry",
+    SyncStatus.PROCESSING: "skipped",
+}
+
+
+def retry_now_message(tally: Counter) -> str:
+    parts = [
+        (tally["synced"], "synced"),
+        (tally["failed again"], "failed again (see Failed syncs)"),
+        (tally["will retry"], "not synced, next attempt scheduled"),
+        (tally["skipped"], "skipped (already synced or being synced)"),
+    ]
+    outcomes = ", ".join(f"{count} {what}" for count, what in parts if count)
+    message = f"Retry now: {outcomes or 'nothing synced'}."
+    if tally["not tried"]:
+        message += (
+            f" {tally['not tried']} not tried: Retry now syncs at most {RETRY_NOW_LIMIT} "
+            f"routings for {RETRY_NOW_SECONDS} seconds per click; use Requeue to hand any "
+            "number to the workers."
+        )
+    return message
+
+
+def retry_now_level(tally: Counter) -> int:
+    trouble = tally["failed again"] + tally["will retry"]
+    if trouble and not tally["synced"]:
+        return messages.ERROR
+    if trouble or tally["not tried"]:
+        return messages.WARNING
+    return messages.SUCCESS if tally["synced"] else messages.INFO
+
+
+def requeue_message(*, requeued: int, left_alone: int, skipped_events: int = 0) -> str:
+    message = (
+        f"Requeued {requeued} routing{'s' if requeued != 1 else ''}; "
+        "the workers take them within seconds."
+    )
+    if skipped_events:
+        message += (
+            f" {skipped_events} event{'s were' if skipped_events != 1 else ' was'} left alone: "
+            "only dead or pending job sync events are requeued."
+        )
+    if left_alone:
+        message += (
+            f" {left_alone} routing{'s were' if left_alone != 1 else ' was'} left alone: "
+            "only failed routings and routings waiting for a retry are requeued, not synced, "
+            "completed, in-flight or deleted ones."
+        )
+    return message
+
+
+class OutboxStatusFilter(admin.SimpleListFilter):
+    title = "status"
+    parameter_name = "status"
+
+    def lookups(self, request, model_admin):
+        return [
+            ("due", "Pending, due now"),
+            (OutboxStatus.PENDING, "Pending"),
+            (OutboxStatus.PROCESSING, "In flight"),
+            (OutboxStatus.DONE, "Done"),
+            (OutboxStatus.DEAD, "Dead letters"),
+        ]
+
+    def queryset(self, request, queryset):
+        if self.value() == "due":
+            return queryset.filter(status=OutboxStatus.PENDING, available_at__lte=timezone.now())
+        if self.value() in OutboxStatus.values:
+            return queryset.filter(status=self.value())
+        return queryset
 
 
 @admin.register(OutboxEvent)
-class OutboxEventAdmin(admin.ModelAdmin):
+class OutboxEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = [
         "id",
         "event_type",
-        "aggregate_id",
+        "routing",
         "status",
         "attempts",
         "available_at",
         "processed_at",
+        "error",
     ]
-    list_filter = ["status", "event_type"]
+    # No filter on event_type: its choices would be a DISTINCT over the whole table.
+    list_filter = [OutboxStatusFilter, "created_at"]
     search_fields = ["=aggregate_id", "last_error"]
-    readonly_fields = ["created_at", "claimed_at", "processed_at"]
-    date_hierarchy = "created_at"
+    show_full_result_count = False
+    ordering = ["-id"]
+    fields = [
+        "id",
+        "event_type",
+        "routing",
+        "status",
+        "attempts",
+        "available_at",
+        "claimed_at",
+        "processed_at",
+        "created_at",
+        "error_text",
+        "event_data",
+    ]
+    readonly_fields = fields
+    actions = ["requeue"]
+
+    def get_queryset(self, request):
+        routing = JobRouting.objects.filter(id=OuterRef("aggregate_id"))
+        return super().get_queryset(request).annotate(routing_exists=Exists(routing))
+
+    def has_delete_permission(self, request, obj=None):
+        return request.user.is_superuser
+
+    def changelist_view(self, request, extra_context=None):
+        extra_context = {**(extra_context or {}), "backlog": sync_backlog()}
+        if request.GET.get("status") == OutboxStatus.DEAD:
+            extra_context["title"] = "Dead letters"
+        return super().changelist_view(request, extra_context)
+
+    @admin.display(description="routing", ordering="aggregate_id")
+    def routing(self, event):
+        if not event.routing_exists:
+            return str(event.aggregate_id)
+        url = reverse("admin:routing_jobrouting_change", args=[event.aggregate_id])
+        return format_html('<a href="{}">{}</a>', url, event.aggregate_id)
+
+    @admin.display(description="last error")
+    def error(self, event):
+        return error_preview(event.last_error)
+
+    @admin.display(description="last error")
+    def error_text(self, event):
+        return error_in_full(event.last_error)
+
+    @admin.action(
+        description="Requeue the routings of the selected dead or pending events",
+        permissions=["change"],
+    )
+    def requeue(self, request, queryset):
+        selected = queryset.count()
+        requeueable = queryset.filter(
+            event_type=OutboxEvent.JOB_SYNC, status__in=[OutboxStatus.DEAD, OutboxStatus.PENDING]
+        )
+        aggregate_ids = list(requeueable.values_list("aggregate_id", flat=True))
+        routing_ids = set(aggregate_ids)
+        requeued = len(routings_requeue(routing_ids=list(routing_ids)))
+        self.message_user(
+            request,
+            requeue_message(
+                requeued=requeued,
+                left_alone=len(routing_ids) - requeued,
+                skipped_events=selected - len(aggregate_ids),
+            ),
+            messages.SUCCESS if requeued else messages.WARNING,
+        )

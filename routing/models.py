@@ -134,6 +134,12 @@ class OutboxEvent(models.Model):
                 condition=Q(status="processing"),
                 name="outbox_claimed_idx",
             ),
+            # The dead-letter queue: its admin list and the backlog count.
+            models.Index(
+                fields=["processed_at"],
+                condition=Q(status="dead"),
+                name="outbox_dead_idx",
+            ),
             models.Index(fields=["aggregate_id"], name="outbox_aggregate_idx"),
         ]
 

@@ -12,6 +12,7 @@ creates nothing twice.
 
 import logging
 import time
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -99,20 +100,17 @@ def routing_sync_now(*, routing: JobRouting) -> JobRouting:
     """Sync one routing within the caller's time (POST /jobs/{id}/sync, the admin's "Retry now").
 
     A routing already synced or completed is returned unchanged, and so is one another worker
-    is syncing right now. A failed one (in the dead-letter queue) is tried again. The provider
-    call is bounded by ``SYNC_REQUEST_TIMEOUT_SECONDS``; a retryable failure schedules the next
-    attempt as the worker would.
+    is syncing right now. A failed one (in the dead-letter queue) is tried again, its dead event
+    reopened. The provider call is bounded by ``SYNC_REQUEST_TIMEOUT_SECONDS``; a retryable
+    failure schedules the next attempt as the worker would.
     """
     now = timezone.now()
+    if routing.sync_status == SyncStatus.FAILED and _routings_revive([routing.id]):
+        OutboxEvent.objects.filter(id=_latest_dead_event_ids([routing.id]).get(routing.id)).update(
+            status=OutboxStatus.PROCESSING, claimed_at=now, processed_at=None
+        )
     event = OutboxEvent.objects.filter(OPEN_EVENT, aggregate_id=routing.id).order_by("id").first()
     events = {routing.id: event} if event else {}
-    if routing.sync_status == SyncStatus.FAILED:
-        JobRouting.objects.filter(id=routing.id, sync_status=SyncStatus.FAILED).update(
-            sync_status=SyncStatus.PENDING, retry_count=0
-        )
-        Company.objects.filter(id=routing.company_id).update(
-            open_routing_count=F("open_routing_count") + 1
-        )
     claimed, settled = routings_claim(routing_ids=[routing.id], now=now)
     _events_settle(settled, events, now=now)
     if claimed:
@@ -120,6 +118,43 @@ def routing_sync_now(*, routing: JobRouting) -> JobRouting:
         _attempts_record(attempts, events, claimed_at=now, now=timezone.now(), event_for_each=True)
     routing.refresh_from_db()
     return routing
+
+
+def _routings_revive(routing_ids: list) -> list:
+    """Failed routings back to pending for a fresh round of attempts, their companies' load
+    counting them again. Returns the ids that were failed."""
+    with transaction.atomic():
+        failed = JobRouting.objects.filter(id__in=routing_ids, sync_status=SyncStatus.FAILED)
+        if connection.vendor == "postgresql":
+            failed = failed.select_for_update(of=("self",))
+        revived = list(failed.values_list("id", "company_id"))
+        if not revived:
+            return []
+        JobRouting.objects.filter(id__in=[r for r, _ in revived]).update(
+            sync_status=SyncStatus.PENDING,
+            retry_count=0,
+            next_retry_at=None,
+            updated_at=timezone.now(),
+        )
+        per_company = Counter(company_id for _, company_id in revived)
+        for company_id in sorted(per_company):
+            Company.objects.filter(id=company_id).update(
+                open_routing_count=F("open_routing_count") + per_company[company_id]
+            )
+    return [r for r, _ in revived]
+
+
+def _latest_dead_event_ids(routing_ids: list) -> dict:
+    rows = (
+        OutboxEvent.objects.filter(
+            aggregate_id__in=routing_ids,
+            event_type=OutboxEvent.JOB_SYNC,
+            status=OutboxStatus.DEAD,
+        )
+        .values("aggregate_id")
+        .annotate(latest=Max("id"))
+    )
+    return {row["aggregate_id"]: row["latest"] for row in rows}
 
 
 def routing_manual_sync(*, job: Job, company_id) -> JobRouting:
@@ -451,50 +486,43 @@ def job_sync_event(routing: JobRouting) -> dict:
     }
 
 
-def routings_requeue(*, routings) -> int:
+def routings_requeue(*, routing_ids: list) -> list:
     """Send routings back to the outbox for a fresh round of attempts: failed ones (the
-    dead-letter queue) and pending ones waiting for a retry. Their dead or waiting events are
-    made due now (a routing without one gets one). Synced, completed and in-flight routings are
-    left alone. Returns how many were requeued."""
+    dead-letter queue) and pending ones waiting for a retry. Their latest dead or waiting event
+    is made due now (a routing without one gets a new one). Synced, completed and in-flight
+    routings are left alone. A few statements per call, whatever the number of routings;
+    returns the ids requeued."""
     now = timezone.now()
-    requeued = 0
     with transaction.atomic():
-        candidates = JobRouting.objects.filter(
-            id__in=[r.id for r in routings],
-            sync_status__in=[SyncStatus.FAILED, SyncStatus.PENDING],
-        ).select_related("company")
+        revived = _routings_revive(routing_ids)
+        waiting = JobRouting.objects.filter(id__in=routing_ids, sync_status=SyncStatus.PENDING)
         if connection.vendor == "postgresql":
-            candidates = candidates.select_for_update(of=("self",))
-        for routing in candidates:
-            was_failed = routing.sync_status == SyncStatus.FAILED
-            JobRouting.objects.filter(id=routing.id).update(
-                sync_status=SyncStatus.PENDING, retry_count=0, next_retry_at=None, updated_at=now
+            waiting = waiting.select_for_update(of=("self",))
+        requeued = list(waiting.values_list("id", flat=True))
+        if not requeued:
+            return []
+        JobRouting.objects.filter(id__in=requeued).update(
+            retry_count=0, next_retry_at=None, updated_at=now
+        )
+        OutboxEvent.objects.filter(
+            aggregate_id__in=requeued, event_type=OutboxEvent.JOB_SYNC, status=OutboxStatus.PENDING
+        ).update(available_at=now)
+        OutboxEvent.objects.filter(id__in=list(_latest_dead_event_ids(revived).values())).update(
+            status=OutboxStatus.PENDING, available_at=now, claimed_at=None, processed_at=None
+        )
+        with_event = set(
+            OutboxEvent.objects.filter(OPEN_EVENT, aggregate_id__in=requeued).values_list(
+                "aggregate_id", flat=True
             )
-            events = OutboxEvent.objects.filter(
-                aggregate_id=routing.id,
-                event_type=OutboxEvent.JOB_SYNC,
-                status__in=[OutboxStatus.DEAD, OutboxStatus.PENDING],
-            )
-            if (
-                not events.update(
-                    status=OutboxStatus.PENDING,
-                    available_at=now,
-                    claimed_at=None,
-                    processed_at=None,
-                )
-                and not OutboxEvent.objects.filter(OPEN_EVENT, aggregate_id=routing.id).exists()
-            ):
-                OutboxEvent.objects.create(**job_sync_event(routing))
-            if was_failed:
-                Company.objects.filter(id=routing.company_id).update(
-                    open_routing_count=F("open_routing_count") + 1
-                )
-            requeued += 1
-    if requeued:
-        from routing.outbox import outbox_relay_kick
+        )
+        without = JobRouting.objects.filter(
+            id__in=[r for r in requeued if r not in with_event]
+        ).select_related("company")
+        OutboxEvent.objects.bulk_create(OutboxEvent(**job_sync_event(r)) for r in without)
+    from routing.outbox import outbox_relay_kick
 
-        transaction.on_commit(outbox_relay_kick, robust=True)
-        logger.info("Routings requeued", extra={"routings": requeued})
+    transaction.on_commit(outbox_relay_kick, robust=True)
+    logger.info("Routings requeued", extra={"routings": len(requeued)})
     return requeued
 
 

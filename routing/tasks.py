@@ -14,13 +14,13 @@ def relay_outbox() -> int:
     """Claim due outbox events in batches and enqueue one sync task per batch. Kicked after
     job creation commits and run by beat every few seconds; a run that filled every batch
     enqueues the next run at once, so a backlog drains without waiting for beat."""
-    claimed, more_due = outbox_relay(dispatch=_dispatch)
+    claimed, more_due = outbox_relay(dispatch=dispatch_sync_batch)
     if more_due:
         relay_outbox.apply_async()
     return claimed
 
 
-def _dispatch(event_ids: list[int], claimed_at) -> None:
+def dispatch_sync_batch(event_ids: list[int], claimed_at) -> None:
     sync_outbox_events.apply_async(args=[event_ids, claimed_at.isoformat()])
 
 

@@ -18,13 +18,6 @@ CHANGELISTS = [
 
 
 @pytest.fixture
-def ops_client(client, django_user_model):
-    user = django_user_model.objects.create_superuser("ops", "ops@example.com", "a-long-password")
-    client.force_login(user)
-    return client
-
-
-@pytest.fixture
 def network(db):
     company = CompanyFactory(service_areas=["IL", "627"], skills={"plumbing": SkillLevel.EXPERT})
     technician = TechnicianFactory(company=company)

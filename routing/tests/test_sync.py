@@ -349,7 +349,7 @@ def test_requeue_from_the_dead_letter_queue(clock):
     assert fresh(routing).sync_status == SyncStatus.FAILED
     load = fresh(routing.company).open_routing_count
 
-    assert routings_requeue(routings=[routing]) == 1
+    assert routings_requeue(routing_ids=[routing.id]) == [routing.id]
 
     routing, event = fresh(routing), fresh(event)
     assert (routing.sync_status, routing.retry_count) == (SyncStatus.PENDING, 0)
@@ -366,7 +366,7 @@ def test_requeue_leaves_synced_and_in_flight_routings_alone(clock):
     synced, _ = routing_with_event(sync_status=SyncStatus.SYNCED, external_id="MOCK-1")
     busy, _ = routing_with_event(sync_status=SyncStatus.PROCESSING, claimed_at=clock.now)
 
-    assert routings_requeue(routings=[synced, busy]) == 0
+    assert routings_requeue(routing_ids=[synced.id, busy.id]) == []
 
     assert fresh(synced).sync_status == SyncStatus.SYNCED
     assert fresh(busy).sync_status == SyncStatus.PROCESSING
@@ -375,7 +375,7 @@ def test_requeue_leaves_synced_and_in_flight_routings_alone(clock):
 def test_requeue_gives_a_routing_without_an_event_one(clock):
     routing = JobRoutingFactory(sync_status=SyncStatus.FAILED, company__provider_type="mock")
 
-    assert routings_requeue(routings=[routing]) == 1
+    assert routings_requeue(routing_ids=[routing.id]) == [routing.id]
 
     event = OutboxEvent.objects.get(aggregate_id=routing.id)
     assert (event.event_type, event.status) == ("job_sync", "pending")
@@ -476,7 +476,8 @@ def test_sync_now_tries_a_dead_letter_again(clock):
 
     assert routing.sync_status == SyncStatus.SYNCED
     assert (routing.retry_count, routing.error_message) == (0, None)
-    assert fresh(event).status == OutboxStatus.DEAD  # the dead letter stays as history
+    assert fresh(event).status == OutboxStatus.DONE  # out of the dead letters
+    assert OutboxEvent.objects.filter(aggregate_id=routing.id).count() == 1
 
 
 def test_sync_now_leaves_a_synced_routing_unchanged(clock):

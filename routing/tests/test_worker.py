@@ -29,6 +29,9 @@ BASE_DIR = Path(settings.BASE_DIR)
 
 pytestmark = [
     pytest.mark.worker,
+    # Committed data the workers can see; the managed skills and categories, seeded by a
+    # migration, are restored before each test.
+    pytest.mark.django_db(transaction=True, serialized_rollback=True),
     pytest.mark.skipif(
         not settings.REDIS_URL or settings.DATABASES["default"]["ENGINE"].endswith("sqlite3"),
         reason="needs PostgreSQL and Redis (set DATABASE_URL and REDIS_URL)",
@@ -114,7 +117,7 @@ class Workers:
 
 
 @pytest.fixture
-def workers(transactional_db, tmp_path):
+def workers(tmp_path):
     celery_app.conf.task_always_eager = False
     celery_app.control.purge()
     workers = Workers(tmp_path)
