@@ -288,9 +288,10 @@ SYNC_MAX_RETRY_AFTER_SECONDS = env_int("SYNC_MAX_RETRY_AFTER_SECONDS", 3600)
 # Each provider call must answer within this; POST /jobs/{id}/sync waits at most the second.
 SYNC_PROVIDER_TIMEOUT_SECONDS = env_float("SYNC_PROVIDER_TIMEOUT_SECONDS", 30.0)
 SYNC_REQUEST_TIMEOUT_SECONDS = env_float("SYNC_REQUEST_TIMEOUT_SECONDS", 10.0)
-# Provider calls of one batch run side by side in this many threads, so a slow provider's
-# waits overlap instead of adding up.
-SYNC_CALL_CONCURRENCY = env_int("SYNC_CALL_CONCURRENCY", 16)
+# Provider calls run side by side in this many threads per worker process, so a slow provider's
+# waits overlap instead of adding up (32 calls of 800 ms each: about 40 routings/s per process).
+# The mock provider writes to the database from these threads: each may hold a connection.
+SYNC_CALL_CONCURRENCY = env_int("SYNC_CALL_CONCURRENCY", 32)
 # A company without a provider: its routings wait (visibly) and are looked at again this often,
 # unless SYNC_UNCONFIGURED_WITH_MOCK sends them through the mock provider.
 SYNC_UNCONFIGURED_WITH_MOCK = env_bool("SYNC_UNCONFIGURED_WITH_MOCK", default=False)
