@@ -7,9 +7,11 @@ from django.contrib.auth.models import Permission
 from django.urls import reverse
 from django.utils import timezone
 
+from integrations.models import MockJob
 from jobs.tests.factories import CompanyFactory
 from routing import admin as routing_admin
 from routing.models import JobRouting, OutboxEvent, OutboxStatus, SyncAttempt, SyncStatus
+from routing.services import routing_sync_now
 from routing.tests.factories import JobRoutingFactory, OutboxEventFactory, routing_with_event
 
 ROUTINGS_URL = reverse("admin:routing_jobrouting_changelist")
@@ -457,3 +459,17 @@ def test_retry_now_takes_the_synced_routing_out_of_the_dead_letters(ops_client, 
     run_action(ops_client, ROUTINGS_URL, "retry_now", [routing])
 
     assert routing_admin.sync_backlog()["dead_letters"] == 0
+
+
+def test_mock_provider_jobs_are_listed_read_only(ops_client):
+    routing, _ = routing_with_event()
+    routing_sync_now(routing=routing)
+    job = MockJob.objects.get()
+
+    listing = ops_client.get("/admin/integrations/mockjob/")
+    detail = ops_client.get(f"/admin/integrations/mockjob/{job.id}/change/")
+
+    assert listing.status_code == 200
+    assert job.external_id in listing.content.decode()
+    assert detail.status_code == 200
+    assert ops_client.get("/admin/integrations/mockjob/add/").status_code == 403
