@@ -422,27 +422,34 @@ def test_a_company_without_a_provider_syncs_through_the_mock_when_settings_say_s
 # Crashes and a lost database
 
 
+@pytest.mark.parametrize(
+    ("model", "write"),
+    [(JobRouting, "bulk_update"), (OutboxEvent, "bulk_update"), (SyncAttempt, "bulk_create")],
+    ids=["routings", "events", "attempts"],
+)
 def test_the_database_lost_while_recording_leaves_the_claim_to_expire_and_nothing_twice(
-    clock, settings, monkeypatch
+    clock, settings, monkeypatch, model, write
 ):
+    """The outcome is recorded in one transaction: losing the database at any of its writes
+    leaves none of them, and the lease brings the routing back."""
     routing, event = routing_with_event()
-    original = JobRouting.objects.bulk_update
+    original = getattr(model.objects, write)
 
     def database_gone(*args, **kwargs):
         raise OperationalError("server closed the connection unexpectedly")
 
-    monkeypatch.setattr(JobRouting.objects, "bulk_update", database_gone)
+    monkeypatch.setattr(model.objects, write, database_gone)
     [event_id] = outbox_claim_batch(now=clock.now, batch_size=10)
     with pytest.raises(OperationalError):
         outbox_events_sync(event_ids=[event_id], claimed_at=clock.now)
 
     routing, event = fresh(routing), fresh(event)
     assert (routing.sync_status, routing.external_id) == (SyncStatus.PROCESSING, None)
-    assert event.status == OutboxStatus.PROCESSING
+    assert (event.status, event.processed_at) == (OutboxStatus.PROCESSING, None)
     assert not SyncAttempt.objects.exists()
     assert MockJob.objects.get().create_calls == 1
 
-    monkeypatch.setattr(JobRouting.objects, "bulk_update", original)
+    monkeypatch.setattr(model.objects, write, original)
     clock.advance(settings.OUTBOX_LEASE_SECONDS + 1)
     relay()
 
@@ -451,6 +458,23 @@ def test_the_database_lost_while_recording_leaves_the_claim_to_expire_and_nothin
     assert routing.external_id == remote.external_id
     assert remote.create_calls == 2  # the same key twice: one job at the provider
     assert fresh(event).status == OutboxStatus.DONE
+    assert routing.attempts.count() == 1
+
+
+def test_the_database_lost_while_claiming_leaves_the_event_to_its_lease(clock, monkeypatch):
+    routing, event = routing_with_event()
+    [event_id] = outbox_claim_batch(now=clock.now, batch_size=10)
+
+    def database_gone(**kwargs):
+        raise OperationalError("could not connect to server")
+
+    monkeypatch.setattr(services, "routings_claim", database_gone)
+    with pytest.raises(OperationalError):
+        outbox_events_sync(event_ids=[event_id], claimed_at=clock.now)
+
+    assert fresh(routing).sync_status == SyncStatus.PENDING
+    assert fresh(event).status == OutboxStatus.PROCESSING  # claimed until its lease expires
+    assert not MockJob.objects.exists()
 
 
 # Manual sync
