@@ -32,11 +32,23 @@ PROVIDER_CLASSES = {
 
 
 class ProviderError(Exception):
+    """``code`` names the kind of error ("Customer Conflict", "Validation Error", ...) and
+    ``details`` lists field errors as ``{field, message, value}``, for APIs that report them."""
+
     retryable = False
 
-    def __init__(self, message: str, *, retry_after: float | None = None):
+    def __init__(
+        self,
+        message: str,
+        *,
+        retry_after: float | None = None,
+        code: str = "",
+        details: list[dict] | None = None,
+    ):
         super().__init__(message)
         self.retry_after = retry_after
+        self.code = code
+        self.details = details or []
 
 
 class RetryableProviderError(ProviderError):

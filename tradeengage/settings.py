@@ -303,6 +303,25 @@ BACKSYNC_INTERVAL_SECONDS = env_int("BACKSYNC_INTERVAL_SECONDS", 60)
 BACKSYNC_BATCH_SIZE = env_int("BACKSYNC_BATCH_SIZE", 200)
 BACKSYNC_RECHECK_SECONDS = env_int("BACKSYNC_RECHECK_SECONDS", 300)
 
+# ServiceTitan (seed 001): the real API client is used when client id, secret, app key and tenant
+# are set here or on the company's provider settings; otherwise the simulation.
+SERVICETITAN = {
+    "api_url": env_str("SERVICETITAN_API_URL", "https://api.servicetitan.io"),
+    "auth_url": env_str("SERVICETITAN_AUTH_URL", "https://auth.servicetitan.io"),
+    "client_id": env_str("SERVICETITAN_CLIENT_ID"),
+    "client_secret": env_str("SERVICETITAN_CLIENT_SECRET"),
+    "app_key": env_str("SERVICETITAN_APP_KEY"),
+    "tenant_id": env_str("SERVICETITAN_TENANT_ID"),
+    "booking_provider_id": env_str("SERVICETITAN_BOOKING_PROVIDER_ID"),
+    "webhook_secret": env_str("SERVICETITAN_WEBHOOK_SECRET"),
+    "requests_per_second": env_int("SERVICETITAN_REQUESTS_PER_SECOND", 60),
+    "timeout_seconds": env_float("SERVICETITAN_TIMEOUT_SECONDS", 10.0),
+    # The simulation: a random failure rate (seed 001: 5 % in the demo) and realistic delays.
+    "simulation_failure_rate": env_float("SERVICETITAN_SIMULATION_FAILURE_RATE", 0.0),
+    "simulation_delays": env_bool("SERVICETITAN_SIMULATION_DELAYS", default=False),
+    "simulation_seed": env_str("SERVICETITAN_SIMULATION_SEED"),
+}
+
 # The mock provider's defaults; a company's provider_settings override them (integrations/mock.py).
 MOCK_PROVIDER = {
     "latency_ms": env_int("MOCK_PROVIDER_LATENCY_MS", 0),
