@@ -3,6 +3,9 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 PORT ?= 8000
+# The demo's ServiceTitan simulation behaves like the real thing (seed 001): 5 % random failures
+# and realistic delays. Tests keep both off.
+DEMO_ENV ?= SERVICETITAN_SIMULATION_FAILURE_RATE=0.05 SERVICETITAN_SIMULATION_DELAYS=true
 export PATH := $(abspath $(BIN)):$(PATH)
 
 .PHONY: install run dev test lint format migrate demo superuser clean
@@ -20,7 +23,7 @@ migrate: install
 	$(BIN)/python manage.py migrate --noinput
 
 demo: migrate
-	$(BIN)/python manage.py seed_demo
+	DEMO_BASE_URL=http://127.0.0.1:$(PORT) $(BIN)/python manage.py seed_demo
 
 run: demo
 	@echo ""
@@ -31,7 +34,7 @@ run: demo
 	@echo "    Jobs         http://127.0.0.1:$(PORT)/api/v1/jobs/"
 	@echo "  web + worker + beat run below; Ctrl-C stops them all."
 	@echo ""
-	WEB_PORT=$(PORT) $(BIN)/honcho start -f Procfile
+	WEB_PORT=$(PORT) $(DEMO_ENV) $(BIN)/honcho start -f Procfile
 
 dev: run
 

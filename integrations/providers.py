@@ -25,9 +25,10 @@ class ProviderType(models.TextChoices):
     CRM = "crm", "Field-service CRM (API v2)"
 
 
-# Implementations by provider type; ServiceTitan and the CRM join when their clients exist.
+# Implementations by provider type; the CRM joins when its client exists.
 PROVIDER_CLASSES = {
     ProviderType.MOCK: "integrations.mock.MockProvider",
+    ProviderType.SERVICETITAN: "integrations.servicetitan.provider.ServiceTitanProvider",
 }
 
 

@@ -203,6 +203,10 @@ CELERY_TASK_ROUTES = {
     "routing.tasks.relay_outbox": {"queue": "critical"},
     "routing.tasks.sync_outbox_events": {"queue": "critical"},
     "routing.tasks.poll_provider_statuses": {"queue": "low"},
+    "integrations.tasks.servicetitan_create_job": {"queue": "critical"},
+    "integrations.tasks.servicetitan_cancel_job": {"queue": "high"},
+    "integrations.tasks.servicetitan_update_status": {"queue": "default"},
+    "integrations.tasks.servicetitan_health_check": {"queue": "low"},
 }
 # Copied into django-celery-beat's tables when beat starts; edit the intervals in the admin.
 CELERY_BEAT_SCHEDULE = {
@@ -213,6 +217,10 @@ CELERY_BEAT_SCHEDULE = {
     "poll-provider-statuses": {
         "task": "routing.tasks.poll_provider_statuses",
         "schedule": env_int("BACKSYNC_INTERVAL_SECONDS", 60),
+    },
+    "servicetitan-health-check": {
+        "task": "integrations.tasks.servicetitan_health_check",
+        "schedule": env_int("SERVICETITAN_HEALTH_CHECK_SECONDS", 60),
     },
 }
 

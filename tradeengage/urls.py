@@ -24,10 +24,12 @@ api_v1 = [
 
 urlpatterns = [
     path("api/v1/", include(api_v1)),
+    path("api/integrations/servicetitan/", include("integrations.servicetitan.urls")),
     path("admin/", admin.site.urls),
     path("openapi.json", SpectacularJSONAPIView.as_view(), name="openapi"),
     path("docs", SpectacularSwaggerView.as_view(url_name="openapi"), name="docs"),
     path("redoc", SpectacularRedocView.as_view(url_name="openapi"), name="redoc"),
+    path("servicetitan-sim/", include("integrations.servicetitan.fake_api_urls")),
     # API clients get the JSON error shape for unknown paths, in DEBUG too.
     re_path(r"^api/", json_not_found),
 ]

@@ -12,7 +12,7 @@ Errors are the providers' typed errors: ``RetryableProviderError`` and
 ``PermanentProviderError``, with ``code`` the seed's error name.
 """
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from decimal import Decimal
 
@@ -72,6 +72,20 @@ class Booking:
     time_slot: str = ""
     special_instructions: str = ""
     summary: str = ""
+
+
+def booking_as_json(booking: Booking) -> dict:
+    data = asdict(booking)
+    if booking.scheduled_date:
+        data["scheduled_date"] = booking.scheduled_date.isoformat()
+    return data
+
+
+def booking_from_json(data: dict) -> Booking:
+    from django.utils.dateparse import parse_datetime
+
+    scheduled = data.get("scheduled_date")
+    return Booking(**{**data, "scheduled_date": parse_datetime(scheduled) if scheduled else None})
 
 
 @dataclass
@@ -143,7 +157,7 @@ class ServiceTitanService:
         raise NotImplementedError
 
 
-CREDENTIAL_KEYS = ("client_id", "client_secret", "app_key", "tenant_id")
+CREDENTIAL_KEYS = ("client_id", "client_secret", "app_key", "tenant_id", "booking_provider_id")
 
 
 def servicetitan_config(options: dict | None = None) -> dict:

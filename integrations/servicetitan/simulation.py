@@ -161,7 +161,9 @@ class SimulatedServiceTitan(ServiceTitanService):
     def get_jobs_by_date_range(self, start: datetime, end: datetime) -> list[ServiceTitanJob]:
         self._delay("query")
         self._maybe_fail()
-        jobs = SimulatedJob.objects.filter(created_at__gte=start, created_at__lte=end)
+        jobs = SimulatedJob.objects.filter(
+            tenant=self.tenant, created_at__gte=start, created_at__lte=end
+        )
         return [as_servicetitan_job(job) for job in jobs]
 
     def get_health_status(self) -> dict:
@@ -179,7 +181,7 @@ class SimulatedServiceTitan(ServiceTitanService):
 
     def _get(self, job_id: int, *, for_update: bool = False) -> SimulatedJob:
         jobs = SimulatedJob.objects.select_for_update() if for_update else SimulatedJob.objects
-        job = jobs.filter(pk=int(job_id) - SimulatedJob.JOB_ID_OFFSET).first()
+        job = jobs.filter(tenant=self.tenant, pk=int(job_id) - SimulatedJob.JOB_ID_OFFSET).first()
         if job is None:
             raise PermanentProviderError(f"Job {job_id} not found", code="Not Found")
         return job

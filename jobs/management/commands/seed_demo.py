@@ -4,6 +4,7 @@ names, so a second run finds what the first one made.
 """
 
 import json
+import os
 import random
 import uuid
 from datetime import timedelta
@@ -168,6 +169,30 @@ DEMO_PROVIDER_TROUBLE = {
 }
 
 
+def demo_provider(trade: str, city: str) -> tuple[str, dict]:
+    """The field-service system of a curated company: garage-door companies (seed 001's trade)
+    use ServiceTitan: its simulation, except in Phoenix, where the real ServiceTitan client talks
+    over HTTP to the simulator's slice of the real API on this server (DEMO_BASE_URL). The others
+    and Springfield's troublemakers use the mock provider."""
+    if trade != "garage_doors" or (trade, city) in DEMO_PROVIDER_TROUBLE:
+        return "mock", {
+            "complete_after_seconds": DEMO_COMPLETES_AFTER_SECONDS,
+            **DEMO_PROVIDER_TROUBLE.get((trade, city), {}),
+        }
+    if city != "Phoenix":
+        return "servicetitan", {}
+    base_url = os.environ.get("DEMO_BASE_URL", "http://127.0.0.1:8000").rstrip("/")
+    return "servicetitan", {
+        "api_url": f"{base_url}/servicetitan-sim",
+        "auth_url": f"{base_url}/servicetitan-sim",
+        "client_id": "demo-phoenix",
+        "client_secret": "demo-secret",
+        "app_key": "demo-app-key",
+        "tenant_id": "1001",
+        "booking_provider_id": "7",
+    }
+
+
 def stable_id(*parts) -> uuid.UUID:
     return uuid.uuid5(NAMESPACE, "/".join(str(p) for p in parts))
 
@@ -234,6 +259,7 @@ class Command(BaseCommand):
                 index = metro_index * len(TRADES) + trade_index
                 nationwide = state is None
                 name = f"{city} {words[index % len(words)]}"
+                provider_type, provider_settings = demo_provider(trade, city)
                 company = Company(
                     id=stable_id("demo-company", trade, city),
                     name=name,
@@ -242,11 +268,8 @@ class Command(BaseCommand):
                     leads_per_report=[5, 20, 50][index % 3],
                     send_day=1 + index % 31,
                     notification_email=f"dispatch@{slugify(name)}.example",
-                    provider_type="mock",
-                    provider_settings={
-                        "complete_after_seconds": DEMO_COMPLETES_AFTER_SECONDS,
-                        **DEMO_PROVIDER_TROUBLE.get((trade, city), {}),
-                    },
+                    provider_type=provider_type,
+                    provider_settings=provider_settings,
                     accepts_jobs=index % 11 != 10,
                 )
                 companies.append(company)

@@ -1,0 +1,409 @@
+"""The slice of ServiceTitan's public API that our client uses, served by the simulator at
+``/servicetitan-sim/`` and backed by the database simulation, so the real client runs over HTTP
+against it (a company's ``api_url`` and ``auth_url`` pointing here).
+
+A test double of a vendor, not our API: plain Django views (outside the OpenAPI schema) that
+speak ServiceTitan's shapes, OAuth errors at ``connect/token`` and RFC 7807 problems elsewhere.
+A booking made here is converted to a job at once, with the same number (``SimulatedJob``).
+"""
+
+import functools
+import json
+import secrets
+import zlib
+
+from django.core.cache import cache
+from django.http import JsonResponse
+from django.views.decorators.csrf import csrf_exempt
+from rest_framework import serializers
+
+from integrations.models import SimulatedJob
+from integrations.providers import PermanentProviderError, RetryableProviderError
+from integrations.servicetitan.service import PROBLEM_TYPES, Booking, servicetitan_config
+from integrations.servicetitan.simulation import SimulatedServiceTitan
+from tradeengage.exceptions import flatten_errors
+
+TOKEN_SECONDS = 900
+TOKEN_CACHE_PREFIX = "servicetitan-sim:token:"
+INVOICE_ID_OFFSET = 1_000_000
+LARGEST_ID = 2**63 - 1
+
+JOB_STATUSES = {
+    SimulatedJob.Status.SCHEDULED: "Scheduled",
+    SimulatedJob.Status.DISPATCHED: "Dispatched",
+    SimulatedJob.Status.IN_PROGRESS: "Working",
+    SimulatedJob.Status.COMPLETED: "Completed",
+    SimulatedJob.Status.CANCELLED: "Canceled",
+}
+JOB_PRIORITIES = {"high": "High", "medium": "Normal", "low": "Low"}
+PHONE_CONTACT_TYPES = {"Phone", "MobilePhone"}
+
+# The simulation's error codes as ServiceTitan answers them: status, and whether the problem
+# lists field errors (validation problems only).
+PROBLEMS = {
+    "Validation Error": (400, True),
+    "Service Area Not Supported": (400, True),
+    "Customer Conflict": (409, False),
+    "Not Found": (404, False),
+    "Invalid Status Transition": (400, False),
+}
+
+
+class InvalidRequest(Exception):
+    def __init__(self, errors: dict[str, list[str]]):
+        super().__init__("One or more validation errors occurred.")
+        self.errors = errors
+
+
+def problem(
+    status: int, title: str, detail: str, *, errors: dict | None = None, headers=None
+) -> JsonResponse:
+    """An RFC 7807 problem as ServiceTitan sends it."""
+    body = {
+        "type": f"https://httpstatuses.io/{status}",
+        "title": title,
+        "status": status,
+        "detail": detail,
+        "traceId": secrets.token_hex(16),
+    }
+    if errors is not None:
+        body["errors"] = errors
+    return JsonResponse(
+        body, status=status, content_type="application/problem+json", headers=headers
+    )
+
+
+def _method_not_allowed(request, methods) -> JsonResponse:
+    return problem(
+        405,
+        "Method Not Allowed",
+        f"{request.method} is not allowed on {request.path}.",
+        headers={"Allow": ", ".join(methods)},
+    )
+
+
+def _authorized(request) -> bool:
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return False
+    if not request.headers.get("ST-App-Key", "").strip():
+        return False
+    return cache.get(TOKEN_CACHE_PREFIX + token.strip()) is not None
+
+
+def servicetitan_endpoint(*methods: str):
+    """An endpoint of the slice: the methods it allows, a bearer token issued by ``token`` and
+    an app key, and the simulation's errors answered as ServiceTitan answers them."""
+
+    def decorate(view):
+        @csrf_exempt
+        @functools.wraps(view)
+        def wrapper(request, *args, **kwargs):
+            if request.method not in methods:
+                return _method_not_allowed(request, methods)
+            if not _authorized(request):
+                return problem(
+                    401,
+                    "Unauthorized",
+                    "A bearer token from connect/token and an ST-App-Key header are required.",
+                    headers={"WWW-Authenticate": "Bearer"},
+                )
+            try:
+                return view(request, *args, **kwargs)
+            except InvalidRequest as exc:
+                return problem(400, "Validation Error", str(exc), errors=exc.errors)
+            except RetryableProviderError as exc:
+                return problem(503, "Service Unavailable", str(exc), headers={"Retry-After": "1"})
+            except PermanentProviderError as exc:
+                status, lists_fields = PROBLEMS.get(exc.code, (400, False))
+                errors = None
+                if lists_fields:
+                    errors = {}
+                    for detail in exc.details:
+                        errors.setdefault(detail["field"], []).append(detail["message"])
+                return problem(status, exc.code or "Bad Request", str(exc), errors=errors)
+
+        return wrapper
+
+    return decorate
+
+
+def _validated(serializer_class, data) -> dict:
+    serializer = serializer_class(data=data)
+    if not serializer.is_valid():
+        errors = {}
+        for error in flatten_errors(serializer.errors):
+            errors.setdefault(error["field"] or "body", []).append(error["message"])
+        raise InvalidRequest(errors)
+    return serializer.validated_data
+
+
+def _json_body(request):
+    if not request.body:
+        return {}
+    try:
+        return json.loads(request.body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InvalidRequest({"body": [f"Malformed JSON: {exc}"]}) from exc
+
+
+class PageQuery(serializers.Serializer):
+    page = serializers.IntegerField(min_value=1, max_value=2**31 - 1, default=1)
+    pageSize = serializers.IntegerField(min_value=1, max_value=500, default=50)
+
+
+class BookingListQuery(PageQuery):
+    externalId = serializers.CharField(required=False, allow_blank=True)
+
+
+class JobListQuery(PageQuery):
+    createdOnOrAfter = serializers.DateTimeField(required=False)
+    createdBefore = serializers.DateTimeField(required=False)
+
+
+class InvoiceListQuery(PageQuery):
+    jobId = serializers.IntegerField(required=False)
+
+
+class AddressInput(serializers.Serializer):
+    # The lengths are SimulatedJob's columns.
+    street = serializers.CharField(max_length=255, required=False, allow_blank=True, default="")
+    city = serializers.CharField(max_length=100, required=False, allow_blank=True, default="")
+    state = serializers.CharField(max_length=2, required=False, allow_blank=True, default="")
+    zip = serializers.CharField(max_length=10, required=False, allow_blank=True, default="")
+    country = serializers.CharField(required=False, allow_blank=True, default="")
+
+
+class ContactInput(serializers.Serializer):
+    type = serializers.CharField()
+    value = serializers.CharField()
+
+
+class BookingInput(serializers.Serializer):
+    source = serializers.CharField()
+    name = serializers.CharField(max_length=201)
+    summary = serializers.CharField()
+    isFirstTimeClient = serializers.BooleanField()
+    externalId = serializers.CharField(max_length=100, required=False, allow_blank=True)
+    address = AddressInput(required=False)
+    contacts = ContactInput(many=True, required=False)
+    priority = serializers.ChoiceField(["Urgent", "High", "Normal", "Low"], required=False)
+    start = serializers.DateTimeField(required=False, allow_null=True)
+
+    def validate_name(self, value):
+        first_name, _, last_name = value.partition(" ")
+        if len(first_name) > 100 or len(last_name.strip()) > 100:
+            raise serializers.ValidationError("First and last name are at most 100 characters.")
+        return value
+
+    def validate_contacts(self, contacts):
+        for contact in contacts:
+            if contact["type"] in PHONE_CONTACT_TYPES and len(contact["value"]) > 20:
+                raise serializers.ValidationError("A phone number is at most 20 characters.")
+            if contact["type"] == "Email":
+                serializers.EmailField(max_length=255).run_validation(contact["value"])
+        return contacts
+
+
+class CancelInput(serializers.Serializer):
+    reasonId = serializers.IntegerField()
+    memo = serializers.CharField(allow_blank=True)
+
+
+def _problem_type_for(summary: str) -> str:
+    """The problem type whose description the summary starts with (the longest), else "other":
+    a real booking names no problem type."""
+    matches = [
+        (len(description), problem_type)
+        for problem_type, (_, _, description) in PROBLEM_TYPES.items()
+        if summary.lower().startswith(description.lower())
+    ]
+    return max(matches)[1] if matches else "other"
+
+
+def _contact(contacts: list[dict], types: set[str]) -> str:
+    return next((contact["value"] for contact in contacts if contact["type"] in types), "")
+
+
+def _booking_from(data: dict) -> Booking:
+    first_name, _, last_name = data["name"].partition(" ")
+    address = data.get("address") or {}
+    contacts = data.get("contacts") or []
+    return Booking(
+        first_name=first_name,
+        last_name=last_name.strip(),
+        phone=_contact(contacts, PHONE_CONTACT_TYPES),
+        email=_contact(contacts, {"Email"}),
+        address=address.get("street", ""),
+        city=address.get("city", ""),
+        state=address.get("state", ""),
+        zip=address.get("zip", ""),
+        problem_type=_problem_type_for(data["summary"]),
+        booking_id=data.get("externalId", ""),
+        scheduled_date=data.get("start"),
+        summary=data["summary"],
+    )
+
+
+def _booking(job: SimulatedJob, submitted: dict | None = None) -> dict:
+    """A booking (converted to its job at once, so always "Converted", a cancelled one too).
+
+    SimulatedJob keeps no source, first-time flag, requested priority or country: the answer to
+    a create echoes them from the request; a read answers null for them, and the job's priority.
+    """
+    submitted = submitted or {}
+    return {
+        "id": job.job_id,
+        "externalId": job.booking_id,
+        "status": "Converted",
+        "jobId": job.job_id,
+        "name": f"{job.first_name} {job.last_name}".strip(),
+        "summary": job.summary,
+        "address": {
+            "street": job.street,
+            "city": job.city,
+            "state": job.state,
+            "zip": job.zip,
+            "country": (submitted.get("address") or {}).get("country"),
+        },
+        "priority": submitted.get("priority") or JOB_PRIORITIES.get(job.priority, "Normal"),
+        "source": submitted.get("source"),
+        "isFirstTimeClient": submitted.get("isFirstTimeClient"),
+        "createdOn": job.created_at,
+        "modifiedOn": job.updated_at,
+    }
+
+
+def _job(job: SimulatedJob) -> dict:
+    return {
+        "id": job.job_id,
+        "jobNumber": job.job_number,
+        "jobStatus": JOB_STATUSES[job.status],
+        "completedOn": job.completed_at,
+        "createdOn": job.created_at,
+        "modifiedOn": job.updated_at,
+        "summary": job.summary or job.description,
+        "priority": JOB_PRIORITIES.get(job.priority, "Normal"),
+        # crc32, unlike hash(), is the same in every process.
+        "businessUnitId": zlib.crc32(job.business_unit.encode()),
+        "customerId": job.customer_id,
+        "externalData": [{"key": "bookingId", "value": job.booking_id}] if job.booking_id else [],
+    }
+
+
+def _invoice(job: SimulatedJob) -> dict:
+    return {
+        "id": INVOICE_ID_OFFSET + job.pk,
+        "total": f"{job.invoice_total:.2f}",
+        "job": {"id": job.job_id, "number": job.job_number},
+    }
+
+
+def _page(jobs, query: dict, serialize) -> dict:
+    """ServiceTitan's page envelope over a queryset of jobs."""
+    page, size = query["page"], query["pageSize"]
+    total = jobs.count()
+    start = (page - 1) * size
+    return {
+        "page": page,
+        "pageSize": size,
+        "hasMore": start + size < total,
+        "totalCount": total,
+        "data": [serialize(job) for job in jobs[start : start + size]],
+    }
+
+
+def _job_pk(job_id: int) -> int | None:
+    pk = job_id - SimulatedJob.JOB_ID_OFFSET
+    return pk if 0 < pk <= LARGEST_ID else None
+
+
+def _tenant_job(tenant: str, job_id: int, kind: str = "Job") -> SimulatedJob:
+    job = SimulatedJob.objects.filter(tenant=tenant, pk=_job_pk(job_id)).first()
+    if job is None:
+        raise PermanentProviderError(f"{kind} {job_id} not found", code="Not Found")
+    return job
+
+
+def _simulation(tenant: str) -> SimulatedServiceTitan:
+    return SimulatedServiceTitan(servicetitan_config(), tenant=tenant)
+
+
+@csrf_exempt
+def token(request):
+    """OAuth 2 client credentials: any client is accepted but one whose secret is "wrong"."""
+    if request.method != "POST":
+        return _method_not_allowed(request, ("POST",))
+    if request.POST.get("grant_type") != "client_credentials":
+        return JsonResponse({"error": "unsupported_grant_type"}, status=400)
+    client_id = request.POST.get("client_id", "")
+    client_secret = request.POST.get("client_secret", "")
+    if not client_id or not client_secret or client_secret == "wrong":
+        return JsonResponse({"error": "invalid_client"}, status=400)
+    access_token = secrets.token_urlsafe(32)
+    cache.set(TOKEN_CACHE_PREFIX + access_token, client_id, timeout=TOKEN_SECONDS)
+    return JsonResponse(
+        {"access_token": access_token, "token_type": "Bearer", "expires_in": TOKEN_SECONDS},
+        headers={"Cache-Control": "no-store"},
+    )
+
+
+@servicetitan_endpoint("GET", "POST")
+def bookings(request, tenant: str, provider: str):
+    if request.method == "POST":
+        data = _validated(BookingInput, _json_body(request))
+        created = _simulation(tenant).create_job(_booking_from(data))
+        job = SimulatedJob.objects.get(pk=_job_pk(created.id))
+        return JsonResponse(_booking(job, submitted=data))
+    query = _validated(BookingListQuery, request.GET)
+    listed = SimulatedJob.objects.filter(tenant=tenant)
+    if "externalId" in query:
+        listed = listed.filter(booking_id=query["externalId"])
+    return JsonResponse(_page(listed, query, _booking))
+
+
+@servicetitan_endpoint("GET")
+def booking_detail(request, tenant: str, provider: str, booking_id: int):
+    return JsonResponse(_booking(_tenant_job(tenant, booking_id, kind="Booking")))
+
+
+@servicetitan_endpoint("GET")
+def jobs(request, tenant: str):
+    query = _validated(JobListQuery, request.GET)
+    listed = SimulatedJob.objects.filter(tenant=tenant)
+    if "createdOnOrAfter" in query:
+        listed = listed.filter(created_at__gte=query["createdOnOrAfter"])
+    if "createdBefore" in query:
+        listed = listed.filter(created_at__lt=query["createdBefore"])
+    return JsonResponse(_page(listed, query, _job))
+
+
+@servicetitan_endpoint("GET")
+def job_detail(request, tenant: str, job_id: int):
+    return JsonResponse(_job(_tenant_job(tenant, job_id)))
+
+
+@servicetitan_endpoint("POST")
+def job_cancel(request, tenant: str, job_id: int):
+    data = _validated(CancelInput, _json_body(request))
+    # The simulation finds jobs across tenants; the tenant's own job is checked first.
+    job = _tenant_job(tenant, job_id)
+    _simulation(tenant).cancel_job(job.job_id, data["memo"] or f"Reason {data['reasonId']}")
+    return JsonResponse({})
+
+
+@servicetitan_endpoint("GET")
+def invoices(request, tenant: str):
+    """One invoice per completed job with a total; none for any other job."""
+    query = _validated(InvoiceListQuery, request.GET)
+    invoiced = SimulatedJob.objects.filter(
+        tenant=tenant, status=SimulatedJob.Status.COMPLETED, invoice_total__isnull=False
+    )
+    if "jobId" in query:
+        invoiced = invoiced.filter(pk=_job_pk(query["jobId"]))
+    return JsonResponse(_page(invoiced, query, _invoice))
+
+
+@csrf_exempt
+def not_found(request, path: str = ""):
+    return problem(404, "Not Found", f"No route for {request.path}.")

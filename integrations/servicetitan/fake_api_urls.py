@@ -1,0 +1,33 @@
+from django.urls import path, re_path, register_converter
+
+from integrations.servicetitan import fake_api
+
+
+class TenantConverter:
+    """A ServiceTitan tenant: letters and digits, as long as ``SimulatedJob.tenant`` allows."""
+
+    regex = "[0-9A-Za-z]{1,50}"
+
+    def to_python(self, value: str) -> str:
+        return value
+
+    def to_url(self, value: str) -> str:
+        return value
+
+
+register_converter(TenantConverter, "servicetitan_tenant")
+
+bookings = "crm/v2/tenant/<servicetitan_tenant:tenant>/booking-provider/<str:provider>/bookings"
+jobs = "jpm/v2/tenant/<servicetitan_tenant:tenant>/jobs"
+
+urlpatterns = [
+    path("connect/token", fake_api.token),
+    path(bookings, fake_api.bookings),
+    path(f"{bookings}/<int:booking_id>", fake_api.booking_detail),
+    path(jobs, fake_api.jobs),
+    path(f"{jobs}/<int:job_id>", fake_api.job_detail),
+    path(f"{jobs}/<int:job_id>/cancel", fake_api.job_cancel),
+    path("accounting/v2/tenant/<servicetitan_tenant:tenant>/invoices", fake_api.invoices),
+    # ServiceTitan's problem shape for any other path, instead of our API's 404.
+    re_path(r"^(?P<path>.*)$", fake_api.not_found),
+]

@@ -1,0 +1,123 @@
+"""ServiceTitan as a sync-engine provider: a routing becomes a booking (seed 001's job-creation
+data mapped from the job), created through the ServiceTitan service the company is configured
+for (the simulation, or the real API)."""
+
+import re
+import threading
+
+from integrations.providers import (
+    PermanentProviderError,
+    Provider,
+    ProviderJobStatus,
+    ProviderType,
+)
+from integrations.servicetitan.service import (
+    PROBLEM_TYPES,
+    Booking,
+    servicetitan_config,
+    servicetitan_service,
+)
+
+_services = threading.local()
+
+# Garage-door problems recognised in a job's summary, first match wins.
+GARAGE_DOOR_PROBLEMS = [
+    ("spring", "broken_spring"),
+    ("off track", "door_off_track"),
+    ("off-track", "door_off_track"),
+    ("cable", "broken_cable"),
+    ("opener", "opener_repair"),
+    ("remote", "opener_repair"),
+    ("panel", "panel_replacement"),
+    ("new door", "new_door_installation"),
+    ("install", "new_door_installation"),
+    ("nois", "noisy_door"),
+    ("squeak", "noisy_door"),
+]
+
+
+def problem_type_for(*, summary: str, category: str | None, skill_categories: list[str]) -> str:
+    """seed 001's problem type for a job: a garage-door problem named in its summary, else its
+    trade (the job's category, else its first skill's), else "other"."""
+    trade = category or next(iter(skill_categories), None)
+    if trade == "garage_doors":
+        text = summary.lower()
+        return next((kind for word, kind in GARAGE_DOOR_PROBLEMS if word in text), "maintenance")
+    return trade if trade in PROBLEM_TYPES else "other"
+
+
+def booking_for(routing) -> Booking:
+    """The booking for a routing: the homeowner's name split in two, the job's address and
+    contacts, its summary and problem type, and the routing id as the booking id (ServiceTitan's
+    externalId), which makes a retried create find the first one."""
+    job = routing.job
+    first, _, last = job.homeowner_name.strip().partition(" ")
+    digits = re.sub(r"\D", "", job.homeowner_phone or "")
+    skill_categories = [
+        category
+        for category in job.required_skills.values_list("skill__category__slug", flat=True)
+        if category
+    ]
+    return Booking(
+        booking_id=str(routing.id),
+        first_name=first,
+        last_name=last.strip(),
+        phone=digits[-10:] if len(digits) >= 10 else "",
+        email=job.homeowner_email or "",
+        address=job.street,
+        city=job.city,
+        state=job.state,
+        zip=job.zip_code[:5],
+        problem_type=problem_type_for(
+            summary=job.summary,
+            category=job.category.slug if job.category_id else None,
+            skill_categories=skill_categories,
+        ),
+        summary=job.summary,
+    )
+
+
+class ServiceTitanProvider(Provider):
+    provider_type = ProviderType.SERVICETITAN
+
+    def _service(self, timeout: float):
+        """One service per configuration and thread, so the real client's HTTP session (and
+        its pooled connections) is reused from call to call."""
+        config = servicetitan_config(self.options)
+        config["timeout_seconds"] = min(float(config["timeout_seconds"]), timeout)
+        key = tuple(sorted((name, str(value)) for name, value in config.items()))
+        services = _services.__dict__.setdefault("by_config", {})
+        if key not in services:
+            services[key] = servicetitan_service(config)
+        return services[key]
+
+    def create_job(self, *, routing, idempotency_key: str, timeout: float) -> str:
+        booking = booking_for(routing)
+        booking.booking_id = idempotency_key
+        return self._service(timeout).create_job(booking).reference
+
+    def get_job_status(self, *, external_id: str, timeout: float) -> ProviderJobStatus:
+        job = self._service(timeout).job_for_reference(external_id)
+        status = {
+            "completed": ProviderJobStatus.COMPLETED,
+            "cancelled": ProviderJobStatus.CANCELLED,
+        }.get(job.status, ProviderJobStatus.OPEN)
+        return ProviderJobStatus(
+            external_id=external_id,
+            status=status,
+            completed_at=job.completed_at,
+            revenue=job.invoice_total,
+        )
+
+    def cancel_job(self, *, external_id: str, reason: str, timeout: float) -> None:
+        service = self._service(timeout)
+        job = service.job_for_reference(external_id)
+        if job.job_number.startswith("BOOKING-"):
+            raise PermanentProviderError(
+                f"Booking {external_id} is not a job yet; dismiss it in ServiceTitan.",
+                code="Not Supported",
+            )
+        service.cancel_job(job.id, reason)
+
+    def health(self) -> dict:
+        return self._service(10.0).get_health_status()

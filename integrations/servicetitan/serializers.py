@@ -1,0 +1,148 @@
+"""Request validation for the ServiceTitan module's endpoints (seed 001 "Validation")."""
+
+import re
+
+from rest_framework import serializers
+
+from integrations.servicetitan.service import PROBLEM_TYPES, STATUSES, Booking
+
+NAME_PATTERN = re.compile(r"^[A-Za-z][A-Za-z .'\-]*$")
+PHONE_PATTERN = re.compile(r"^\+?1?\D*(\d{3})\D*(\d{3})\D*(\d{4})$")
+ZIP_PATTERN = r"^\d{5}(-\d{4})?$"
+TIME_SLOT_PATTERN = r"^\d{1,2}:\d{2} ?(AM|PM) ?- ?\d{1,2}:\d{2} ?(AM|PM)$"
+MAX_BATCH_SIZE = 50
+MAX_RANGE_DAYS = 31
+
+
+class StrictBooleanField(serializers.BooleanField):
+    """true or false only: DRF's would take "yes", 1 or "on"."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, bool):
+            self.fail("invalid", input=data)
+        return data
+
+
+class BookingSerializer(serializers.Serializer):
+    bookingId = serializers.CharField(max_length=100, required=False, allow_blank=True)
+    firstName = serializers.CharField(max_length=100)
+    lastName = serializers.CharField(max_length=100)
+    phone = serializers.CharField(max_length=20)
+    email = serializers.EmailField(max_length=255)
+    address = serializers.CharField(max_length=255)
+    city = serializers.CharField(max_length=100)
+    state = serializers.RegexField(
+        r"^[A-Z]{2}$", error_messages={"invalid": "State must be two uppercase letters."}
+    )
+    zip = serializers.RegexField(
+        ZIP_PATTERN, error_messages={"invalid": "ZIP must be 5 digits (or ZIP+4)."}
+    )
+    problemType = serializers.ChoiceField(choices=sorted(PROBLEM_TYPES))
+    doorCount = serializers.IntegerField(min_value=1, max_value=10, default=1)
+    doorAge = serializers.IntegerField(min_value=0, max_value=100, required=False, allow_null=True)
+    isRenter = StrictBooleanField(default=False)
+    scheduledDate = serializers.DateTimeField(required=False, allow_null=True)
+    timeSlot = serializers.RegexField(
+        TIME_SLOT_PATTERN,
+        required=False,
+        allow_blank=True,
+        error_messages={"invalid": 'Time slot must look like "9:00 AM - 11:00 AM".'},
+    )
+    specialInstructions = serializers.CharField(max_length=1000, required=False, allow_blank=True)
+
+    def validate_firstName(self, value):
+        return _name(value)
+
+    def validate_lastName(self, value):
+        return _name(value)
+
+    def validate_phone(self, value):
+        match = PHONE_PATTERN.match(value.strip())
+        if not match:
+            raise serializers.ValidationError("Phone must be a 10-digit US number.")
+        return "".join(match.groups())
+
+    def to_booking(self) -> Booking:
+        data = self.validated_data
+        return Booking(
+            booking_id=data.get("bookingId", ""),
+            first_name=data["firstName"],
+            last_name=data["lastName"],
+            phone=data["phone"],
+            email=data["email"],
+            address=data["address"],
+            city=data["city"],
+            state=data["state"],
+            zip=data["zip"],
+            problem_type=data["problemType"],
+            door_count=data["doorCount"],
+            door_age=data.get("doorAge"),
+            is_renter=data["isRenter"],
+            scheduled_date=data.get("scheduledDate"),
+            time_slot=data.get("timeSlot", ""),
+            special_instructions=data.get("specialInstructions", ""),
+        )
+
+
+def _name(value: str) -> str:
+    value = value.strip()
+    if not NAME_PATTERN.match(value):
+        raise serializers.ValidationError(
+            "Names may hold letters, spaces, apostrophes, periods and hyphens."
+        )
+    return value
+
+
+class StatusUpdateSerializer(serializers.Serializer):
+    status = serializers.ChoiceField(choices=STATUSES)
+
+
+class CancelSerializer(serializers.Serializer):
+    reason = serializers.CharField(max_length=500)
+
+
+class DateRangeSerializer(serializers.Serializer):
+    startDate = serializers.DateTimeField()
+    endDate = serializers.DateTimeField()
+
+    def validate(self, data):
+        if data["endDate"] < data["startDate"]:
+            raise serializers.ValidationError({"endDate": "endDate must not be before startDate."})
+        if (data["endDate"] - data["startDate"]).days > MAX_RANGE_DAYS:
+            raise serializers.ValidationError(
+                {"endDate": f"The range may span at most {MAX_RANGE_DAYS} days."}
+            )
+        return data
+
+
+class BatchSerializer(serializers.Serializer):
+    bookings = serializers.ListField(
+        child=serializers.DictField(), min_length=1, max_length=MAX_BATCH_SIZE
+    )
+
+
+class WebhookSerializer(serializers.Serializer):
+    """A status update from ServiceTitan (documented in the README)."""
+
+    eventId = serializers.CharField(max_length=200)
+    eventType = serializers.ChoiceField(choices=["job.status_changed"])
+    data = serializers.DictField()
+
+
+class WebhookDataSerializer(serializers.Serializer):
+    jobId = serializers.IntegerField(required=False)
+    jobNumber = serializers.CharField(max_length=50, required=False)
+    bookingId = serializers.CharField(max_length=100, required=False)
+    externalId = serializers.CharField(max_length=100, required=False)
+    status = serializers.ChoiceField(choices=STATUSES)
+    completedOn = serializers.DateTimeField(required=False, allow_null=True)
+    invoiceTotal = serializers.DecimalField(
+        max_digits=12, decimal_places=2, min_value=0, required=False, allow_null=True
+    )
+
+    def validate(self, data):
+        if not any(data.get(key) for key in ("jobNumber", "bookingId", "externalId")):
+            raise serializers.ValidationError(
+                "One of jobNumber, bookingId or externalId must name the job."
+            )
+        return data

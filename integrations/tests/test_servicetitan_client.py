@@ -1,0 +1,963 @@
+"""The ServiceTitan API client against ServiceTitan's HTTP contract, served by ``responses``: no
+real network, no real sleeping (the rate limiter runs on a fake clock)."""
+
+import json
+import logging
+import time
+from datetime import UTC, datetime
+from decimal import Decimal
+
+import pytest
+import redis
+import requests
+import responses
+from django.core.cache.backends.locmem import LocMemCache
+from django.utils.http import http_date
+from responses import matchers
+
+from integrations.providers import PermanentProviderError, RetryableProviderError
+from integrations.servicetitan import client
+from integrations.servicetitan.client import RateLimiter, ServiceTitanApi
+from integrations.servicetitan.service import Booking, servicetitan_service
+
+AUTH_URL = "https://auth-integration.servicetitan.io"
+API_URL = "https://api-integration.servicetitan.io"
+TOKEN_URL = f"{AUTH_URL}/connect/token"
+TENANT = "1234567"
+PROVIDER = "89"
+BOOKINGS_URL = f"{API_URL}/crm/v2/tenant/{TENANT}/booking-provider/{PROVIDER}/bookings"
+JOBS_URL = f"{API_URL}/jpm/v2/tenant/{TENANT}/jobs"
+INVOICES_URL = f"{API_URL}/accounting/v2/tenant/{TENANT}/invoices"
+TOKEN = "eyJhbGciOiJSUzI1NiJ9.first-token"
+CONFIG = {
+    "api_url": API_URL,
+    "auth_url": AUTH_URL,
+    "client_id": "cid.test-client",
+    "client_secret": "cs1.very-secret",
+    "app_key": "ak1.app-key",
+    "tenant_id": TENANT,
+    "booking_provider_id": PROVIDER,
+    "webhook_secret": "",
+    "requests_per_second": 60,
+    "timeout_seconds": 10.0,
+    "simulation_failure_rate": 0.0,
+    "simulation_delays": False,
+    "simulation_seed": "",
+}
+
+
+@pytest.fixture(autouse=True)
+def _process_local_rate_limit(settings, monkeypatch):
+    """The process-local request budget, empty for each test."""
+    settings.REDIS_URL = ""
+    monkeypatch.setattr(client, "_local_windows", {})
+
+
+@pytest.fixture
+def http():
+    with responses.RequestsMock() as mock:
+        yield mock
+
+
+@pytest.fixture
+def api():
+    return ServiceTitanApi(CONFIG)
+
+
+def add_token(http, token=TOKEN, expires_in=900):
+    return http.post(
+        TOKEN_URL,
+        json={"access_token": token, "token_type": "Bearer", "expires_in": expires_in},
+        match=[
+            matchers.urlencoded_params_matcher(
+                {
+                    "grant_type": "client_credentials",
+                    "client_id": "cid.test-client",
+                    "client_secret": "cs1.very-secret",
+                }
+            )
+        ],
+    )
+
+
+def token_calls(http):
+    return [call for call in http.calls if call.request.url == TOKEN_URL]
+
+
+def api_calls(http):
+    return [call for call in http.calls if call.request.url != TOKEN_URL]
+
+
+def booking_json(**overrides):
+    return {
+        "id": 5001,
+        "externalId": "routing-42",
+        "status": "Pending",
+        "jobId": None,
+        "name": "Jane Smith",
+        "summary": "Fix leaky kitchen faucet",
+        "address": {"street": "456 Oak Avenue", "city": "Springfield", "state": "IL"},
+        "priority": "Normal",
+        "createdOn": "2026-03-01T09:30:00.1234567Z",
+        "modifiedOn": "2026-03-01T09:30:00Z",
+        **overrides,
+    }
+
+
+def job_json(**overrides):
+    return {
+        "id": 7001,
+        "jobNumber": "70012",
+        "jobStatus": "Scheduled",
+        "completedOn": None,
+        "createdOn": "2026-03-01T10:00:00Z",
+        "summary": "Fix leaky kitchen faucet",
+        "priority": "High",
+        "businessUnitId": 12,
+        "customerId": 301,
+        "locationId": 401,
+        **overrides,
+    }
+
+
+def a_booking(**overrides):
+    fields = {
+        "first_name": "Jane",
+        "last_name": "Smith",
+        "phone": "5559876543",
+        "email": "jane.smith@email.com",
+        "address": "456 Oak Avenue",
+        "city": "Springfield",
+        "state": "IL",
+        "zip": "62701",
+        "problem_type": "plumbing",
+        "booking_id": "routing-42",
+        **overrides,
+    }
+    return Booking(**fields)
+
+
+def lookup_params(external_id="routing-42"):
+    return matchers.query_param_matcher({"externalId": external_id, "page": "1", "pageSize": "50"})
+
+
+def page_params(page, page_size, **params):
+    return matchers.query_param_matcher({**params, "page": str(page), "pageSize": str(page_size)})
+
+
+class FakeClock:
+    def __init__(self, now: float):
+        self.now = now
+        self.sleeps = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
+# Tokens
+
+
+def test_token_is_fetched_form_encoded_and_cached_between_calls(http, api):
+    add_token(http)
+    http.get(f"{JOBS_URL}/7001", json=job_json())
+
+    api.get_job(7001)
+    api.get_job(7001)
+
+    assert len(token_calls(http)) == 1
+    request = token_calls(http)[0].request
+    assert request.headers["Content-Type"] == "application/x-www-form-urlencoded"
+    assert len(api_calls(http)) == 2
+
+
+def test_token_is_shared_through_the_cache_with_another_instance(http):
+    add_token(http)
+    http.get(f"{JOBS_URL}/7001", json=job_json())
+
+    ServiceTitanApi(CONFIG).get_job(7001)
+    ServiceTitanApi(CONFIG).get_job(7001)
+
+    assert len(token_calls(http)) == 1
+    assert all(c.request.headers["Authorization"] == f"Bearer {TOKEN}" for c in api_calls(http))
+
+
+def test_token_is_not_shared_between_clients_of_different_credentials(http):
+    add_token(http)
+    other_client = "cid.other-client"
+    http.post(
+        TOKEN_URL,
+        json={"access_token": "other-token", "expires_in": 900},
+        match=[matchers.urlencoded_params_matcher({"client_id": other_client}, strict_match=False)],
+    )
+    http.get(f"{JOBS_URL}/7001", json=job_json())
+
+    ServiceTitanApi(CONFIG).get_job(7001)
+    ServiceTitanApi({**CONFIG, "client_id": other_client}).get_job(7001)
+
+    assert [c.request.headers["Authorization"] for c in api_calls(http)] == [
+        f"Bearer {TOKEN}",
+        "Bearer other-token",
+    ]
+
+
+def test_token_expiring_within_the_refresh_margin_is_not_cached(http, api):
+    add_token(http, expires_in=60)
+    http.get(f"{JOBS_URL}/7001", json=job_json())
+
+    api.get_job(7001)
+    api.get_job(7001)
+
+    assert len(token_calls(http)) == 2
+
+
+def test_401_drops_the_token_and_retries_once_with_a_new_one(http, api):
+    add_token(http, token="stale-token")
+    add_token(http, token="fresh-token")
+    http.get(
+        f"{JOBS_URL}/7001",
+        status=401,
+        match=[matchers.header_matcher({"Authorization": "Bearer stale-token"})],
+    )
+    http.get(
+        f"{JOBS_URL}/7001",
+        json=job_json(),
+        match=[matchers.header_matcher({"Authorization": "Bearer fresh-token"})],
+    )
+
+    job = api.get_job(7001)
+
+    assert job.id == 7001
+    assert len(token_calls(http)) == 2
+    assert ServiceTitanApi(CONFIG).authenticate()["token"] == "fresh-to…"
+
+
+def test_second_401_is_authentication_failed(http, api):
+    add_token(http, token="stale-token")
+    add_token(http, token="fresh-token")
+    http.get(f"{JOBS_URL}/7001", status=401, json={"title": "Unauthorized", "status": 401})
+
+    with pytest.raises(PermanentProviderError) as raised:
+        api.get_job(7001)
+
+    assert raised.value.code == "Authentication Failed"
+    assert "HTTP 401" in str(raised.value)
+    assert len(api_calls(http)) == 2
+
+
+def test_403_is_authentication_failed_without_fetching_another_token(http, api):
+    add_token(http)
+    http.get(
+        f"{JOBS_URL}/7001",
+        status=403,
+        json={"title": "Forbidden", "status": 403, "detail": "App is not connected to tenant"},
+    )
+
+    with pytest.raises(PermanentProviderError) as raised:
+        api.get_job(7001)
+
+    assert raised.value.code == "Authentication Failed"
+    assert "App is not connected to tenant" in str(raised.value)
+    assert len(token_calls(http)) == 1
+    assert len(api_calls(http)) == 1
+
+
+def test_bad_credentials_at_the_token_endpoint_are_authentication_failed(http, api):
+    http.post(TOKEN_URL, status=400, json={"error": "invalid_client"})
+
+    with pytest.raises(PermanentProviderError) as raised:
+        api.get_job(7001)
+
+    assert raised.value.code == "Authentication Failed"
+    assert "invalid_client" in str(raised.value)
+    assert "cs1.very-secret" not in str(raised.value)
+    assert api_calls(http) == []
+
+
+def test_token_endpoint_outage_is_retryable(http, api):
+    http.post(TOKEN_URL, status=503, body="upstream connect error")
+
+    with pytest.raises(RetryableProviderError) as raised:
+        api.authenticate()
+
+    assert raised.value.code == "Service Unavailable"
+    assert "upstream connect error" in str(raised.value)
+
+
+def test_redis_failure_of_the_token_cache_is_retryable(http, api, monkeypatch):
+    def unavailable(*args, **kwargs):
+        raise redis.ConnectionError("Connection refused")
+
+    monkeypatch.setattr(LocMemCache, "get", unavailable)
+
+    with pytest.raises(RetryableProviderError) as raised:
+        api.get_job(7001)
+
+    assert raised.value.code == "Service Unavailable"
+    assert len(http.calls) == 0
+
+
+# Creating bookings
+
+
+def test_every_api_call_sends_the_bearer_token_and_app_key(http, api):
+    add_token(http)
+    http.get(BOOKINGS_URL, json={"page": 1, "pageSize": 50, "hasMore": False, "data": []})
+    http.post(BOOKINGS_URL, status=201, json=booking_json())
+    http.get(f"{BOOKINGS_URL}/5001", json=booking_json(jobId=7001, status="Converted"))
+    http.get(f"{JOBS_URL}/7001", json=job_json())
+
+    api.create_job(a_booking())
+    api.job_for_reference("5001")
+
+    assert len(api_calls(http)) == 4
+    for call in api_calls(http):
+        assert call.request.headers["Authorization"] == f"Bearer {TOKEN}"
+        assert call.request.headers["ST-App-Key"] == "ak1.app-key"
+        assert f"/tenant/{TENANT}/" in call.request.url
+
+
+def test_create_posts_a_booking_when_its_external_id_is_unknown(http, api):
+    add_token(http)
+    http.get(
+        BOOKINGS_URL,
+        json={"page": 1, "pageSize": 50, "hasMore": False, "totalCount": 0, "data": []},
+        match=[lookup_params()],
+    )
+    http.post(
+        BOOKINGS_URL,
+        status=201,
+        json=booking_json(),
+        match=[
+            matchers.json_params_matcher(
+                {
+                    "source": "TradeEngage",
+                    "name": "Jane Smith",
+                    "summary": "Fix leaky kitchen faucet",
+                    "isFirstTimeClient": True,
+                    "externalId": "routing-42",
+                    "address": {
+                        "street": "456 Oak Avenue",
+                        "city": "Springfield",
+                        "state": "IL",
+                        "zip": "62701",
+                        "country": "USA",
+                    },
+                    "contacts": [
+                        {"type": "Phone", "value": "5559876543"},
+                        {"type": "Email", "value": "jane.smith@email.com"},
+                    ],
+                    "priority": "Normal",
+                    "start": "2026-03-02T14:00:00Z",
+                }
+            )
+        ],
+    )
+
+    job = api.create_job(
+        a_booking(
+            summary="Fix leaky kitchen faucet",
+            scheduled_date=datetime(2026, 3, 2, 14, 0, tzinfo=UTC),
+        )
+    )
+
+    assert job.id == 5001
+    assert job.job_number == "BOOKING-5001"
+    assert job.status == "scheduled"
+    assert job.reference == "5001"
+    assert job.booking_id == "routing-42"
+    assert job.priority == "medium"
+    assert job.created_at == datetime(2026, 3, 1, 9, 30, 0, 123456, tzinfo=UTC)
+
+
+def test_create_summarises_with_the_problem_type_and_omits_empty_contacts(http, api):
+    add_token(http)
+    http.get(BOOKINGS_URL, json={"page": 1, "pageSize": 50, "hasMore": False, "data": []})
+    http.post(BOOKINGS_URL, status=200, json=booking_json(priority="High"))
+
+    api.create_job(a_booking(problem_type="broken_spring", email="", summary=""))
+
+    body = json.loads(api_calls(http)[1].request.body)
+    assert body["summary"] == "Garage door spring repair/replacement"
+    assert body["priority"] == "High"
+    assert body["contacts"] == [{"type": "Phone", "value": "5559876543"}]
+    assert "start" not in body
+
+
+def test_create_returns_the_existing_booking_without_posting(http, api):
+    add_token(http)
+    http.get(
+        BOOKINGS_URL,
+        json={"page": 1, "pageSize": 50, "hasMore": False, "data": [booking_json()]},
+        match=[lookup_params()],
+    )
+
+    job = api.create_job(a_booking())
+
+    assert job.reference == "5001"
+    assert [call.request.method for call in api_calls(http)] == ["GET"]
+
+
+def test_create_after_a_conflict_returns_the_booking_made_concurrently(http, api):
+    add_token(http)
+    http.get(BOOKINGS_URL, json={"page": 1, "pageSize": 50, "hasMore": False, "data": []})
+    http.post(BOOKINGS_URL, status=409, json={"title": "Conflict", "status": 409})
+    http.get(
+        BOOKINGS_URL, json={"page": 1, "pageSize": 50, "hasMore": False, "data": [booking_json()]}
+    )
+
+    assert api.create_job(a_booking()).reference == "5001"
+
+
+def test_create_with_an_unknown_problem_type_is_a_validation_error_without_calls(http, api):
+    with pytest.raises(PermanentProviderError) as raised:
+        api.create_job(a_booking(problem_type="time_travel"))
+
+    assert raised.value.code == "Validation Error"
+    assert raised.value.details[0]["field"] == "problem_type"
+    assert len(http.calls) == 0
+
+
+def test_create_without_a_booking_provider_is_a_configuration_error(http):
+    api = ServiceTitanApi({**CONFIG, "booking_provider_id": ""})
+
+    with pytest.raises(PermanentProviderError) as raised:
+        api.create_job(a_booking())
+
+    assert raised.value.code == "Configuration Error"
+    assert len(http.calls) == 0
+
+
+# Following a booking to its job
+
+
+@pytest.mark.parametrize(
+    ("booking_status", "status"), [("Pending", "scheduled"), ("Dismissed", "cancelled")]
+)
+def test_reference_of_an_unconverted_booking_reports_the_booking(http, api, booking_status, status):
+    add_token(http)
+    http.get(f"{BOOKINGS_URL}/5001", json=booking_json(status=booking_status))
+
+    job = api.job_for_reference("5001")
+
+    assert (job.id, job.job_number, job.status, job.reference) == (
+        5001,
+        "BOOKING-5001",
+        status,
+        "5001",
+    )
+    assert job.completed_at is None
+    assert job.invoice_total is None
+
+
+def test_reference_of_a_converted_booking_reports_its_working_job(http, api):
+    add_token(http)
+    http.get(f"{BOOKINGS_URL}/5001", json=booking_json(status="Converted", jobId=7001))
+    http.get(f"{JOBS_URL}/7001", json=job_json(jobStatus="Working"))
+
+    job = api.job_for_reference("5001")
+
+    assert job.id == 7001
+    assert job.job_number == "70012"
+    assert job.status == "in_progress"
+    assert job.reference == "5001"
+    assert job.booking_id == "routing-42"
+    assert job.business_unit == "12"
+    assert job.completed_at is None
+    assert job.invoice_total is None
+
+
+def test_reference_of_a_completed_job_reports_completion_and_revenue_over_invoice_pages(http, api):
+    add_token(http)
+    http.get(f"{BOOKINGS_URL}/5001", json=booking_json(status="Converted", jobId=7001))
+    http.get(
+        f"{JOBS_URL}/7001",
+        json=job_json(jobStatus="Completed", completedOn="2026-03-03T16:45:00Z"),
+    )
+    http.get(
+        INVOICES_URL,
+        json={
+            "page": 1,
+            "pageSize": 50,
+            "hasMore": True,
+            "data": [
+                {"id": 1, "total": "123.45", "job": {"id": 7001, "number": "70012"}},
+                {"id": 2, "total": "10.10", "job": {"id": 7001, "number": "70012"}},
+            ],
+        },
+        match=[page_params(1, 50, jobId="7001")],
+    )
+    http.get(
+        INVOICES_URL,
+        json={
+            "page": 2,
+            "pageSize": 50,
+            "hasMore": False,
+            "data": [{"id": 3, "total": "0.05", "job": {"id": 7001, "number": "70012"}}],
+        },
+        match=[page_params(2, 50, jobId="7001")],
+    )
+
+    job = api.job_for_reference("5001")
+
+    assert job.status == "completed"
+    assert job.completed_at == datetime(2026, 3, 3, 16, 45, tzinfo=UTC)
+    assert job.invoice_total == Decimal("133.60")
+
+
+def test_completed_job_without_invoices_has_no_revenue_yet(http, api):
+    add_token(http)
+    http.get(f"{JOBS_URL}/7001", json=job_json(jobStatus="Completed", completedOn=None))
+    http.get(INVOICES_URL, json={"page": 1, "pageSize": 50, "hasMore": False, "data": []})
+
+    job = api.get_job(7001)
+
+    assert job.status == "completed"
+    assert job.invoice_total is None
+
+
+def test_reference_that_is_not_a_booking_id_is_not_found_without_calls(http, api):
+    with pytest.raises(PermanentProviderError) as raised:
+        api.job_for_reference("JOB-123")
+
+    assert raised.value.code == "Not Found"
+    assert len(http.calls) == 0
+
+
+@pytest.mark.parametrize(
+    ("job_status", "status"),
+    [
+        ("Scheduled", "scheduled"),
+        ("Dispatched", "dispatched"),
+        ("Working", "in_progress"),
+        ("Hold", "in_progress"),
+        ("Canceled", "cancelled"),
+    ],
+)
+def test_job_statuses_map_to_ours(http, api, job_status, status):
+    add_token(http)
+    http.get(f"{JOBS_URL}/7001", json=job_json(jobStatus=job_status))
+
+    assert api.get_job(7001).status == status
+
+
+def test_jobs_by_date_range_follow_pages_until_there_are_no_more(http, api):
+    add_token(http)
+    dates = {"createdOnOrAfter": "2026-03-01T00:00:00Z", "createdBefore": "2026-03-08T00:00:00Z"}
+    http.get(
+        JOBS_URL,
+        json={
+            "page": 1,
+            "pageSize": 100,
+            "hasMore": True,
+            "data": [job_json(id=1), job_json(id=2)],
+        },
+        match=[page_params(1, 100, **dates)],
+    )
+    http.get(
+        JOBS_URL,
+        json={"page": 2, "pageSize": 100, "hasMore": False, "data": [job_json(id=3)]},
+        match=[page_params(2, 100, **dates)],
+    )
+
+    jobs = api.get_jobs_by_date_range(
+        datetime(2026, 3, 1, tzinfo=UTC), datetime(2026, 3, 8, tzinfo=UTC)
+    )
+
+    assert [job.id for job in jobs] == [1, 2, 3]
+
+
+# Cancelling and status changes
+
+
+def test_cancel_posts_the_reason_and_returns_the_cancelled_job(http, api):
+    add_token(http)
+    http.post(
+        f"{JOBS_URL}/7001/cancel",
+        json={},
+        match=[matchers.json_params_matcher({"reasonId": 0, "memo": "Homeowner cancelled"})],
+    )
+    http.get(f"{JOBS_URL}/7001", json=job_json(jobStatus="Canceled"))
+
+    job = api.cancel_job(7001, "Homeowner cancelled")
+
+    assert job.status == "cancelled"
+    assert job.cancel_reason == "Homeowner cancelled"
+
+
+def test_cancel_with_an_empty_answer_still_returns_the_job(http, api):
+    add_token(http)
+    http.post(f"{JOBS_URL}/7001/cancel", body="")
+    http.get(f"{JOBS_URL}/7001", json=job_json(jobStatus="Canceled"))
+
+    assert api.cancel_job(7001, "Duplicate").status == "cancelled"
+
+
+@pytest.mark.parametrize("status", ["dispatched", "in_progress", "completed"])
+def test_update_job_status_is_not_supported(http, api, status):
+    with pytest.raises(PermanentProviderError) as raised:
+        api.update_job_status(7001, status)
+
+    assert raised.value.code == "Not Supported"
+    assert "Only cancelling is supported" in str(raised.value)
+    assert len(http.calls) == 0
+
+
+def test_update_job_status_to_cancelled_cancels_the_job(http, api):
+    add_token(http)
+    http.post(f"{JOBS_URL}/7001/cancel", json={})
+    http.get(f"{JOBS_URL}/7001", json=job_json(jobStatus="Canceled"))
+
+    assert api.update_job_status(7001, "cancelled").status == "cancelled"
+
+
+# Errors
+
+
+def test_400_problem_details_become_field_details(http, api):
+    add_token(http)
+    http.get(BOOKINGS_URL, json={"page": 1, "pageSize": 50, "hasMore": False, "data": []})
+    http.post(
+        BOOKINGS_URL,
+        status=400,
+        json={
+            "type": "https://tools.ietf.org/html/rfc7231#section-6.5.1",
+            "title": "One or more validation errors occurred.",
+            "status": 400,
+            "traceId": "00-abc-def-00",
+            "errors": {
+                "Address.Zip": ["The Zip field is required."],
+                "Contacts[0].Value": ["Invalid phone number.", "Too short."],
+            },
+        },
+    )
+
+    with pytest.raises(PermanentProviderError) as raised:
+        api.create_job(a_booking())
+
+    assert raised.value.code == "Validation Error"
+    assert raised.value.details == [
+        {"field": "Address.Zip", "message": "The Zip field is required.", "value": None},
+        {"field": "Contacts[0].Value", "message": "Invalid phone number.", "value": None},
+        {"field": "Contacts[0].Value", "message": "Too short.", "value": None},
+    ]
+    message = str(raised.value)
+    assert "HTTP 400 One or more validation errors occurred." in message
+    assert "Address.Zip: The Zip field is required." in message
+
+
+@pytest.mark.parametrize(("status", "code"), [(404, "Not Found"), (409, "Conflict")])
+def test_client_errors_are_permanent_with_their_code(http, api, status, code):
+    add_token(http)
+    http.get(
+        f"{JOBS_URL}/7001",
+        status=status,
+        json={"title": code, "status": status, "detail": "Job 7001 is not there"},
+    )
+
+    with pytest.raises(PermanentProviderError) as raised:
+        api.get_job(7001)
+
+    assert raised.value.code == code
+    assert f"HTTP {status} {code}: Job 7001 is not there" in str(raised.value)
+
+
+def test_429_with_retry_after_seconds_is_rate_limited(http, api):
+    add_token(http)
+    http.get(
+        f"{JOBS_URL}/7001",
+        status=429,
+        headers={"Retry-After": "17"},
+        json={"title": "Too Many Requests", "status": 429},
+    )
+
+    with pytest.raises(RetryableProviderError) as raised:
+        api.get_job(7001)
+
+    assert raised.value.code == "Rate Limited"
+    assert raised.value.retry_after == 17.0
+    assert "HTTP 429" in str(raised.value)
+
+
+def test_429_with_retry_after_as_http_date_is_rate_limited(http, api):
+    add_token(http)
+    http.get(f"{JOBS_URL}/7001", status=429, headers={"Retry-After": http_date(time.time() + 120)})
+
+    with pytest.raises(RetryableProviderError) as raised:
+        api.get_job(7001)
+
+    assert raised.value.code == "Rate Limited"
+    assert 118 <= raised.value.retry_after <= 120
+
+
+@pytest.mark.parametrize("status", [500, 502, 503])
+def test_server_errors_are_retryable(http, api, status):
+    add_token(http)
+    http.get(f"{JOBS_URL}/7001", status=status, json={"title": "Server Error", "status": status})
+
+    with pytest.raises(RetryableProviderError) as raised:
+        api.get_job(7001)
+
+    assert raised.value.code == "Service Unavailable"
+    assert f"HTTP {status} Server Error" in str(raised.value)
+
+
+def test_timeout_is_retryable(http, api):
+    add_token(http)
+    http.get(f"{JOBS_URL}/7001", body=requests.exceptions.ReadTimeout("read timed out"))
+
+    with pytest.raises(RetryableProviderError) as raised:
+        api.get_job(7001)
+
+    assert raised.value.code == "Timeout"
+    assert "no answer within 10 s" in str(raised.value)
+
+
+def test_connection_error_is_retryable(http, api):
+    http.post(TOKEN_URL, body=requests.exceptions.ConnectionError("Connection refused"))
+
+    with pytest.raises(RetryableProviderError) as raised:
+        api.get_job(7001)
+
+    assert raised.value.code == "Service Unavailable"
+    assert "connection failed" in str(raised.value)
+
+
+def test_invalid_url_is_a_configuration_error(http):
+    api = ServiceTitanApi({**CONFIG, "auth_url": "auth.servicetitan.io"})
+
+    with pytest.raises(PermanentProviderError) as raised:
+        api.authenticate()
+
+    assert raised.value.code == "Configuration Error"
+
+
+def test_non_json_error_body_still_gives_a_clear_message(http, api):
+    add_token(http)
+    http.get(
+        f"{JOBS_URL}/7001",
+        status=502,
+        body="<html>\n<body><h1>502 Bad Gateway</h1></body>\n</html>",
+        content_type="text/html",
+    )
+
+    with pytest.raises(RetryableProviderError) as raised:
+        api.get_job(7001)
+
+    assert str(raised.value) == (
+        f"ServiceTitan GET /jpm/v2/tenant/{TENANT}/jobs/7001: HTTP 502 Bad Gateway: "
+        "<html> <body><h1>502 Bad Gateway</h1></body> </html>"
+    )
+
+
+def test_non_json_success_body_is_retryable(http, api):
+    add_token(http)
+    http.get(f"{JOBS_URL}/7001", body="<html>maintenance</html>", content_type="text/html")
+
+    with pytest.raises(RetryableProviderError) as raised:
+        api.get_job(7001)
+
+    assert raised.value.code == "Invalid Response"
+
+
+# The request budget
+
+
+def test_rate_limiter_waits_for_the_next_window_after_the_limit(monkeypatch):
+    clock = FakeClock(1_000_000.25)
+    limiter = RateLimiter("servicetitan:rate:t1", 60, clock=clock, sleep=clock.sleep)
+
+    for _ in range(60):
+        limiter.acquire(timeout=10)
+    assert clock.sleeps == []
+
+    limiter.acquire(timeout=10)
+
+    assert clock.sleeps == [pytest.approx(0.75)]
+    assert clock.now == pytest.approx(1_000_001.0)
+
+
+def test_rate_limiter_raises_when_the_next_window_is_beyond_the_timeout():
+    clock = FakeClock(1_000_000.25)
+    limiter = RateLimiter("servicetitan:rate:t1", 60, clock=clock, sleep=clock.sleep)
+    for _ in range(60):
+        limiter.acquire(timeout=10)
+
+    with pytest.raises(RetryableProviderError) as raised:
+        limiter.acquire(timeout=0.5)
+
+    assert raised.value.code == "Rate Limited"
+    assert raised.value.retry_after == pytest.approx(0.75)
+    assert clock.sleeps == []
+
+
+def test_rate_limiter_counts_each_tenant_apart():
+    clock = FakeClock(1_000_000.25)
+    first = RateLimiter("servicetitan:rate:t1", 1, clock=clock, sleep=clock.sleep)
+    second = RateLimiter("servicetitan:rate:t2", 1, clock=clock, sleep=clock.sleep)
+
+    first.acquire(timeout=10)
+    second.acquire(timeout=10)
+
+    assert clock.sleeps == []
+
+
+class FakeRedis:
+    """The pipeline of INCR and EXPIRE the limiter sends, over a dict."""
+
+    def __init__(self):
+        self.counts = {}
+        self.expiries = {}
+
+    def pipeline(self):
+        return FakePipeline(self)
+
+
+class FakePipeline:
+    def __init__(self, redis_client):
+        self.redis = redis_client
+        self.results = []
+
+    def incr(self, key):
+        self.redis.counts[key] = self.redis.counts.get(key, 0) + 1
+        self.results.append(self.redis.counts[key])
+
+    def expire(self, key, seconds):
+        self.redis.expiries[key] = seconds
+        self.results.append(True)
+
+    def execute(self):
+        return self.results
+
+
+def test_rate_limiter_in_redis_counts_per_second_keys_that_expire():
+    clock = FakeClock(1_000_000.25)
+    store = FakeRedis()
+    limiter = RateLimiter(
+        "servicetitan:rate:t1", 2, redis_client=store, clock=clock, sleep=clock.sleep
+    )
+
+    for _ in range(3):
+        limiter.acquire(timeout=10)
+
+    assert store.counts == {"servicetitan:rate:t1:1000000": 3, "servicetitan:rate:t1:1000001": 1}
+    assert set(store.expiries.values()) == {2}
+    assert clock.sleeps == [pytest.approx(0.75)]
+
+
+def test_rate_limiter_in_redis_is_retryable_when_redis_fails():
+    class Unreachable:
+        def pipeline(self):
+            raise redis.ConnectionError("Connection refused")
+
+    limiter = RateLimiter("servicetitan:rate:t1", 60, redis_client=Unreachable())
+
+    with pytest.raises(RetryableProviderError) as raised:
+        limiter.acquire(timeout=10)
+
+    assert raised.value.code == "Service Unavailable"
+
+
+def test_client_uses_redis_for_its_request_budget_when_configured(settings):
+    settings.REDIS_URL = "redis://localhost:6399/0"
+
+    api = ServiceTitanApi(CONFIG)
+
+    assert isinstance(api.limiter.redis, redis.Redis)
+    assert api.limiter.limit == 60
+    assert api.limiter.key == f"servicetitan:rate:{TENANT}"
+
+
+def test_the_61st_call_in_one_second_waits_for_the_next(http, api):
+    clock = FakeClock(1_000_000.5)
+    api.limiter = RateLimiter(f"servicetitan:rate:{TENANT}", 60, clock=clock, sleep=clock.sleep)
+    add_token(http)
+    http.get(f"{JOBS_URL}/7001", json=job_json())
+
+    for _ in range(61):
+        api.get_job(7001)
+
+    assert clock.sleeps == [pytest.approx(0.5)]
+    assert len(api_calls(http)) == 61
+
+
+# Authentication, health and logs
+
+
+def test_authenticate_shows_only_the_start_of_the_token(http, api):
+    add_token(http)
+
+    result = api.authenticate()
+
+    assert result == {
+        "success": True,
+        "token": "eyJhbGci…",
+        "expiresIn": pytest.approx(900, abs=2),
+        "authenticated": True,
+    }
+    assert TOKEN not in str(result)
+
+
+def test_health_is_healthy_when_a_token_can_be_fetched(http, api):
+    add_token(http)
+    add_token(http)
+    api.authenticate()
+
+    status = api.get_health_status()
+
+    assert status["status"] == "healthy"
+    assert status["version"] == "servicetitan-api-v2"
+    assert status["authenticated"] is True
+    assert isinstance(status["responseTimeMs"], int)
+    assert len(token_calls(http)) == 2
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        {"status": 400, "json": {"error": "invalid_client"}},
+        {"status": 503, "body": "Service Unavailable"},
+        {"body": requests.exceptions.ConnectionError("Connection refused")},
+    ],
+)
+def test_health_is_unhealthy_without_raising(http, api, answer):
+    http.post(TOKEN_URL, **answer)
+
+    status = api.get_health_status()
+
+    assert status["status"] == "unhealthy"
+    assert status["authenticated"] is False
+    assert status["version"] == "servicetitan-api-v2"
+    assert isinstance(status["responseTimeMs"], int)
+    assert status["error"]
+
+
+def test_each_call_is_logged_at_debug_without_secrets(http, api, caplog):
+    add_token(http)
+    http.get(f"{JOBS_URL}/7001", json=job_json())
+
+    with caplog.at_level(logging.DEBUG, logger="integrations.servicetitan"):
+        api.get_job(7001)
+
+    records = [r for r in caplog.records if r.name == "integrations.servicetitan"]
+    assert [(r.method, r.path, r.status) for r in records] == [
+        ("POST", "/connect/token", 200),
+        ("GET", f"/jpm/v2/tenant/{TENANT}/jobs/7001", 200),
+    ]
+    assert all(isinstance(r.duration_ms, int) for r in records)
+    logged = " ".join(str(vars(r)) for r in records)
+    assert TOKEN not in logged
+    assert "cs1.very-secret" not in logged
+
+
+def test_service_is_the_api_client_when_credentials_are_configured(settings):
+    settings.SERVICETITAN = {**CONFIG, "client_secret": ""}
+
+    api = servicetitan_service({"client_secret": "cs1.very-secret"})
+
+    assert isinstance(api, ServiceTitanApi)
+    assert api.timeout == 10.0
+    assert api.booking_provider == PROVIDER
