@@ -63,6 +63,20 @@ def api_client():
 
 
 @pytest.fixture
+def workers(tmp_path):
+    """Real Celery worker processes (``workers.start(**environment)``) on the test database and
+    broker; the queues are purged before and after."""
+    from routing.tests.celery_workers import Workers
+
+    celery_app.conf.task_always_eager = False
+    celery_app.control.purge()
+    workers = Workers(tmp_path)
+    yield workers
+    workers.stop_all()
+    celery_app.control.purge()
+
+
+@pytest.fixture
 def ops_client(client, django_user_model):
     """A logged-in superuser: the ops staff of the admin."""
     user = django_user_model.objects.create_superuser("ops", "ops@example.com", "a-long-password")
