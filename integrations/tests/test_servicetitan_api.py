@@ -490,3 +490,21 @@ def test_a_signed_but_malformed_update_is_a_validation_error(api_client, webhook
 
     assert_error(post_webhook(api_client, body, headers), 400, "Validation Error")
     assert not WebhookReceipt.objects.exists()
+
+
+def test_the_simulation_and_webhook_receipts_are_in_the_admin(api_client, ops_client):
+    created = create(api_client).json()["data"]
+    WebhookReceipt.objects.create(provider="servicetitan", event_id="evt_admin")
+    job = SimulatedJob.objects.get()
+
+    for url in [
+        "/admin/integrations/simulatedjob/",
+        f"/admin/integrations/simulatedjob/{job.pk}/change/",
+        "/admin/integrations/webhookreceipt/",
+    ]:
+        response = ops_client.get(url)
+        assert response.status_code == 200, url
+    assert (
+        created["jobNumber"] in ops_client.get("/admin/integrations/simulatedjob/").content.decode()
+    )
+    assert ops_client.get("/admin/integrations/simulatedjob/add/").status_code == 403
