@@ -96,6 +96,9 @@ class Company(models.Model):
         editable=False,
         help_text="Routings not yet completed; ties in matching go to lower load.",
     )
+    last_processed_at = models.DateTimeField(
+        null=True, blank=True, help_text="When its last report run (client processing) ended."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -541,8 +541,16 @@ def routings_backsync(*, now: datetime | None = None, batch_size: int | None = N
             due = due.select_for_update(skip_locked=True, of=("self",))
         routings = list(due.select_related("company")[: batch_size or settings.BACKSYNC_BATCH_SIZE])
         JobRouting.objects.filter(id__in=[r.id for r in routings]).update(status_checked_at=now)
-    counts = {"checked": len(routings), "completed": 0, "errors": 0}
+    return routings_poll(routings=routings, now=now)
+
+
+def routings_poll(*, routings, now: datetime | None = None) -> dict:
+    """Ask each routing's provider about it and complete those reported completed. Returns
+    counts: checked, completed, errors (a provider error is logged and the routing left)."""
+    now = now or timezone.now()
+    counts = {"checked": 0, "completed": 0, "errors": 0}
     for routing in routings:
+        counts["checked"] += 1
         try:
             status = provider_for(routing.company).get_job_status(
                 external_id=routing.external_id, timeout=settings.SYNC_PROVIDER_TIMEOUT_SECONDS

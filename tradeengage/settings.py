@@ -9,6 +9,7 @@ import os
 from pathlib import Path
 
 import dj_database_url
+from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -207,6 +208,9 @@ CELERY_TASK_ROUTES = {
     "integrations.tasks.servicetitan_cancel_job": {"queue": "high"},
     "integrations.tasks.servicetitan_update_status": {"queue": "default"},
     "integrations.tasks.servicetitan_health_check": {"queue": "low"},
+    "processing.tasks.process_client": {"queue": "default"},
+    "processing.tasks.run_nightly": {"queue": "default"},
+    "processing.tasks.process_retry_queue": {"queue": "default"},
 }
 # Copied into django-celery-beat's tables when beat starts; edit the intervals in the admin.
 CELERY_BEAT_SCHEDULE = {
@@ -217,6 +221,15 @@ CELERY_BEAT_SCHEDULE = {
     "poll-provider-statuses": {
         "task": "routing.tasks.poll_provider_statuses",
         "schedule": env_int("BACKSYNC_INTERVAL_SECONDS", 60),
+    },
+    # seed 004: the midnight run (TIME_ZONE) and the retry queue every 15 minutes.
+    "nightly-client-processing": {
+        "task": "processing.tasks.run_nightly",
+        "schedule": crontab(minute=0, hour=0),
+    },
+    "client-processing-retry-queue": {
+        "task": "processing.tasks.process_retry_queue",
+        "schedule": crontab(minute="*/15"),
     },
     "servicetitan-health-check": {
         "task": "integrations.tasks.servicetitan_health_check",
@@ -338,6 +351,14 @@ MOCK_PROVIDER = {
 }
 if os.environ.get("MOCK_PROVIDER_COMPLETE_AFTER_SECONDS"):
     MOCK_PROVIDER["complete_after_seconds"] = env_float("MOCK_PROVIDER_COMPLETE_AFTER_SECONDS", 0)
+
+# Client processing (seed 004): waits before each retry of a failed run, in hours (the first
+# run and len() retries; then failed and an alert to OPS_ALERT_EMAILS), and the API keys of its
+# endpoints (comma-separated; compared in constant time) until API keys have their own issue.
+PROCESSING_RETRY_BACKOFF_HOURS = [
+    float(hours) for hours in env_list("PROCESSING_RETRY_BACKOFF_HOURS", ["1", "2", "4"])
+]
+PROCESSING_API_KEYS = env_list("PROCESSING_API_KEYS")
 
 # Matching: how many companies receive a routing for one job.
 MATCH_LIMIT = env_int("MATCH_LIMIT", 3)
