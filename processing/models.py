@@ -32,6 +32,9 @@ class ProcessingJob(models.Model):
     next_attempt = models.DateTimeField(null=True, blank=True)
     error_message = models.TextField(null=True, blank=True)
     leads_assigned = models.PositiveIntegerField(default=0)
+    # The leads routed by this run so far, so a retry after a later step failed reports them
+    # too instead of assigning others.
+    assigned_job_ids = models.JSONField(default=list, blank=True)
     jobs_completed = models.PositiveIntegerField(default=0)
     revenue = models.DecimalField(max_digits=12, decimal_places=2, null=True, blank=True)
     report_sent_to = models.EmailField(max_length=255, blank=True)

@@ -109,7 +109,7 @@ def processing_job_execute(*, job: ProcessingJob, now: datetime, seed=None) -> P
         client = client_load(client_id=job.client_id)
         client_data_refresh(client=client, now=now)
         leads = leads_collect(client=client, now=now)
-        assigned = leads_assign(client=client, leads=leads, seed=seed or str(job.job_id))
+        assigned = leads_assign(client=client, leads=leads, seed=seed or str(job.job_id), job=job)
         report = client_report(client=client, leads=assigned, now=now)
         sent_to = client_report_send(client=client, report=report)
         return processing_job_complete(job=job, report=report, sent_to=sent_to, now=now)
@@ -181,12 +181,16 @@ def leads_order(leads: list[Job], *, seed) -> list[Job]:
     return ordered
 
 
-def leads_assign(*, client: Company, leads, seed) -> list[Job]:
+def leads_assign(*, client: Company, leads, seed, job: ProcessingJob | None = None) -> list[Job]:
     """Route up to the client's ``leads_per_report`` leads to it, as job creation routes a job:
-    a routing and its ``job_sync`` outbox event each, so they sync to the client's provider."""
-    quota = client.leads_per_report
+    a routing and its ``job_sync`` outbox event each, so they sync to the client's provider.
+
+    With ``job``, the leads an earlier attempt of the run assigned count towards the quota and
+    are returned first, and the new ones are recorded on it in the same transaction."""
+    already = list(Job.objects.filter(id__in=job.assigned_job_ids)) if job else []
+    quota = client.leads_per_report - len(already)
     if quota <= 0:
-        return []
+        return already
     # Only the months needed to fill the quota are read and shuffled.
     months = (
         leads.annotate(month=TruncMonth("created_at"))
@@ -217,7 +221,12 @@ def leads_assign(*, client: Company, leads, seed) -> list[Job]:
             )
         if chosen:
             transaction.on_commit(outbox_relay_kick, robust=True)
-    return chosen
+        if job is not None and chosen:
+            job.assigned_job_ids = [str(lead.id) for lead in [*already, *chosen]]
+            ProcessingJob.objects.filter(job_id=job.job_id).update(
+                assigned_job_ids=job.assigned_job_ids
+            )
+    return [*already, *chosen]
 
 
 def client_report(*, client: Company, leads: list[Job], now: datetime) -> Report:
@@ -227,8 +236,7 @@ def client_report(*, client: Company, leads: list[Job], now: datetime) -> Report
     completed = JobRouting.objects.filter(
         company=client,
         sync_status=SyncStatus.COMPLETED,
-        completed_at__gte=period_start,
-        completed_at__lte=now,
+        completed_at__gte=period_start,  # including what the refresh just brought back
     ).aggregate(count=Count("id"), revenue=Sum("revenue"))
     return Report(
         leads=leads,
