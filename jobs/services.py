@@ -1,4 +1,5 @@
 import logging
+from collections import Counter
 from uuid import UUID
 
 from django.conf import settings
@@ -174,6 +175,13 @@ def routings_create(*, job: Job, matches: list[Match]) -> list[JobRouting]:
     Must run inside the caller's transaction. The load update comes last so the company rows are
     locked for as short a time as possible.
     """
+    return routings_store(pairs=[(job, match) for match in matches])
+
+
+def routings_store(*, pairs: list[tuple[Job, Match]]) -> list[JobRouting]:
+    """Routings for (job, match) pairs, one ``job_sync`` outbox event each (seed 000's event
+    data), and each company's load raised by its new routings: a few statements for any number
+    of pairs. Must run inside the caller's transaction."""
     routings = JobRouting.objects.bulk_create(
         JobRouting(
             job=job,
@@ -183,7 +191,7 @@ def routings_create(*, job: Job, matches: list[Match]) -> list[JobRouting]:
             missing_skills=m.missing_skills,
             match_reason=m.reason,
         )
-        for m in matches
+        for job, m in pairs
     )
     OutboxEvent.objects.bulk_create(
         OutboxEvent(
@@ -198,10 +206,14 @@ def routings_create(*, job: Job, matches: list[Match]) -> list[JobRouting]:
                 "provider_type": m.provider_type,
             },
         )
-        for routing, m in zip(routings, matches, strict=True)
+        for routing, (job, m) in zip(routings, pairs, strict=True)
     )
-    if routings:
-        Company.objects.filter(id__in=sorted(m.company_id for m in matches)).update(
-            open_routing_count=F("open_routing_count") + 1
+    new_routings = Counter(m.company_id for _, m in pairs)
+    by_count: dict[int, list] = {}
+    for company_id, count in new_routings.items():
+        by_count.setdefault(count, []).append(company_id)
+    for count, company_ids in sorted(by_count.items()):
+        Company.objects.filter(id__in=sorted(company_ids)).update(
+            open_routing_count=F("open_routing_count") + count
         )
     return routings

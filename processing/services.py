@@ -18,13 +18,12 @@ from django.conf import settings
 from django.core.mail import EmailMultiAlternatives, send_mail
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Count, Exists, OuterRef, Q, Sum
-from django.db.models.functions import TruncMonth
 from django.template.loader import render_to_string
 from django.utils import timezone
 
 from jobs.matching import Match
 from jobs.models import Company, CompanySkill, Job, JobSkill, JobStatus, ServiceArea
-from jobs.services import routings_create
+from jobs.services import routings_store
 from processing.models import ProcessingJob
 from routing.models import JobRouting, SyncStatus
 from routing.outbox import outbox_relay_kick
@@ -36,10 +35,17 @@ logger = logging.getLogger("processing")
 LOOKBACK = timedelta(days=90)  # seed 004: "last 3 months"
 OPEN_JOB_STATUSES = [JobStatus.PENDING, JobStatus.IN_PROGRESS]
 LEAD_SCORE = 2.0
+DISPATCH_GRACE = timedelta(minutes=10)
 
 
 class ClientNotActive(Exception):
     """The client was deactivated after its run was queued."""
+
+
+@dataclass(frozen=True)
+class LeadRef:
+    id: object
+    created_at: datetime
 
 
 @dataclass
@@ -65,12 +71,19 @@ def processing_job_create(
     if not client.is_active:
         raise BusinessRuleError(f"Client {client_id} is not active.", field="client_id")
     run_date = run_date or timezone.localdate()
+    # The run's task normally takes it at once; if that task is lost (the broker was down), the
+    # retry queue finds the run due after this grace period.
+    fields = {
+        "client": client,
+        "trigger": trigger,
+        "run_date": run_date,
+        "next_attempt": timezone.now() + DISPATCH_GRACE,
+    }
     if trigger != ProcessingJob.Trigger.NIGHTLY:
-        return ProcessingJob.objects.create(client=client, trigger=trigger, run_date=run_date), True
+        return ProcessingJob.objects.create(**fields), True
     try:
         with transaction.atomic():
-            job = ProcessingJob.objects.create(client=client, trigger=trigger, run_date=run_date)
-            return job, True
+            return ProcessingJob.objects.create(**fields), True
     except IntegrityError:
         existing = ProcessingJob.objects.get(
             client=client, run_date=run_date, trigger=ProcessingJob.Trigger.NIGHTLY
@@ -79,11 +92,11 @@ def processing_job_create(
 
 
 def processing_job_claim(*, job_id, now: datetime | None = None) -> ProcessingJob | None:
-    """Take a pending run for processing (a conditional update: one taker only). None when it
-    is not pending or not due."""
+    """Take a pending run for processing (a conditional update: one taker only): a first attempt
+    at any time, a retry once it is due. None when it is not pending or not due."""
     now = now or timezone.now()
     taken = ProcessingJob.objects.filter(
-        Q(next_attempt__isnull=True) | Q(next_attempt__lte=now),
+        Q(attempt_count=0) | Q(next_attempt__isnull=True) | Q(next_attempt__lte=now),
         job_id=job_id,
         status=ProcessingJob.Status.PENDING,
     ).update(status=ProcessingJob.Status.PROCESSING, last_attempt=now, updated_at=now)
@@ -191,34 +204,44 @@ def leads_assign(*, client: Company, leads, seed, job: ProcessingJob | None = No
     quota = client.leads_per_report - len(already)
     if quota <= 0:
         return already
-    # Only the months needed to fill the quota are read and shuffled.
-    months = (
-        leads.annotate(month=TruncMonth("created_at"))
-        .values_list("month", flat=True)
-        .order_by("month")
-        .distinct()
-    )
-    candidates: list[Job] = []
-    for month in months:
-        candidates += leads.annotate(month=TruncMonth("created_at")).filter(month=month)
-        if len(candidates) >= quota:
+    # Ids and dates only, oldest first; whole months are taken until the quota is filled, so
+    # the shuffle within the last month taken is fair.
+    candidates: list[tuple] = []
+    for lead_id, created_at in leads.order_by("created_at").values_list("id", "created_at"):
+        month = (created_at.year, created_at.month)
+        if len(candidates) >= quota and month != candidates[-1][2]:
             break
-    chosen = leads_order(candidates, seed=seed)[:quota]
+        candidates.append((lead_id, created_at, month))
+    chosen_ids = [
+        lead.id
+        for lead in leads_order(
+            [LeadRef(id=lead_id, created_at=created_at) for lead_id, created_at, _ in candidates],
+            seed=seed,
+        )[:quota]
+    ]
+    by_id = Job.objects.in_bulk(chosen_ids)
+    chosen = [by_id[lead_id] for lead_id in chosen_ids]
+    required: dict = {}
+    for job_id, slug in JobSkill.objects.filter(job__in=chosen).values_list(
+        "job_id", "skill__slug"
+    ):
+        required.setdefault(job_id, []).append(slug)
     with transaction.atomic():
-        for lead in chosen:
-            required = list(lead.required_skills.values_list("skill__slug", flat=True))
-            routings_create(
-                job=lead,
-                matches=[
+        routings_store(
+            pairs=[
+                (
+                    lead,
                     Match(
                         company_id=client.id,
                         provider_type=client.provider_type,
                         score=LEAD_SCORE,
-                        matched_skills=required,
+                        matched_skills=required.get(lead.id, []),
                         reason="Assigned as a lead in the client's report",
-                    )
-                ],
-            )
+                    ),
+                )
+                for lead in chosen
+            ]
+        )
         if chosen:
             transaction.on_commit(outbox_relay_kick, robust=True)
         if job is not None and chosen:
@@ -294,6 +317,18 @@ def processing_job_complete(
 
 
 # The retry queue
+
+
+def processing_job_retry_now(*, job_id, now: datetime | None = None) -> ProcessingJob | None:
+    """Run a pending or failed run now (the admin's "Retry now"). None when it is neither: a
+    completed run, or one a worker holds right now, is left alone."""
+    now = now or timezone.now()
+    made_due = ProcessingJob.objects.filter(
+        job_id=job_id, status__in=[ProcessingJob.Status.PENDING, ProcessingJob.Status.FAILED]
+    ).update(status=ProcessingJob.Status.PENDING, next_attempt=now, updated_at=now)
+    if not made_due:
+        return None
+    return processing_job_run(job_id=job_id, now=now)
 
 
 def retry_delay(*, failed_attempts: int) -> timedelta | None:

@@ -30,6 +30,7 @@ urlpatterns = [
     path("docs", SpectacularSwaggerView.as_view(url_name="openapi"), name="docs"),
     path("redoc", SpectacularRedocView.as_view(url_name="openapi"), name="redoc"),
     path("servicetitan-sim/", include("integrations.servicetitan.fake_api_urls")),
+    path("api/", include("processing.urls")),
     # API clients get the JSON error shape for unknown paths, in DEBUG too.
     re_path(r"^api/", json_not_found),
 ]

@@ -373,3 +373,13 @@ def test_two_nightly_triggers_at_once_process_each_client_once():
     assert errors == []
     assert len(enqueued) == len(set(enqueued)) == len(clients)
     assert ProcessingJob.objects.filter(run_date=day).count() == len(clients)
+
+
+def test_a_run_whose_task_was_lost_is_picked_up_by_the_retry_queue(client_company):
+    job, _ = processing_job_create(client_id=client_company.id, trigger="api")  # never enqueued
+
+    assert retry_queue_process(now=timezone.now()) == {"processed": 0, "failed": 0}
+    later = timezone.now() + timedelta(minutes=11)
+    assert retry_queue_process(now=later) == {"processed": 1, "failed": 0}
+    job.refresh_from_db()
+    assert job.status == ProcessingJob.Status.COMPLETED

@@ -1,0 +1,228 @@
+"""Seed 004's client-processing endpoints, under /api, with the seed's contract: an ``X-API-Key``
+header, and errors as ``{"detail": "..."}`` (not the /api/v1 shape)."""
+
+import hmac
+import logging
+import uuid
+from functools import partial
+
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
+from django.db import transaction
+from django.http import Http404
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import exceptions, status
+from rest_framework.authentication import BaseAuthentication
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from processing.models import ProcessingJob
+from processing.serializers import (
+    DetailErrorSerializer,
+    ProcessClientSerializer,
+    ProcessingHealthSerializer,
+    ProcessingJobStatusSerializer,
+    ProcessingStartedSerializer,
+    RetryQueueResultSerializer,
+)
+from processing.services import processing_job_create, retry_queue_process
+from processing.tasks import process_client
+from tradeengage.exceptions import BusinessRuleError, NotFoundError, flatten_errors
+
+logger = logging.getLogger("processing")
+
+INVALID_API_KEY = "Invalid or missing API key"
+TAG = "client processing"
+
+
+def api_key_valid(key: str) -> bool:
+    """Whether ``key`` is one of ``PROCESSING_API_KEYS``. Every configured key is compared, in
+    constant time, so the answer takes as long whichever key (if any) matches."""
+    given = key.encode()
+    matched = False
+    for configured in settings.PROCESSING_API_KEYS:
+        matched |= hmac.compare_digest(given, configured.encode())
+    return matched
+
+
+class ApiKeyAuthentication(BaseAuthentication):
+    """The ``X-API-Key`` header of seed 004 "Authentication". A missing or unknown key fails
+    here (401) rather than passing on as anonymous: no endpoint that uses it serves anyone
+    without a key."""
+
+    def authenticate(self, request):
+        key = request.headers.get("X-API-Key", "")
+        if not key or not api_key_valid(key):
+            raise exceptions.AuthenticationFailed(INVALID_API_KEY)
+        return None, key
+
+    def authenticate_header(self, request):
+        return "API-Key"
+
+
+class ApiKeyScheme(OpenApiAuthenticationExtension):
+    target_class = ApiKeyAuthentication
+    name = "ProcessingApiKey"
+
+    def get_security_definition(self, auto_schema):
+        return {
+            "type": "apiKey",
+            "in": "header",
+            "name": "X-API-Key",
+            "description": "One of the keys in PROCESSING_API_KEYS. With none configured, "
+            "every request is refused (401).",
+        }
+
+
+def _detail(message: str, http_status: int, headers=None) -> Response:
+    return Response({"detail": message}, status=http_status, headers=headers)
+
+
+def processing_exception_handler(exc, context):
+    """Seed 004 "Error Handling": ``{"detail"}``; malformed input of any kind (bad JSON, a
+    content type other than JSON, wrong or missing fields) is 422, as the seed lists."""
+    if isinstance(exc, exceptions.ValidationError):
+        errors = flatten_errors(exc.detail)
+        summary = "; ".join(
+            f"{error['field']}: {error['message']}" if error["field"] else error["message"]
+            for error in errors
+        )
+        return _detail(summary, status.HTTP_422_UNPROCESSABLE_ENTITY)
+    if isinstance(exc, exceptions.ParseError):
+        return _detail(f"Malformed JSON body: {exc.detail}", status.HTTP_422_UNPROCESSABLE_ENTITY)
+    if isinstance(exc, exceptions.UnsupportedMediaType):
+        return _detail(
+            f"{exc.detail} Send Content-Type: application/json.",
+            status.HTTP_422_UNPROCESSABLE_ENTITY,
+        )
+    if isinstance(exc, BusinessRuleError):
+        return _detail(exc.message, status.HTTP_400_BAD_REQUEST)
+    if isinstance(exc, (NotFoundError, Http404, exceptions.NotFound)):
+        return _detail(str(exc) or "Not found.", status.HTTP_404_NOT_FOUND)
+    if isinstance(exc, RequestDataTooBig):
+        return _detail("Request body is too large.", status.HTTP_413_REQUEST_ENTITY_TOO_LARGE)
+    if isinstance(exc, exceptions.APIException):
+        headers = {}
+        if getattr(exc, "auth_header", None):
+            headers["WWW-Authenticate"] = exc.auth_header
+        if getattr(exc, "wait", None):
+            headers["Retry-After"] = str(int(exc.wait))
+        return _detail(str(exc.detail), exc.status_code, headers)
+    logger.exception("Unhandled error in %s", context["view"].__class__.__name__)
+    return _detail("An unexpected error occurred.", status.HTTP_500_INTERNAL_SERVER_ERROR)
+
+
+class ProcessingView(APIView):
+    authentication_classes = [ApiKeyAuthentication]
+
+    def get_exception_handler(self):
+        return processing_exception_handler
+
+
+def _error(description: str) -> OpenApiResponse:
+    return OpenApiResponse(DetailErrorSerializer, description=description)
+
+
+UNAUTHORIZED = _error("Invalid or missing API key (header WWW-Authenticate: API-Key).")
+MALFORMED = _error(
+    "Malformed input: not JSON, a content type other than application/json, a body that is "
+    "not a JSON object, a missing or malformed field."
+)
+KEY_NOTE = (
+    " Requires the X-API-Key header with one of PROCESSING_API_KEYS; with none configured, "
+    "every request is 401."
+)
+
+
+class HealthApi(ProcessingView):
+    authentication_classes = []
+
+    @extend_schema(
+        operation_id="processing_health",
+        tags=[TAG],
+        summary="Processing API health (no key needed)",
+        responses={200: ProcessingHealthSerializer},
+    )
+    def get(self, request):
+        return Response({"status": "ok"})
+
+
+class ProcessClientApi(ProcessingView):
+    @extend_schema(
+        operation_id="processing_process_client",
+        tags=[TAG],
+        summary="Start processing a client (asynchronous)",
+        description="Creates a pending processing job for an active client and queues it: "
+        "leads in the client's service area assigned up to its plan's leads_per_report, and "
+        "its report emailed. Answers at once with the job id; follow it at "
+        "/api/job-status/{job_id}." + KEY_NOTE,
+        request=ProcessClientSerializer,
+        responses={
+            202: ProcessingStartedSerializer,
+            400: _error("The client is not active."),
+            401: UNAUTHORIZED,
+            404: _error("No client with that id."),
+            422: MALFORMED,
+        },
+    )
+    def post(self, request):
+        serializer = ProcessClientSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        job, _ = processing_job_create(
+            client_id=serializer.validated_data["client_id"],
+            trigger=ProcessingJob.Trigger.API,
+        )
+        transaction.on_commit(partial(process_client.delay, str(job.job_id)))
+        return Response(
+            {
+                "success": True,
+                "job_id": str(job.job_id),
+                "client_id": str(job.client_id),
+                "message": "Processing started",
+            },
+            status=status.HTTP_202_ACCEPTED,
+        )
+
+
+class JobStatusApi(ProcessingView):
+    @extend_schema(
+        operation_id="processing_job_status",
+        tags=[TAG],
+        summary="Status of a client processing job",
+        description="Seed 004's fields, plus attempt_count, next_attempt, trigger and run_date."
+        + KEY_NOTE,
+        parameters=[
+            OpenApiParameter(
+                "job_id", OpenApiTypes.UUID, OpenApiParameter.PATH, description="The job's id"
+            )
+        ],
+        responses={
+            200: ProcessingJobStatusSerializer,
+            401: UNAUTHORIZED,
+            404: _error("Unknown or malformed job id."),
+        },
+    )
+    def get(self, request, job_id: str):
+        try:
+            job = ProcessingJob.objects.get(job_id=uuid.UUID(job_id))
+        except (ValueError, ProcessingJob.DoesNotExist):
+            raise NotFoundError(f"Job {job_id} not found.") from None
+        return Response(ProcessingJobStatusSerializer(job).data)
+
+
+class RetryQueueApi(ProcessingView):
+    @extend_schema(
+        operation_id="processing_retry_queue",
+        tags=[TAG],
+        summary="Run the due retries of the retry queue now",
+        description="Runs, within the request, the pending jobs whose next attempt is due (at "
+        "most 100, oldest due first); the beat does the same every 15 minutes. A request body "
+        "is ignored." + KEY_NOTE,
+        request=None,
+        responses={200: RetryQueueResultSerializer, 401: UNAUTHORIZED},
+    )
+    def post(self, request):
+        counts = retry_queue_process()
+        return Response({"success": True, **counts})
