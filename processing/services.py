@@ -13,6 +13,7 @@ import random
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
+from itertools import islice
 
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives, send_mail
@@ -419,22 +420,36 @@ def clients_due(*, day: date):
     return Company.objects.filter(due, is_active=True).order_by("id")
 
 
-def nightly_run(*, day: date | None = None, enqueue) -> dict:
-    """The midnight run: a nightly run for each client due ``day`` (one per client and night:
-    a repeated trigger finds them made and enqueues nothing again), each handed to
-    ``enqueue(job_id)``, then the retry queue. Returns counts."""
+def nightly_run(*, day: date | None = None, enqueue, chunk_size: int = 500) -> dict:
+    """The midnight run: a nightly run for each client due ``day``, made in bulk a chunk of
+    clients at a time, each new one handed to ``enqueue(job_id)``; then the retry queue. A run
+    is unique per client and night, so a repeated trigger makes and enqueues nothing again.
+    Returns counts: due, enqueued, already_run, retries."""
     day = day or timezone.localdate()
     counts = {"due": 0, "enqueued": 0, "already_run": 0}
-    for client_id in clients_due(day=day).values_list("id", flat=True).iterator(chunk_size=1000):
-        counts["due"] += 1
-        job, created = processing_job_create(
-            client_id=client_id, trigger=ProcessingJob.Trigger.NIGHTLY, run_date=day
+    due = clients_due(day=day).values_list("id", flat=True).iterator(chunk_size=chunk_size)
+    while chunk := list(islice(due, chunk_size)):
+        runs = [
+            ProcessingJob(
+                client_id=client_id,
+                trigger=ProcessingJob.Trigger.NIGHTLY,
+                run_date=day,
+                next_attempt=timezone.now() + DISPATCH_GRACE,
+            )
+            for client_id in chunk
+        ]
+        ProcessingJob.objects.bulk_create(runs, ignore_conflicts=True)
+        created = set(
+            ProcessingJob.objects.filter(job_id__in=[run.job_id for run in runs]).values_list(
+                "job_id", flat=True
+            )
         )
-        if created:
-            enqueue(job.job_id)
-            counts["enqueued"] += 1
-        else:
-            counts["already_run"] += 1
+        for run in runs:
+            if run.job_id in created:
+                enqueue(run.job_id)
+        counts["due"] += len(chunk)
+        counts["enqueued"] += len(created)
+        counts["already_run"] += len(chunk) - len(created)
     counts["retries"] = retry_queue_process()
     logger.info("Nightly run", extra={"day": day.isoformat(), **counts})
     return counts
