@@ -230,6 +230,10 @@ class Job(models.Model):
             models.Index(fields=["-created_at", "-id"], name="job_newest_first_idx"),
             models.Index(fields=["status", "created_at"], name="job_status_created_idx"),
             models.Index(fields=["state", "zip_code"], name="job_area_idx"),
+            # ZIP-prefix lookups (zip_code LIKE '606%') of client processing's leads.
+            models.Index(
+                fields=["zip_code"], opclasses=["varchar_pattern_ops"], name="job_zip_prefix_idx"
+            ),
         ]
         constraints = [
             models.CheckConstraint(

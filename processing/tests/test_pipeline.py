@@ -80,9 +80,9 @@ def test_leads_are_open_recent_jobs_in_the_area_that_the_client_can_do(client_co
     electrical = JobFactory(state="IL")
     JobSkillFactory(job=electrical, skill=skill("electrical"))  # a skill it lacks
 
-    found = set(leads_collect(client=client_company, now=NOW))
+    found = {ref.id for ref in leads_collect(client=client_company, now=NOW)}
 
-    assert found == set(wanted)
+    assert found == {job.id for job in wanted}
 
 
 def test_leads_are_ordered_oldest_month_first_shuffled_within_a_month():
