@@ -10,6 +10,18 @@ API_PATHS = [
     "/api/v1/health/detailed",
     "/api/v1/health/ready",
     "/api/v1/health/live",
+    "/api/v1/jobs/{job_id}/sync",
+    "/api/integrations/servicetitan/health",
+    "/api/integrations/servicetitan/auth/test",
+    "/api/integrations/servicetitan/jobs",
+    "/api/integrations/servicetitan/jobs/{job_id}",
+    "/api/integrations/servicetitan/jobs/{job_id}/status",
+    "/api/integrations/servicetitan/jobs/batch",
+    "/api/integrations/servicetitan/webhook",
+    "/api/health",
+    "/api/process-client",
+    "/api/job-status/{job_id}",
+    "/api/process-retry-queue",
 ]
 
 
@@ -71,3 +83,7 @@ def test_api_documentation_pages_answer(client, path):
 
     assert response.status_code == 200
     assert b"/openapi.json" in response.content
+
+
+def test_the_servicetitan_simulator_is_not_our_api(schema):
+    assert not [path for path in schema["paths"] if path.startswith("/servicetitan-sim")]
