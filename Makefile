@@ -4,8 +4,9 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PORT ?= 8000
 # The demo's ServiceTitan simulation behaves like the real thing (seed 001): 5 % random failures
-# and realistic delays. Tests keep both off.
-DEMO_ENV ?= SERVICETITAN_SIMULATION_FAILURE_RATE=0.05 SERVICETITAN_SIMULATION_DELAYS=true
+# and realistic delays (tests keep both off); the client-processing endpoints accept a demo key.
+DEMO_ENV ?= SERVICETITAN_SIMULATION_FAILURE_RATE=0.05 SERVICETITAN_SIMULATION_DELAYS=true \
+	PROCESSING_API_KEYS=$${PROCESSING_API_KEYS:-demo-processing-key}
 export PATH := $(abspath $(BIN)):$(PATH)
 
 .PHONY: install run dev test lint format migrate demo superuser clean
