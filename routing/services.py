@@ -378,13 +378,43 @@ def _attempts_record(
             if event is not None:
                 closed_events.append(event)
             _log(attempt, outcome, number=number)
-        JobRouting.objects.bulk_update(routings, ROUTING_SYNC_FIELDS)
-        OutboxEvent.objects.bulk_update(closed_events, EVENT_SYNC_FIELDS)
+        _routings_store(routings, now=now)
+        _events_store(closed_events, now=now)
         SyncAttempt.objects.bulk_create(history)
         for company_id in sorted(freed_companies):
             Company.objects.filter(id=company_id, open_routing_count__gt=0).update(
                 open_routing_count=F("open_routing_count") - 1
             )
+
+
+def _routings_store(routings: list[JobRouting], *, now: datetime) -> None:
+    """Write the routings' new sync state: the synced ones (nearly all of a batch) with one
+    update of their shared values and one of their external ids, the others field by field."""
+    synced = [r for r in routings if r.sync_status == SyncStatus.SYNCED]
+    if synced:
+        JobRouting.objects.filter(id__in=[r.id for r in synced]).update(
+            sync_status=SyncStatus.SYNCED,
+            last_synced_at=now,
+            next_retry_at=None,
+            error_message=None,
+            claimed_at=None,
+            updated_at=now,
+        )
+        JobRouting.objects.bulk_update(synced, ["external_id"])
+    others = [r for r in routings if r.sync_status != SyncStatus.SYNCED]
+    if others:
+        JobRouting.objects.bulk_update(others, ROUTING_SYNC_FIELDS)
+
+
+def _events_store(events: list[OutboxEvent], *, now: datetime) -> None:
+    done = [e for e in events if e.status == OutboxStatus.DONE]
+    if done:
+        OutboxEvent.objects.filter(id__in=[e.id for e in done]).update(
+            status=OutboxStatus.DONE, processed_at=now, claimed_at=None
+        )
+    others = [e for e in events if e.status != OutboxStatus.DONE]
+    if others:
+        OutboxEvent.objects.bulk_update(others, EVENT_SYNC_FIELDS)
 
 
 ROUTING_SYNC_FIELDS = [
