@@ -8,6 +8,7 @@ conflict, unsupported service area) sends the routing to the dead-letter queue a
 ``ProviderNotConfigured`` is not an attempt at all: the routing waits, with the reason shown.
 """
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -81,7 +82,7 @@ class ProviderJobStatus:
     CANCELLED = "cancelled"
 
 
-class Provider:
+class Provider(ABC):
     """One company's field-service system. ``options`` are the company's provider settings.
 
     Every call takes a ``timeout`` in seconds and must return or raise a ``ProviderError`` within
@@ -95,17 +96,17 @@ class Provider:
         self.company_id = company_id
         self.options = options or {}
 
-    def create_job(self, *, routing, idempotency_key: str, timeout: float) -> str:
-        raise NotImplementedError
+    @abstractmethod
+    def create_job(self, *, routing, idempotency_key: str, timeout: float) -> str: ...
 
-    def get_job_status(self, *, external_id: str, timeout: float) -> ProviderJobStatus:
-        raise NotImplementedError
+    @abstractmethod
+    def get_job_status(self, *, external_id: str, timeout: float) -> ProviderJobStatus: ...
 
-    def cancel_job(self, *, external_id: str, reason: str, timeout: float) -> None:
-        raise NotImplementedError
+    @abstractmethod
+    def cancel_job(self, *, external_id: str, reason: str, timeout: float) -> None: ...
 
-    def health(self) -> dict:
-        raise NotImplementedError
+    @abstractmethod
+    def health(self) -> dict: ...
 
 
 def provider_type_for(company) -> str:

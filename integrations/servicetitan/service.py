@@ -12,6 +12,7 @@ Errors are the providers' typed errors: ``RetryableProviderError`` and
 ``PermanentProviderError``, with ``code`` the seed's error name.
 """
 
+from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -111,35 +112,38 @@ class ServiceTitanJob:
     invoice_total: Decimal | None = None
 
 
-class ServiceTitanService:
+class ServiceTitanService(ABC):
     """seed 001's service methods; every implementation keeps these signatures."""
 
     version = ""
 
+    @abstractmethod
     def authenticate(self) -> dict:
         """``{"token", "expiresIn", "authenticated"}``."""
-        raise NotImplementedError
+        ...
 
+    @abstractmethod
     def create_job(self, booking: Booking) -> ServiceTitanJob:
         """Create the job for a booking. A booking id seen before returns the job it made."""
-        raise NotImplementedError
+        ...
 
-    def get_job(self, job_id: int) -> ServiceTitanJob:
-        raise NotImplementedError
+    @abstractmethod
+    def get_job(self, job_id: int) -> ServiceTitanJob: ...
 
+    @abstractmethod
     def job_for_reference(self, reference: str) -> ServiceTitanJob:
         """The job ``create_job`` made, from its ``reference``, with ``completed_at`` and
         ``invoice_total`` once it is completed (the sync engine's back-sync)."""
-        raise NotImplementedError
+        ...
 
-    def update_job_status(self, job_id: int, status: str) -> ServiceTitanJob:
-        raise NotImplementedError
+    @abstractmethod
+    def update_job_status(self, job_id: int, status: str) -> ServiceTitanJob: ...
 
-    def cancel_job(self, job_id: int, reason: str) -> ServiceTitanJob:
-        raise NotImplementedError
+    @abstractmethod
+    def cancel_job(self, job_id: int, reason: str) -> ServiceTitanJob: ...
 
-    def get_jobs_by_date_range(self, start: datetime, end: datetime) -> list[ServiceTitanJob]:
-        raise NotImplementedError
+    @abstractmethod
+    def get_jobs_by_date_range(self, start: datetime, end: datetime) -> list[ServiceTitanJob]: ...
 
     def create_jobs_batch(self, bookings: list[Booking]) -> list[dict]:
         """One result per booking, in order: ``{"index", "success", "data" | "error"...}``."""
@@ -153,8 +157,8 @@ class ServiceTitanService:
                 results.append({"index": index, "success": False, "exception": exc})
         return results
 
-    def get_health_status(self) -> dict:
-        raise NotImplementedError
+    @abstractmethod
+    def get_health_status(self) -> dict: ...
 
 
 CREDENTIAL_KEYS = ("client_id", "client_secret", "app_key", "tenant_id", "booking_provider_id")
