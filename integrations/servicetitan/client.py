@@ -68,18 +68,16 @@ CONFIGURATION_ERRORS = (
     requests.exceptions.InvalidURL,
 )
 
-# The process-local request budget: key -> (window second, requests counted in it).
-_local_windows: dict[str, tuple[int, int]] = {}
+# The process-local request budget: key -> (tokens left, when they were counted).
+_local_buckets: dict[str, tuple[float, float]] = {}
 _local_lock = threading.Lock()
 
 
 class RateLimiter:
-    """At most ``limit`` requests per one-second window under ``key``, counted in Redis when a
-    client is given (so shared by every worker process), else in this process.
-
-    A fixed window is one INCR per request; the price is that a burst straddling a window
-    boundary can reach twice the limit for a moment.
-    """
+    """A token bucket of ``limit`` requests per second under ``key``: up to ``limit`` at once,
+    refilled at ``limit`` per second. Kept in Redis when a client is given (one atomic script,
+    so every worker process draws on the same bucket), else in this process. The callers'
+    clocks stamp the bucket, so worker hosts should keep their clocks in sync (NTP)."""
 
     def __init__(
         self,
@@ -97,40 +95,64 @@ class RateLimiter:
         self.sleep = sleep
 
     def acquire(self, timeout: float) -> None:
-        """Take one request from the current window, sleeping into the next one while the
-        current one is spent; ``RetryableProviderError`` ("Rate Limited") when that would take
-        longer than ``timeout`` seconds."""
+        """Take one token, sleeping until one is there; ``RetryableProviderError`` ("Rate
+        Limited") when that would take longer than ``timeout`` seconds."""
         deadline = self.clock() + timeout
         while True:
             now = self.clock()
-            window = int(now)
-            if self._count(window) <= self.limit:
+            wait = self._take(now)
+            if wait <= 0:
                 return
-            wait = window + 1 - now
             if now + wait > deadline:
                 raise RetryableProviderError(
-                    f"ServiceTitan request budget of {self.limit}/s for {self.key} is spent and "
-                    f"the next second starts after the call's {timeout:g} s timeout",
+                    f"ServiceTitan request budget of {self.limit}/s for {self.key} is spent; "
+                    f"the next request is allowed in {wait:.3f} s, after the call's {timeout:g} s "
+                    "timeout",
                     retry_after=wait,
                     code="Rate Limited",
                 )
             self.sleep(wait)
 
-    def _count(self, window: int) -> int:
-        """Count one request in ``window``; how many it holds now."""
+    def _take(self, now: float) -> float:
+        """Take a token if there is one: 0. Else the seconds until there is one."""
         if self.redis is None:
             with _local_lock:
-                counted_window, count = _local_windows.get(self.key, (window, 0))
-                count = count + 1 if counted_window == window else 1
-                _local_windows[self.key] = (window, count)
-            return count
-        key = f"{self.key}:{window}"
+                tokens, stamped = _local_buckets.get(self.key, (float(self.limit), now))
+                tokens, wait = _bucket_take(tokens, stamped, now, self.limit)
+                # A caller whose clock reading is older must not move the stamp back, or the
+                # next caller would be refilled for the same time twice.
+                _local_buckets[self.key] = (tokens, max(now, stamped))
+            return wait
         with _shared_state():
-            pipeline = self.redis.pipeline()
-            pipeline.incr(key)
-            pipeline.expire(key, 2)
-            count, _ = pipeline.execute()
-        return count
+            return float(self.redis.eval(TOKEN_BUCKET_SCRIPT, 1, self.key, self.limit, repr(now)))
+
+
+TOKEN_EPSILON = 1e-9
+
+
+def _bucket_take(tokens: float, stamped: float, now: float, rate: int) -> tuple[float, float]:
+    tokens = min(float(rate), tokens + max(0.0, now - stamped) * rate)
+    if tokens >= 1 - TOKEN_EPSILON:  # a refill computed from a float clock may fall just short
+        return max(tokens - 1, 0.0), 0.0
+    return tokens, (1 - tokens) / rate
+
+
+# The same arithmetic as _bucket_take, atomically in Redis. KEYS[1]: the bucket; ARGV: the rate
+# (= capacity) and the caller's clock. The stamp never moves back (see RateLimiter._take).
+TOKEN_BUCKET_SCRIPT = """
+local rate = tonumber(ARGV[1])
+local now = tonumber(ARGV[2])
+local state = redis.call('HMGET', KEYS[1], 'tokens', 'stamped')
+local tokens = tonumber(state[1]) or rate
+local stamped = tonumber(state[2]) or now
+tokens = math.min(rate, tokens + math.max(0, now - stamped) * rate)
+local wait = 0
+if tokens >= 1 - 1e-9 then tokens = math.max(tokens - 1, 0) else wait = (1 - tokens) / rate end
+stamped = math.max(now, stamped)
+redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'stamped', tostring(stamped))
+redis.call('EXPIRE', KEYS[1], 10)
+return tostring(wait)
+"""
 
 
 @functools.cache

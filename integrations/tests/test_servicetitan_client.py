@@ -3,7 +3,9 @@ real network, no real sleeping (the rate limiter runs on a fake clock)."""
 
 import json
 import logging
+import os
 import time
+import uuid
 from datetime import UTC, datetime
 from decimal import Decimal
 
@@ -50,7 +52,7 @@ CONFIG = {
 def _process_local_rate_limit(settings, monkeypatch):
     """The process-local request budget, empty for each test."""
     settings.REDIS_URL = ""
-    monkeypatch.setattr(client, "_local_windows", {})
+    monkeypatch.setattr(client, "_local_buckets", {})
 
 
 @pytest.fixture
@@ -766,7 +768,14 @@ def test_non_json_success_body_is_retryable(http, api):
 # The request budget
 
 
-def test_rate_limiter_waits_for_the_next_window_after_the_limit(monkeypatch):
+@pytest.fixture
+def fresh_buckets():
+    client._local_buckets.clear()
+    yield
+    client._local_buckets.clear()
+
+
+def test_rate_limiter_lets_a_burst_of_the_limit_through_then_one_per_refill(fresh_buckets):
     clock = FakeClock(1_000_000.25)
     limiter = RateLimiter("servicetitan:rate:t1", 60, clock=clock, sleep=clock.sleep)
 
@@ -775,26 +784,69 @@ def test_rate_limiter_waits_for_the_next_window_after_the_limit(monkeypatch):
     assert clock.sleeps == []
 
     limiter.acquire(timeout=10)
+    limiter.acquire(timeout=10)
 
-    assert clock.sleeps == [pytest.approx(0.75)]
-    assert clock.now == pytest.approx(1_000_001.0)
+    assert clock.sleeps == [pytest.approx(1 / 60), pytest.approx(1 / 60)]
 
 
-def test_rate_limiter_raises_when_the_next_window_is_beyond_the_timeout():
+def test_rate_limiter_refills_at_the_limit_per_second(fresh_buckets):
+    clock = FakeClock(1_000_000.0)
+    limiter = RateLimiter("servicetitan:rate:t1", 60, clock=clock, sleep=clock.sleep)
+    for _ in range(60):
+        limiter.acquire(timeout=10)
+
+    clock.now += 0.5  # 30 tokens back
+    for _ in range(30):
+        limiter.acquire(timeout=10)
+
+    assert clock.sleeps == []
+    limiter.acquire(timeout=10)
+    assert clock.sleeps == [pytest.approx(1 / 60)]
+
+
+def test_a_second_never_passes_more_than_the_limit(fresh_buckets):
+    clock = FakeClock(1_000_000.0)
+    limiter = RateLimiter("servicetitan:rate:t1", 60, clock=clock, sleep=clock.sleep)
+    started = clock.now
+
+    for _ in range(60 + 600):
+        limiter.acquire(timeout=10)
+
+    # 60 at once, then 60 per second: 600 more take 10 seconds.
+    assert clock.now - started == pytest.approx(10.0)
+
+
+def test_a_caller_with_an_older_clock_reading_does_not_refill_the_bucket_twice(fresh_buckets):
+    clock = FakeClock(1_000_000.0)
+    late = FakeClock(1_000_000.0)
+    limiter = RateLimiter("servicetitan:rate:t1", 60, clock=clock, sleep=clock.sleep)
+    lagging = RateLimiter("servicetitan:rate:t1", 60, clock=late, sleep=late.sleep)
+    for _ in range(60):
+        limiter.acquire(timeout=10)
+
+    clock.now += 1.0  # a second later: 60 tokens back
+    for _ in range(60):
+        limiter.acquire(timeout=10)
+    lagging.acquire(timeout=10)  # read its clock before that second passed
+
+    assert sum(late.sleeps) == pytest.approx(1.0 + 1 / 60)  # no token until its clock catches up
+
+
+def test_rate_limiter_raises_when_the_wait_is_beyond_the_timeout(fresh_buckets):
     clock = FakeClock(1_000_000.25)
     limiter = RateLimiter("servicetitan:rate:t1", 60, clock=clock, sleep=clock.sleep)
     for _ in range(60):
         limiter.acquire(timeout=10)
 
     with pytest.raises(RetryableProviderError) as raised:
-        limiter.acquire(timeout=0.5)
+        limiter.acquire(timeout=0.001)
 
     assert raised.value.code == "Rate Limited"
-    assert raised.value.retry_after == pytest.approx(0.75)
+    assert raised.value.retry_after == pytest.approx(1 / 60)
     assert clock.sleeps == []
 
 
-def test_rate_limiter_counts_each_tenant_apart():
+def test_rate_limiter_counts_each_tenant_apart(fresh_buckets):
     clock = FakeClock(1_000_000.25)
     first = RateLimiter("servicetitan:rate:t1", 1, clock=clock, sleep=clock.sleep)
     second = RateLimiter("servicetitan:rate:t2", 1, clock=clock, sleep=clock.sleep)
@@ -805,52 +857,26 @@ def test_rate_limiter_counts_each_tenant_apart():
     assert clock.sleeps == []
 
 
-class FakeRedis:
-    """The pipeline of INCR and EXPIRE the limiter sends, over a dict."""
+@pytest.mark.skipif(not os.environ.get("REDIS_URL"), reason="needs Redis (set REDIS_URL)")
+def test_rate_limiter_in_redis_is_one_bucket_for_every_process():
+    store = redis.Redis.from_url(os.environ["REDIS_URL"])
+    key = f"servicetitan:rate:test-{uuid.uuid4().hex}"
+    clock = FakeClock(1_000_000.0)
+    worker_a = RateLimiter(key, 2, redis_client=store, clock=clock, sleep=clock.sleep)
+    worker_b = RateLimiter(key, 2, redis_client=store, clock=clock, sleep=clock.sleep)
 
-    def __init__(self):
-        self.counts = {}
-        self.expiries = {}
+    worker_a.acquire(timeout=10)
+    worker_b.acquire(timeout=10)
+    worker_a.acquire(timeout=10)  # the bucket the two share is empty: wait for a refill
 
-    def pipeline(self):
-        return FakePipeline(self)
-
-
-class FakePipeline:
-    def __init__(self, redis_client):
-        self.redis = redis_client
-        self.results = []
-
-    def incr(self, key):
-        self.redis.counts[key] = self.redis.counts.get(key, 0) + 1
-        self.results.append(self.redis.counts[key])
-
-    def expire(self, key, seconds):
-        self.redis.expiries[key] = seconds
-        self.results.append(True)
-
-    def execute(self):
-        return self.results
-
-
-def test_rate_limiter_in_redis_counts_per_second_keys_that_expire():
-    clock = FakeClock(1_000_000.25)
-    store = FakeRedis()
-    limiter = RateLimiter(
-        "servicetitan:rate:t1", 2, redis_client=store, clock=clock, sleep=clock.sleep
-    )
-
-    for _ in range(3):
-        limiter.acquire(timeout=10)
-
-    assert store.counts == {"servicetitan:rate:t1:1000000": 3, "servicetitan:rate:t1:1000001": 1}
-    assert set(store.expiries.values()) == {2}
-    assert clock.sleeps == [pytest.approx(0.75)]
+    assert clock.sleeps == [pytest.approx(0.5)]
+    assert 0 < store.ttl(key) <= 10
+    store.delete(key)
 
 
 def test_rate_limiter_in_redis_is_retryable_when_redis_fails():
     class Unreachable:
-        def pipeline(self):
+        def eval(self, *args):
             raise redis.ConnectionError("Connection refused")
 
     limiter = RateLimiter("servicetitan:rate:t1", 60, redis_client=Unreachable())
@@ -871,7 +897,7 @@ def test_client_uses_redis_for_its_request_budget_when_configured(settings):
     assert api.limiter.key == f"servicetitan:rate:{TENANT}"
 
 
-def test_the_61st_call_in_one_second_waits_for_the_next(http, api):
+def test_the_61st_call_in_one_second_waits_for_a_token(http, api):
     clock = FakeClock(1_000_000.5)
     api.limiter = RateLimiter(f"servicetitan:rate:{TENANT}", 60, clock=clock, sleep=clock.sleep)
     add_token(http)
@@ -880,7 +906,7 @@ def test_the_61st_call_in_one_second_waits_for_the_next(http, api):
     for _ in range(61):
         api.get_job(7001)
 
-    assert clock.sleeps == [pytest.approx(0.5)]
+    assert clock.sleeps == [pytest.approx(1 / 60)]  # the bucket refills 60 tokens a second
     assert len(api_calls(http)) == 61
 
 
