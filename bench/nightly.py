@@ -131,6 +131,7 @@ def main(argv=None) -> int:
         bench.pg.sql("VACUUM ANALYZE", db=args.db)
         clients = bench.count("SELECT count(*) FROM jobs_company WHERE is_active")
         bench.start_workers("nightly")
+        bench.start_beat("nightly")
         started = time.monotonic()
         run([*run_driver, "trigger"], env=bench.env, cwd=REPO)
         seconds = synced_seconds = None

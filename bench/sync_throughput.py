@@ -196,46 +196,57 @@ class Bench:
         return int(self.pg.sql(sql, db=self.args.db) or 0)
 
     def start_workers(self, label: str, count: int | None = None, **extra_env) -> None:
-        env = {**self.env, **{key: str(value) for key, value in extra_env.items()}}
         for _ in range(count or self.args.workers):
             index = len(self.workers)
-            log_path = self.work / f"worker-{label}-{index}.log"
-            with open(log_path, "wb") as out:
-                self.workers.append(
-                    subprocess.Popen(
-                        [
-                            self.python,
-                            "-m",
-                            "celery",
-                            "-A",
-                            "tradeengage",
-                            "worker",
-                            "-Q",
-                            "critical,high,default,low",
-                            "--pool",
-                            "threads",
-                            "--concurrency",
-                            str(self.args.concurrency),
-                            "--loglevel",
-                            "INFO",
-                            "--without-gossip",
-                            "--without-mingle",
-                            "--without-heartbeat",
-                            "--hostname",
-                            f"bench-{label}-{index}@%h",
-                        ],
-                        cwd=REPO,
-                        env=env,
-                        stdout=out,
-                        stderr=subprocess.STDOUT,
-                        start_new_session=True,
-                    )
+            self._start_celery(
+                [
+                    "worker",
+                    "-Q",
+                    "critical,high,default,low",
+                    "--pool",
+                    "threads",
+                    "--concurrency",
+                    str(self.args.concurrency),
+                    "--loglevel",
+                    "INFO",
+                    "--without-gossip",
+                    "--without-mingle",
+                    "--without-heartbeat",
+                    "--hostname",
+                    f"bench-{label}-{index}@%h",
+                ],
+                log_path=self.work / f"worker-{label}-{index}.log",
+                ready=b" ready.",
+                env={**self.env, **{key: str(value) for key, value in extra_env.items()}},
+            )
+
+    def start_beat(self, label: str) -> None:
+        """celery-beat with the production schedule (relay every 5 s, which also picks up the
+        retries the commit kicks do not cover, back-sync, retry queue)."""
+        self._start_celery(
+            ["beat", "--loglevel", "INFO"],
+            log_path=self.work / f"beat-{label}.log",
+            ready=b"beat: Starting",
+            env=self.env,
+        )
+
+    def _start_celery(self, argv: list[str], *, log_path: Path, ready: bytes, env: dict) -> None:
+        with open(log_path, "wb") as out:
+            self.workers.append(
+                subprocess.Popen(
+                    [self.python, "-m", "celery", "-A", "tradeengage", *argv],
+                    cwd=REPO,
+                    env=env,
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
                 )
-            deadline = time.monotonic() + 60
-            while b" ready." not in log_path.read_bytes():
-                if time.monotonic() > deadline or self.workers[-1].poll() is not None:
-                    raise BenchError(f"worker {index} did not start:\n{tail(log_path)}")
-                time.sleep(0.2)
+            )
+        deadline = time.monotonic() + 60
+        while ready not in log_path.read_bytes():
+            if time.monotonic() > deadline or self.workers[-1].poll() is not None:
+                raise BenchError(f"{argv[0]} did not start:\n{tail(log_path)}")
+            time.sleep(0.2)
 
     def stop_workers(self) -> None:
         for process in self.workers:

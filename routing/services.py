@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 
 from django.conf import settings
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, close_old_connections, connection, transaction
 from django.db.models import F, Max, Q, Sum
 from django.utils import timezone
 
@@ -289,7 +289,15 @@ def _providers_call(routings: list[JobRouting], *, timeout: float) -> list[Attem
         return [_provider_call(routing, timeout=timeout) for routing in routings]
     if _executor is None or _executor._max_workers != concurrency:
         _executor = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="sync-call")
-    return list(_executor.map(lambda routing: _provider_call(routing, timeout=timeout), routings))
+    return list(_executor.map(lambda routing: _pooled_provider_call(routing, timeout), routings))
+
+
+def _pooled_provider_call(routing: JobRouting, timeout: float) -> Attempt:
+    """A provider call on one of the pool's threads, which live as long as the worker: their
+    database connections (the mock provider's, a token cache's) are recycled as a task's are,
+    so one the server dropped is not kept failing every call after it."""
+    close_old_connections()
+    return _provider_call(routing, timeout=timeout)
 
 
 def _provider_call(routing: JobRouting, *, timeout: float) -> Attempt:

@@ -2,6 +2,7 @@ import os
 
 from celery import Celery
 from celery.signals import before_task_publish, task_postrun, task_prerun
+from django.db import close_old_connections
 from kombu import Queue
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tradeengage.settings")
@@ -34,3 +35,15 @@ def clear_correlation_id(**kwargs):
     from tradeengage.logging import set_correlation_id
 
     set_correlation_id(None)
+
+
+@task_prerun.connect
+@task_postrun.connect
+def recycle_database_connections(task=None, **kwargs):
+    """Keep a worker's database connections from task to task, as Django keeps them from request
+    to request: drop only those that are broken or older than ``CONN_MAX_AGE``. Celery's own
+    fixup would close every connection around every task (``CELERY_DB_REUSE_MAX`` makes it do
+    so only once in that many tasks), and a new PostgreSQL connection costs the server a
+    process, its catalog caches and the statements psycopg had prepared."""
+    if not getattr(task.request, "is_eager", False):
+        close_old_connections()

@@ -603,3 +603,30 @@ def test_a_repeated_completion_report_changes_nothing(clock):
     )
     assert fresh(routing.job).revenue == Decimal(10)
     assert Job.objects.get(id=routing.job_id).status == JobStatus.COMPLETED
+
+
+@pytest.mark.postgres  # SQLite's in-memory test database is never closed
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_a_call_thread_replaces_a_connection_the_server_dropped():
+    from concurrent.futures import ThreadPoolExecutor
+
+    from django.db import connection
+
+    routing, _ = routing_with_event()
+    routing = JobRouting.objects.select_related("company", "job").get(id=routing.id)
+
+    def drop_the_connection():
+        connection.ensure_connection()
+        connection.connection.close()  # as a server restart would
+        connection.errors_occurred = True
+        return connection.connection
+
+    with ThreadPoolExecutor(max_workers=1) as call_thread:  # one long-lived thread, as in a worker
+        dropped = call_thread.submit(drop_the_connection).result()
+        attempt = call_thread.submit(services._pooled_provider_call, routing, 5.0).result()
+        after = call_thread.submit(lambda: connection.connection).result()
+        call_thread.submit(lambda: connection.close()).result()
+
+    assert attempt.outcome == SyncAttempt.Outcome.SYNCED
+    assert after is not dropped
+    assert MockJob.objects.filter(idempotency_key=str(routing.id)).exists()
