@@ -14,21 +14,23 @@ Ties go to the company with fewer open routings, then to the lower id; the top `
 
 Margin and category add at most 1.0, less than the gap between area tiers, so a company serving
 the job's ZIP always outranks one serving only its state, which always outranks the rest. That
-lets the tiers be read one at a time, best first, stopping as soon as ``limit`` companies are
-found, and still give the exact ranking:
+lets the network be read nearest first, stopping as soon as ``limit`` companies are found, and
+still give the exact ranking:
 
-1. the ZIP tier and 2. the state tier each start from the ``ServiceArea`` (kind, code) index
-   and probe every company found there for the required skills through the unique (company,
-   skill) index, so they read only the companies near the job;
+1. the job's ZIP area and state together, from the coverage index (``SkillCoverage``: one row
+   per company, area served and skill held): one range scan per area and skill finds exactly
+   the companies nearby that hold the required skills at their levels, however many companies
+   the network or the state holds;
 2. the rest of the network, read only when the job's area holds fewer than ``limit``
    candidates: one grouped query over the (skill, level) index of the companies holding the
    required skills.
 
-A job near enough companies costs one or two queries whatever the size of the network. In a
-small network (the setting ``MATCH_SMALL_NETWORK_COMPANIES``) the job's area rarely holds
-enough candidates, so one query ranks the whole network at once instead, with the same score.
-A job with no required skills is matched on its category (companies whose primary category it is);
-a job with neither matches nobody.
+A job near enough companies costs one query whatever the size of the network, two otherwise.
+A job with no required skills is matched on its category (companies whose primary category it
+is), reading its ZIP area, then its state (from the ``ServiceArea`` index), then the rest; a
+job with neither matches nobody. In a small network (the setting
+``MATCH_SMALL_NETWORK_COMPANIES``) the job's area rarely holds enough candidates, so one query
+ranks the whole network at once instead, with the same score.
 """
 
 import time
@@ -38,7 +40,8 @@ from uuid import UUID
 from django.conf import settings
 from django.db import connection
 
-from jobs.models import Company, CompanySkill, ServiceArea, SkillLevel
+from jobs.coverage import coverage_area
+from jobs.models import Company, CompanySkill, ServiceArea, SkillCoverage, SkillLevel
 
 SKILL_COVERAGE_WEIGHT = 2.0
 LEVEL_MARGIN_WEIGHT = 0.25
@@ -93,14 +96,17 @@ def match_companies(
         return []
     zip_tier = (ServiceArea.Kind.ZIP_PREFIX, zip_prefixes(zip_code), ZIP_PREFIX_WEIGHT)
     state_tier = (ServiceArea.Kind.STATE, [state], STATE_WEIGHT)
+    near = tuple(area for area in (zip_tier, state_tier) if area[1])
     if network_size() <= settings.MATCH_SMALL_NETWORK_COMPANIES:
-        tiers = [WholeNetwork(areas=tuple(a for a in (zip_tier, state_tier) if a[1]))]
+        tiers = [WholeNetwork(areas=near)]
+    elif requirements:
+        tiers = [Nearby(areas=near), WholeNetwork()]
     else:
         tiers = [zip_tier, state_tier, WholeNetwork()]
     excluded = [exclude_company_id] if exclude_company_id else []
     matches: list[Match] = []
     for area in tiers:
-        if isinstance(area, tuple) and not area[1]:
+        if (isinstance(area, tuple) and not area[1]) or area == Nearby(areas=()):
             continue
         query = _ranking_query(requirements, category_id, area, excluded, limit - len(matches))
         with connection.cursor() as cursor:
@@ -119,6 +125,14 @@ def match_companies(
 class WholeNetwork:
     """The tier of every candidate not found yet. With ``areas`` (kind, codes, bonus) each
     company gets the best bonus of the areas it serves; without, no area bonus at all."""
+
+    areas: tuple = ()
+
+
+@dataclass(frozen=True)
+class Nearby:
+    """The tiers of ``areas`` (kind, codes, bonus) read at once from the coverage index, each
+    company with the best bonus of the areas it serves."""
 
     areas: tuple = ()
 
@@ -165,7 +179,10 @@ def _ranking_query(requirements, category_id, area, excluded, limit) -> tuple[st
         category_id,
         CATEGORY_WEIGHT,
     ]
-    if isinstance(area, WholeNetwork) and requirements:
+    if isinstance(area, Nearby):
+        inner, inner_params = _covered_nearby(requirements, area)
+        level_filters, level_params = "", []
+    elif isinstance(area, WholeNetwork) and requirements:
         inner, inner_params = _everyone_with_the_skills(requirements, area, skill_table)
         level_filters, level_params = "", []
     else:
@@ -256,6 +273,36 @@ def _everyone_with_the_skills(requirements, network, skill_table) -> tuple[str, 
     )
     params = [
         *bonus_params,
+        *[r.skill_id for r in requirements],
+        *[value for r in requirements for value in (r.skill_id, r.level)],
+        len(requirements),
+    ]
+    return sql, params
+
+
+def _covered_nearby(requirements, nearby: Nearby) -> tuple[str, list]:
+    """Companies serving any of the nearby areas with every required skill at its level: one
+    range scan of the coverage index per area and skill, grouped per company."""
+    keys = [
+        (coverage_area(kind, code), bonus) for kind, codes, bonus in nearby.areas for code in codes
+    ]
+    bonus_cases = " ".join("WHEN area = %s THEN %s" for _ in keys)
+    per_skill = "".join(
+        f", MAX(CASE WHEN skill_id = %s THEN level END) AS level_{index}"
+        for index in range(len(requirements))
+    )
+    satisfies = " OR ".join("(skill_id = %s AND level >= %s)" for _ in requirements)
+    sql = (
+        f"SELECT company_id, MAX(CASE {bonus_cases} END) AS bonus{per_skill}"
+        f" FROM {SkillCoverage._meta.db_table}"
+        f" WHERE area IN ({', '.join(['%s'] * len(keys))})"
+        f" AND skill_id IN ({', '.join(['%s'] * len(requirements))}) AND ({satisfies})"
+        " GROUP BY company_id HAVING COUNT(DISTINCT skill_id) = %s"
+    )
+    params = [
+        *[value for key in keys for value in key],
+        *[r.skill_id for r in requirements],
+        *[key for key, _ in keys],
         *[r.skill_id for r in requirements],
         *[value for r in requirements for value in (r.skill_id, r.level)],
         len(requirements),

@@ -176,6 +176,28 @@ class CompanySkill(models.Model):
         return f"{self.company} - {self.skill} ({self.get_level_display()})"
 
 
+class SkillCoverage(models.Model):
+    """Matching's index of who works where with what: one row per company, area it serves and
+    skill it holds, derived from ``ServiceArea`` and ``CompanySkill`` and kept in step with them
+    by ``jobs.coverage``. One range scan of its index finds the companies near a job that hold
+    its skills, however large the network and the state."""
+
+    company = models.ForeignKey(Company, on_delete=models.CASCADE, related_name="+")
+    area = models.CharField(max_length=24, help_text='"state:CA" or "zip_prefix:902".')
+    skill = models.ForeignKey(Skill, on_delete=models.CASCADE, related_name="+", db_index=False)
+    level = models.PositiveSmallIntegerField(choices=SkillLevel.choices)
+
+    class Meta:
+        verbose_name_plural = "skill coverage"
+        # Rows are unique per (company, area, skill) because areas and skills are.
+        indexes = [
+            models.Index(fields=["area", "skill", "level", "company"], name="coverage_match_idx")
+        ]
+
+    def __str__(self):
+        return f"{self.company_id} {self.area} {self.skill_id}"
+
+
 class Technician(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     company = models.ForeignKey(Company, on_delete=models.CASCADE, related_name="technicians")

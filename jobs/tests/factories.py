@@ -1,5 +1,6 @@
 import factory
 
+from jobs.coverage import coverage_rebuild
 from jobs.models import (
     Category,
     Company,
@@ -45,11 +46,13 @@ class CompanyFactory(factory.django.DjangoModelFactory):
                 CompanySkill(company=company, skill=skill(slug), level=level)
                 for slug, level in extracted.items()
             )
+            coverage_rebuild(company_ids=[company.id])
 
     @factory.post_generation
     def service_areas(company, create, extracted, **kwargs):
         if create and extracted:
             ServiceArea.objects.bulk_create(service_area(company, code) for code in extracted)
+            coverage_rebuild(company_ids=[company.id])
 
 
 class CompanySkillFactory(factory.django.DjangoModelFactory):

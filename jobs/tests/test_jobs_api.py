@@ -7,6 +7,7 @@ import pytest
 from django.utils import timezone
 from rest_framework.test import APIClient
 
+from jobs.coverage import coverage_rebuild
 from jobs.matching import network_size
 from jobs.models import (
     Category,
@@ -110,6 +111,7 @@ def add_candidates(count: int, levels: dict[str, SkillLevel], area: str = "IL") 
         for company in companies
         for slug, level in levels.items()
     )
+    coverage_rebuild(company_ids=[company.id for company in companies])
     return companies
 
 

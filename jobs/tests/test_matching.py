@@ -8,6 +8,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from jobs import matching, services
+from jobs.coverage import coverage_rebuild
 from jobs.matching import (
     CATEGORY_WEIGHT,
     LEVEL_MARGIN_WEIGHT,
@@ -81,6 +82,7 @@ def add_network(
     )
     if area is not None:
         ServiceArea.objects.bulk_create(service_area(company, area) for company in companies)
+    coverage_rebuild(company_ids=[company.id for company in companies])
     return companies
 
 
@@ -843,18 +845,20 @@ def test_job_with_neither_skills_nor_category_matches_nobody(
     assert not JobRouting.objects.filter(job=job).exists()
 
 
-# Cost: by area tiers (large networks), the job's ZIP area, then its state, then the rest of the
-# network, stopping once ``limit`` candidates are found; a small network in one query.
+# Cost in a large network: a job with skills reads its ZIP area and state together from the
+# coverage index, then the rest of the network only when they hold fewer than ``limit``
+# candidates; a category-only job reads its ZIP area, then its state, then the rest, stopping
+# once ``limit`` are found. A small network is ranked in one query.
 
 TIER_CASES = [
-    # (ZIP candidates, state candidates, queries)
-    pytest.param(3, 0, 1, id="zip-fills"),
-    pytest.param(3, 3, 1, id="zip-fills-state-unread"),
-    pytest.param(1, 2, 2, id="zip-and-state-fill"),
-    pytest.param(0, 3, 2, id="state-fills"),
-    pytest.param(2, 0, 3, id="outside-needed"),
-    pytest.param(1, 1, 3, id="zip-state-and-outside"),
-    pytest.param(0, 0, 3, id="outside-only"),
+    # (ZIP candidates, state candidates, queries with skills, queries by category only)
+    pytest.param(3, 0, 1, 1, id="zip-fills"),
+    pytest.param(3, 3, 1, 1, id="zip-fills-state-unread"),
+    pytest.param(1, 2, 1, 2, id="zip-and-state-fill"),
+    pytest.param(0, 3, 1, 2, id="state-fills"),
+    pytest.param(2, 0, 2, 3, id="outside-needed"),
+    pytest.param(1, 1, 2, 3, id="zip-state-and-outside"),
+    pytest.param(0, 0, 2, 3, id="outside-only"),
 ]
 NETWORK_SIZES = [pytest.param(10, id="10"), pytest.param(2000, marks=pytest.mark.slow, id="2000")]
 
@@ -876,11 +880,12 @@ def tiered_network(size: int, zip_count: int, state_count: int, *, primary_categ
 
 
 @pytest.mark.parametrize("size", NETWORK_SIZES)
-@pytest.mark.parametrize(("zip_count", "state_count", "queries"), TIER_CASES)
+@pytest.mark.parametrize(("zip_count", "state_count", "with_skills", "by_category"), TIER_CASES)
 @pytest.mark.parametrize("job", ["skills", "category-only"])
 def test_area_tiers_read_the_rest_of_the_network_only_when_the_area_holds_fewer_than_limit(
-    size, zip_count, state_count, queries, job, settings, django_assert_num_queries
+    size, zip_count, state_count, with_skills, by_category, job, settings, django_assert_num_queries
 ):
+    queries = with_skills if job == "skills" else by_category
     plumbing = category("plumbing")
     expected = tiered_network(size, zip_count, state_count, primary_category=plumbing)
     if job == "skills":
@@ -896,9 +901,9 @@ def test_area_tiers_read_the_rest_of_the_network_only_when_the_area_holds_fewer_
 
 
 @pytest.mark.parametrize("size", NETWORK_SIZES)
-@pytest.mark.parametrize(("zip_count", "state_count", "queries"), TIER_CASES)
+@pytest.mark.parametrize(("zip_count", "state_count", "with_skills", "by_category"), TIER_CASES)
 def test_a_small_network_is_ranked_in_one_query_whatever_its_area_holds(
-    size, zip_count, state_count, queries, settings, django_assert_num_queries
+    size, zip_count, state_count, with_skills, by_category, settings, django_assert_num_queries
 ):
     expected = tiered_network(size, zip_count, state_count, primary_category=None)
     plumbing = requirement("plumbing")
@@ -908,7 +913,7 @@ def test_a_small_network_is_ranked_in_one_query_whatever_its_area_holds(
         assert matched_ids(plumbing, limit=3) == expected
 
 
-@pytest.mark.parametrize(("size", "queries"), [(10, 1), (11, 3)])
+@pytest.mark.parametrize(("size", "queries"), [(10, 1), (11, 2)])
 def test_the_network_size_setting_chooses_the_strategy(
     size, queries, settings, django_assert_num_queries
 ):
@@ -945,11 +950,24 @@ def test_area_tiers_are_one_query_at_2500_companies(settings, django_assert_num_
 
 
 @pytest.mark.slow
-def test_area_tiers_are_two_queries_past_the_zip_area_at_2500_companies(
+def test_the_state_is_read_in_the_same_query_as_the_zip_area_at_2500_companies(
     settings, django_assert_num_queries
 ):
     add_network(2500, area="IL")
     add_network(10, area=None)
+    plumbing = requirement("plumbing")
+    counted_network(settings, small_network_companies=2000)
+
+    with django_assert_num_queries(1):
+        assert len(match(plumbing, limit=3)) == 3
+
+
+@pytest.mark.slow
+def test_the_rest_of_the_network_is_a_second_query_at_2500_companies(
+    settings, django_assert_num_queries
+):
+    add_network(2, area="IL")
+    add_network(2500, area="WI")
     plumbing = requirement("plumbing")
     counted_network(settings, small_network_companies=2000)
 
@@ -997,14 +1015,17 @@ def test_match_plans_use_the_area_and_skill_indexes_on_postgresql(settings):
             service_area(company, STATES[n % len(STATES)]),
         )
     )
+    coverage_rebuild()
     with connection.cursor() as cursor:
-        cursor.execute("ANALYZE jobs_servicearea, jobs_companyskill, jobs_company")
+        cursor.execute(
+            "ANALYZE jobs_servicearea, jobs_companyskill, jobs_company, jobs_skillcoverage"
+        )
     counted_network(settings, small_network_companies=2000)
     plans = {}
     for name, level, state, zip_code, tiers in [
         ("zip", BASIC, "IL", "62701", 1),  # the four 627 companies all hold plumbing (basic)
-        ("state", EXPERT, "IL", "62701", 2),  # none of them expert: IL fills the limit
-        ("network", EXPERT, "VT", "05401", 3),  # nobody serves VT or any 0 ZIP
+        ("state", EXPERT, "IL", "62701", 1),  # none of them expert: IL fills the limit
+        ("network", EXPERT, "VT", "05401", 2),  # nobody serves VT or any 0 ZIP
     ]:
         plumbing = requirement("plumbing", level)
         with CaptureQueriesContext(connection) as queries:
@@ -1013,16 +1034,14 @@ def test_match_plans_use_the_area_and_skill_indexes_on_postgresql(settings):
         assert len(queries) == tiers, [q["sql"] for q in queries]
         plans[name] = [explain(query["sql"]) for query in queries]
 
-    zip_tier = plans["zip"][0]
-    state_zip_tier, state_tier = plans["state"]
-    vt_zip_tier, vt_state_tier, network = plans["network"]
-    for plan in (zip_tier, state_zip_tier, state_tier, vt_zip_tier, vt_state_tier):
-        assert "service_area_lookup_idx" in plan, plan
-        assert "Seq Scan on jobs_servicearea" not in plan, plan
-        assert "Seq Scan on jobs_companyskill" not in plan, plan
-    for plan in (zip_tier, state_zip_tier, vt_zip_tier, vt_state_tier):
+    nearby_plans = [plans["zip"][0], plans["state"][0], plans["network"][0]]
+    network = plans["network"][1]
+    for plan in nearby_plans:
+        assert "coverage_match_idx" in plan, plan
+        assert "Seq Scan on jobs_skillcoverage" not in plan, plan
+        assert "jobs_servicearea" not in plan, plan
+        assert "jobs_companyskill" not in plan, plan
         assert "Seq Scan on jobs_company " not in plan, plan
-        assert "jobs_company_pkey" in plan, plan
     assert "jobs_company_pkey" in network, network
     assert "Seq Scan on jobs_company " not in network, network
     assert "jobs_servicearea" not in network, network

@@ -17,6 +17,7 @@ from django.utils import timezone
 from django.utils.text import slugify
 
 from jobs import services
+from jobs.coverage import coverage_rebuild
 from jobs.models import (
     Category,
     Company,
@@ -344,6 +345,7 @@ class Command(BaseCommand):
         ServiceArea.objects.bulk_create(areas, batch_size=5000, ignore_conflicts=True)
         CompanySkill.objects.bulk_create(company_skills, batch_size=5000, ignore_conflicts=True)
         Technician.objects.bulk_create(technicians, batch_size=2000, ignore_conflicts=True)
+        coverage_rebuild(company_ids=[company.id for company in companies])
 
     def _historic_jobs(self, demo: list[Company], rng) -> int:
         """A few jobs routed through the real job-creation path; older ones marked completed

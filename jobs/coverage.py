@@ -1,0 +1,66 @@
+"""Keeping ``SkillCoverage`` in step with the service areas and skills it is derived from.
+
+Saving or deleting a ``ServiceArea`` or ``CompanySkill`` one at a time (the admin, the API, a
+shell) updates it through the signals connected in ``JobsConfig.ready``. Bulk writes send no
+signals: code that bulk-creates or updates areas or skills calls ``coverage_rebuild`` for the
+companies it touched (``seed_demo`` and the test factories do), and ``manage.py
+rebuild_coverage`` rebuilds the whole index.
+"""
+
+from django.db import connection, transaction
+
+from jobs.models import CompanySkill, ServiceArea, SkillCoverage
+
+REBUILD_CHUNK = 1000
+
+
+def coverage_area(kind: str, code: str) -> str:
+    """The key of an area in ``SkillCoverage.area``: "state:CA", "zip_prefix:902"."""
+    return f"{kind}:{code}"
+
+
+def coverage_rebuild(*, company_ids: list | None = None) -> int:
+    """Derive the coverage of these companies (every company when None) afresh from their
+    service areas and skills, a chunk of companies per statement. Returns the rows written."""
+    if company_ids is None:
+        with transaction.atomic():
+            SkillCoverage.objects.all().delete()
+            return _coverage_insert(company_ids=None)
+    written = 0
+    with transaction.atomic():
+        for start in range(0, len(company_ids), REBUILD_CHUNK):
+            chunk = company_ids[start : start + REBUILD_CHUNK]
+            SkillCoverage.objects.filter(company_id__in=chunk).delete()
+            written += _coverage_insert(company_ids=chunk)
+    return written
+
+
+def _coverage_insert(*, company_ids: list | None) -> int:
+    pk = SkillCoverage._meta.get_field("company").target_field
+    ids = [pk.get_db_prep_value(company_id, connection) for company_id in company_ids or []]
+    only = f" WHERE a.company_id IN ({', '.join(['%s'] * len(ids))})" if ids else ""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {SkillCoverage._meta.db_table} (company_id, area, skill_id, level)"
+            f" SELECT a.company_id, a.kind || ':' || a.code, s.skill_id, s.level"
+            f" FROM {ServiceArea._meta.db_table} a"
+            f" JOIN {CompanySkill._meta.db_table} s ON s.company_id = a.company_id{only}",
+            ids,
+        )
+        return cursor.rowcount
+
+
+def coverage_follow_save(sender, instance, **kwargs) -> None:
+    """A service area or skill was created or changed: its company's coverage is rebuilt."""
+    coverage_rebuild(company_ids=[instance.company_id])
+
+
+def coverage_follow_delete(sender, instance, **kwargs) -> None:
+    """A service area or skill was deleted: its rows go. Only deletes, never inserts, so a
+    company being deleted (its areas and skills with it) is never given new rows."""
+    rows = SkillCoverage.objects.filter(company_id=instance.company_id)
+    if isinstance(instance, ServiceArea):
+        rows = rows.filter(area=coverage_area(instance.kind, instance.code))
+    else:
+        rows = rows.filter(skill_id=instance.skill_id)
+    rows.delete()
