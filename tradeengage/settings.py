@@ -129,12 +129,6 @@ if DATABASE_URL:
             conn_health_checks=True,
         )
     }
-    # psycopg prepares a statement on the server after this many runs on one connection, so the
-    # hot path's statements are planned once. 0 turns it off (e.g. behind a transaction pooler).
-    if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
-        DATABASES["default"].setdefault("OPTIONS", {})["prepare_threshold"] = (
-            env_int("DB_PREPARE_THRESHOLD", 5) or None
-        )
 else:
     VAR_DIR.mkdir(parents=True, exist_ok=True)
     DATABASES = {
