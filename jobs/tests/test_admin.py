@@ -1,7 +1,7 @@
 import pytest
 from django.urls import reverse
 
-from jobs.models import Company, ServiceArea, SkillLevel
+from jobs.models import Company, ServiceArea, SkillCoverage, SkillLevel
 from jobs.tests.factories import CompanyFactory, JobFactory, JobSkillFactory, TechnicianFactory
 from routing.tests.factories import JobRoutingFactory, OutboxEventFactory
 
@@ -97,6 +97,10 @@ def test_ops_can_add_a_company_with_a_service_area_and_a_skill(ops_client, db):
         (ServiceArea.Kind.ZIP_PREFIX, "627")
     ]
     assert company.skills.get().level == SkillLevel.EXPERT
+    # ... and matching sees it at once (the coverage index follows the inlines).
+    assert list(SkillCoverage.objects.filter(company=company).values_list("area", "level")) == [
+        ("zip_prefix:627", SkillLevel.EXPERT)
+    ]
 
 
 def test_a_bad_service_area_code_is_refused_in_the_admin(ops_client, db):
