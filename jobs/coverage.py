@@ -9,7 +9,7 @@ rebuild_coverage`` rebuilds the whole index.
 
 from django.db import connection, transaction
 
-from jobs.models import CompanySkill, ServiceArea, SkillCoverage
+from jobs.models import Company, CompanySkill, ServiceArea, SkillCoverage
 
 REBUILD_CHUNK = 1000
 
@@ -30,6 +30,15 @@ def coverage_rebuild(*, company_ids: list | None = None) -> int:
     with transaction.atomic():
         for start in range(0, len(company_ids), REBUILD_CHUNK):
             chunk = company_ids[start : start + REBUILD_CHUNK]
+            if connection.vendor == "postgresql":
+                # Two edits of one company's areas at once rebuild one after the other, so the
+                # later one reads what the earlier one committed and no stale row survives.
+                list(
+                    Company.objects.select_for_update()
+                    .filter(id__in=chunk)
+                    .order_by("id")
+                    .values_list("id", flat=True)
+                )
             SkillCoverage.objects.filter(company_id__in=chunk).delete()
             written += _coverage_insert(company_ids=chunk)
     return written
