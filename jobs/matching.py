@@ -22,8 +22,8 @@ still give the exact ranking:
    the companies nearby that hold the required skills at their levels, however many companies
    the network or the state holds;
 2. the rest of the network, read only when the job's area holds fewer than ``limit``
-   candidates: one grouped query over the (skill, level) index of the companies holding the
-   required skills.
+   candidates: one query joining the holders of each required skill, read from the
+   (skill, level, company) index.
 
 A job near enough companies costs one query whatever the size of the network, two otherwise.
 A job with no required skills is matched on its category (companies whose primary category it
@@ -214,7 +214,6 @@ def _companies_in_area(requirements, area, skill_table) -> tuple[str, list]:
     lacks one). A company listed under several matching codes appears once. OFFSET 0 keeps the
     planner from flattening this query, so each skill probe runs once per company."""
     area_table = ServiceArea._meta.db_table
-    no_flatten = "OFFSET 0" if connection.vendor == "postgresql" else "LIMIT -1 OFFSET 0"
     probes = "".join(
         f", (SELECT s.level FROM {skill_table} s"
         f" WHERE s.company_id = a.company_id AND s.skill_id = %s) AS level_{index}"
@@ -231,8 +230,13 @@ def _companies_in_area(requirements, area, skill_table) -> tuple[str, list]:
             f" WHERE kind = %s AND code IN ({', '.join(['%s'] * len(codes))})"
         )
         source_params = [bonus, kind, *codes]
-    sql = f"SELECT a.company_id, a.bonus{probes} FROM ({source}) a {no_flatten}"
+    sql = f"SELECT a.company_id, a.bonus{probes} FROM ({source}) a {_no_flatten()}"
     return sql, [*[r.skill_id for r in requirements], *source_params]
+
+
+def _no_flatten() -> str:
+    """A clause that keeps the planner from merging a subquery into the query around it."""
+    return "OFFSET 0" if connection.vendor == "postgresql" else "LIMIT -1 OFFSET 0"
 
 
 def _best_area_bonus(network: WholeNetwork, company_column: str) -> tuple[str, list]:
@@ -259,23 +263,29 @@ def _best_area_bonus(network: WholeNetwork, company_column: str) -> tuple[str, l
 
 
 def _everyone_with_the_skills(requirements, network, skill_table) -> tuple[str, list]:
-    """Every company holding all the required skills at their levels, read through the
-    (skill, level, company) index and grouped per company."""
-    per_skill = "".join(
-        f", MAX(CASE WHEN skill_id = %s THEN level END) AS level_{index}"
-        for index in range(len(requirements))
+    """Every company holding all the required skills at their levels: the holders of the first
+    skill joined to the holders of each other one, each read from the (skill, level, company)
+    index. Cheaper than grouping the holders of all the skills at once, which aggregates every
+    holder of any of them rather than only the companies holding them all (at 10,000 companies
+    1.7 ms against 2.7 ms per query)."""
+    holders = [f"s{index}" for index in range(len(requirements))]
+    joins = "".join(
+        f" JOIN {skill_table} {alias} ON {alias}.company_id = s0.company_id"
+        f" AND {alias}.skill_id = %s AND {alias}.level >= %s"
+        for alias in holders[1:]
     )
-    satisfies = " OR ".join("(skill_id = %s AND level >= %s)" for _ in requirements)
-    bonus, bonus_params = _best_area_bonus(network, f"{skill_table}.company_id")
+    bonus, bonus_params = _best_area_bonus(network, "s0.company_id")
+    levels = "".join(f", {alias}.level AS level_{index}" for index, alias in enumerate(holders))
     sql = (
-        f"SELECT company_id, {bonus} AS bonus{per_skill} FROM {skill_table}"
-        f" WHERE {satisfies} GROUP BY company_id HAVING COUNT(*) = %s"
+        f"SELECT s0.company_id, {bonus} AS bonus{levels} FROM {skill_table} s0{joins}"
+        f" WHERE s0.skill_id = %s AND s0.level >= %s {_no_flatten()}"
     )
+    first, *others = requirements
     params = [
         *bonus_params,
-        *[r.skill_id for r in requirements],
-        *[value for r in requirements for value in (r.skill_id, r.level)],
-        len(requirements),
+        *[value for r in others for value in (r.skill_id, r.level)],
+        first.skill_id,
+        first.level,
     ]
     return sql, params
 

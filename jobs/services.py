@@ -1,17 +1,20 @@
 import logging
 from collections import Counter
-from uuid import UUID
+from typing import NamedTuple
+from uuid import UUID, uuid4
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import F
+from django.utils import timezone
 
 from jobs.matching import Match, Requirement, match_companies
 from jobs.models import Company, Job, JobSkill, SkillLevel, Technician
 from jobs.selectors import managed_lists, managed_lists_forget
-from routing.models import JobRouting, OutboxEvent
+from routing.models import JobRouting, OutboxEvent, OutboxStatus, SyncStatus
 from routing.outbox import outbox_relay_kick
+from tradeengage.db import insert_statement
 from tradeengage.exceptions import BusinessRuleError, ConflictError
 
 logger = logging.getLogger("jobs")
@@ -169,7 +172,7 @@ def _job_insert(*, summary, address, homeowner, technician, category_id, require
     return job
 
 
-def routings_create(*, job: Job, matches: list[Match]) -> list[JobRouting]:
+def routings_create(*, job: Job, matches: list[Match]) -> list[UUID]:
     """Route a job to matched companies: routings, their outbox events, and the companies' load.
 
     Must run inside the caller's transaction. The load update comes last so the company rows are
@@ -178,42 +181,116 @@ def routings_create(*, job: Job, matches: list[Match]) -> list[JobRouting]:
     return routings_store(pairs=[(job, match) for match in matches])
 
 
-def routings_store(*, pairs: list[tuple[Job, Match]]) -> list[JobRouting]:
+def routings_store(*, pairs: list[tuple[Job, Match]]) -> list[UUID]:
     """Routings for (job, match) pairs, one ``job_sync`` outbox event each (seed 000's event
-    data), and each company's load raised by its new routings: a few statements for any number
-    of pairs. Must run inside the caller's transaction."""
-    routings = JobRouting.objects.bulk_create(
-        JobRouting(
-            job=job,
-            company_id=m.company_id,
-            matching_score=m.score,
-            matched_skills=m.matched_skills,
-            missing_skills=m.missing_skills,
-            match_reason=m.reason,
-        )
+    data), and each company's load raised by its new routings; the new routings' ids. Must run
+    inside the caller's transaction.
+
+    On PostgreSQL all of it is one statement: the routings are the part of job creation that
+    grows with the matches, and one statement costs less than half of the ORM's three.
+    """
+    if not pairs:
+        return []
+    rows = routing_rows(pairs)
+    if connection.vendor == "postgresql":
+        routing_rows_write_in_one_statement(rows)
+    else:
+        routing_rows_write_per_table(rows)
+    return [routing["id"] for routing in rows.routings]
+
+
+class RoutingRows(NamedTuple):
+    """What routing (job, match) pairs writes: the routings' and outbox events' values that
+    differ per row and those they share (``{field name: value}``), and the companies' load
+    increments as ``(increment, sorted company ids)``."""
+
+    routings: list[dict]
+    routing_defaults: dict
+    events: list[dict]
+    event_defaults: dict
+    loads: list[tuple[int, list[UUID]]]
+
+
+def routing_rows(pairs: list[tuple[Job, Match]]) -> RoutingRows:
+    now = timezone.now()
+    routings = [
+        {
+            "id": uuid4(),
+            "job_id": job.id,
+            "company_id": m.company_id,
+            "matching_score": m.score,
+            "matched_skills": m.matched_skills,
+            "missing_skills": m.missing_skills,
+            "match_reason": m.reason,
+        }
         for job, m in pairs
-    )
-    OutboxEvent.objects.bulk_create(
-        OutboxEvent(
-            event_type=OutboxEvent.JOB_SYNC,
-            aggregate_id=routing.id,
-            event_data={
-                "routing_id": str(routing.id),
+    ]
+    events = [
+        {
+            "aggregate_id": routing["id"],
+            "event_data": {
+                "routing_id": str(routing["id"]),
                 "job_id": str(job.id),
                 "company_id": str(m.company_id),
                 "matching_score": m.score,
                 "matched_skills": m.matched_skills,
                 "provider_type": m.provider_type,
             },
-        )
+        }
         for routing, (job, m) in zip(routings, pairs, strict=True)
-    )
-    new_routings = Counter(m.company_id for _, m in pairs)
+    ]
+    # Companies grouped by how many routings they gain, each group's ids in order, so two jobs
+    # raising the same companies' loads lock their rows in the same order.
     by_count: dict[int, list] = {}
-    for company_id, count in new_routings.items():
+    for company_id, count in Counter(m.company_id for _, m in pairs).items():
         by_count.setdefault(count, []).append(company_id)
-    for count, company_ids in sorted(by_count.items()):
-        Company.objects.filter(id__in=sorted(company_ids)).update(
+    return RoutingRows(
+        routings=routings,
+        routing_defaults={
+            "sync_status": SyncStatus.PENDING,
+            "retry_count": 0,
+            "created_at": now,
+            "updated_at": now,
+        },
+        events=events,
+        event_defaults={
+            "event_type": OutboxEvent.JOB_SYNC,
+            "status": OutboxStatus.PENDING,
+            "attempts": 0,
+            "available_at": now,
+            "last_error": "",
+            "created_at": now,
+        },
+        loads=[(count, sorted(ids)) for count, ids in sorted(by_count.items())],
+    )
+
+
+def routing_rows_write_in_one_statement(rows: RoutingRows) -> None:
+    """Routings, events and the first load increment in one data-modifying ``WITH``
+    (PostgreSQL); any further increments (leads given to several clients) one statement each."""
+    routings_sql, routings_params = insert_statement(
+        JobRouting, rows.routings, rows.routing_defaults
+    )
+    events_sql, events_params = insert_statement(OutboxEvent, rows.events, rows.event_defaults)
+    (count, company_ids), *more_loads = rows.loads
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"WITH new_routings AS ({routings_sql}), new_events AS ({events_sql})"
+            f" UPDATE {Company._meta.db_table}"
+            " SET open_routing_count = open_routing_count + %s WHERE id = ANY(%s)",
+            [*routings_params, *events_params, count, company_ids],
+        )
+    _loads_raise(more_loads)
+
+
+def routing_rows_write_per_table(rows: RoutingRows) -> None:
+    JobRouting.objects.bulk_create(JobRouting(**r, **rows.routing_defaults) for r in rows.routings)
+    OutboxEvent.objects.bulk_create(OutboxEvent(**e, **rows.event_defaults) for e in rows.events)
+    _loads_raise(rows.loads)
+
+
+def _loads_raise(loads: list[tuple[int, list[UUID]]]) -> None:
+    for count, company_ids in loads:
+        Company.objects.filter(id__in=company_ids).update(
             open_routing_count=F("open_routing_count") + count
         )
-    return routings

@@ -1,12 +1,15 @@
+import re
 import uuid
 from datetime import timedelta
 
 import pytest
-from django.db.models.query import QuerySet
+from django.db import connection
 from django.utils import timezone
 
 from jobs import services
+from jobs.matching import Match
 from jobs.models import Company, Job, JobSkill
+from jobs.tests.factories import CompanyFactory, JobFactory
 from routing.models import JobRouting, OutboxEvent, OutboxStatus
 from routing.tasks import relay_outbox
 from routing.tests.factories import OutboxEventFactory
@@ -56,57 +59,71 @@ def failing(seen: dict):
     return fail
 
 
+def failing_writes_to(table: str, seen: dict):
+    """An execute wrapper that fails the first statement writing ``table`` as a lost connection
+    would, whichever code sent it, after noting what the transaction had written so far."""
+    writes = re.compile(rf'\b(INSERT INTO|UPDATE) "?{table}"?\s')
+    fail = failing(seen)
+
+    def wrapper(execute, sql, params, many, context):
+        if writes.search(sql):
+            fail()
+        return execute(sql, params, many, context)
+
+    return wrapper
+
+
+# On PostgreSQL the routings, their outbox events and the companies' load are one statement.
+ROUTING_STATEMENT_WRITTEN_BEFORE = {"Job": 1, "JobSkill": 1}
+
+
 @pytest.mark.parametrize(
-    ("target", "attribute", "written_before"),
+    ("table", "written_before"),
     [
-        pytest.param(JobSkill.objects, "bulk_create", {"Job": 1}, id="job-skills"),
-        pytest.param(JobRouting.objects, "bulk_create", {"Job": 1, "JobSkill": 1}, id="routings"),
+        pytest.param("jobs_jobskill", {"Job": 1}, id="job-skills"),
+        pytest.param("routing_jobrouting", {"Job": 1, "JobSkill": 1}, id="routings"),
         pytest.param(
-            OutboxEvent.objects,
-            "bulk_create",
+            "routing_outboxevent",
             {"Job": 1, "JobSkill": 1, "JobRouting": 1},
             id="outbox-events",
         ),
-        pytest.param(services, "routings_create", {"Job": 1, "JobSkill": 1}, id="routing-step"),
+        pytest.param(
+            "jobs_company",
+            {"Job": 1, "JobSkill": 1, "JobRouting": 1, "OutboxEvent": 1},
+            id="company-load",
+        ),
     ],
 )
 def test_job_create_leaves_nothing_behind_when_a_write_fails(
-    monkeypatch, job_request, plumbing_company, target, attribute, written_before
+    job_request, plumbing_company, table, written_before
 ):
     seen: dict[str, int] = {}
-    monkeypatch.setattr(target, attribute, failing(seen))
 
-    with pytest.raises(DatabaseFailure):
+    with (
+        connection.execute_wrapper(failing_writes_to(table, seen)),
+        pytest.raises(DatabaseFailure),
+    ):
         create_job(job_request)
 
-    for model, count in written_before.items():
-        assert seen[model] == count, f"{model} should have been written before the failure"
+    if table != "jobs_jobskill" and connection.vendor == "postgresql":
+        written_before = ROUTING_STATEMENT_WRITTEN_BEFORE
+    assert {model: count for model, count in seen.items() if count} == written_before
     assert row_counts() == dict.fromkeys(row_counts(), 0)
     plumbing_company.refresh_from_db()
     assert plumbing_company.open_routing_count == 0
 
 
-def test_job_create_leaves_nothing_behind_when_the_company_load_update_fails(
+def test_job_create_leaves_nothing_behind_when_the_routing_step_fails(
     monkeypatch, job_request, plumbing_company
 ):
     seen: dict[str, int] = {}
-    fail = failing(seen)
-    real_update = QuerySet.update
-
-    def update(queryset, **kwargs):
-        if queryset.model is Company:
-            fail()
-        return real_update(queryset, **kwargs)
-
-    monkeypatch.setattr(QuerySet, "update", update)
+    monkeypatch.setattr(services, "routings_create", failing(seen))
 
     with pytest.raises(DatabaseFailure):
         create_job(job_request)
 
-    assert seen == {"Job": 1, "JobSkill": 1, "JobRouting": 1, "OutboxEvent": 1}
+    assert seen == {"Job": 1, "JobSkill": 1, "JobRouting": 0, "OutboxEvent": 0}
     assert row_counts() == dict.fromkeys(row_counts(), 0)
-    plumbing_company.refresh_from_db()
-    assert plumbing_company.open_routing_count == 0
 
 
 def test_job_create_stores_everything_when_nothing_fails(job_request, plumbing_company):
@@ -133,13 +150,14 @@ def test_job_create_kicks_the_outbox_relay_once_after_commit(
 
 
 def test_job_create_does_not_kick_the_relay_when_it_fails(
-    monkeypatch, job_request, django_capture_on_commit_callbacks
+    job_request, django_capture_on_commit_callbacks
 ):
-    monkeypatch.setattr(OutboxEvent.objects, "bulk_create", failing({}))
-
-    with django_capture_on_commit_callbacks(execute=False) as callbacks:  # noqa: SIM117
-        with pytest.raises(DatabaseFailure):
-            create_job(job_request)
+    with (
+        connection.execute_wrapper(failing_writes_to("routing_outboxevent", {})),
+        django_capture_on_commit_callbacks(execute=False) as callbacks,
+        pytest.raises(DatabaseFailure),
+    ):
+        create_job(job_request)
 
     assert callbacks == []
 
@@ -207,3 +225,64 @@ def test_a_skill_removed_behind_the_cache_answers_409_and_stores_nothing(api_cli
     assert response.json()["error_code"] == "CONFLICT"
     assert row_counts() == dict.fromkeys(row_counts(), 0)
     assert "solar_panels" not in managed_lists()["skills"]
+
+
+def stored_routing_rows() -> list[tuple]:
+    """Every routing with its outbox event and company load, without the ids and clocks that
+    differ from one write to the next."""
+    routing_columns = [
+        field.attname
+        for field in JobRouting._meta.concrete_fields
+        if field.attname not in {"id", "created_at", "updated_at"}
+    ]
+    event_columns = [
+        field.attname
+        for field in OutboxEvent._meta.concrete_fields
+        if field.attname not in {"id", "aggregate_id", "available_at", "created_at"}
+    ]
+    rows = []
+    for routing in JobRouting.objects.select_related("company").order_by("job_id", "company_id"):
+        event = OutboxEvent.objects.get(aggregate_id=routing.id)
+        assert event.event_data.pop("routing_id") == str(routing.id)
+        rows.append(
+            (
+                [getattr(routing, column) for column in routing_columns],
+                [getattr(event, column) for column in event_columns],
+                routing.company.open_routing_count,
+            )
+        )
+    return rows
+
+
+@pytest.mark.postgres
+def test_the_one_statement_write_of_routings_stores_what_the_orm_stores(db):
+    first, second = JobFactory(), JobFactory()
+    busy, quiet = CompanyFactory(provider_type="mock"), CompanyFactory(provider_type="crm")
+    # busy gains two routings, quiet one: two load increments, the second its own statement.
+    pairs = [
+        (first, Match(busy.id, "mock", 5.5, ["plumbing"], [], "Skills match: plumbing")),
+        (second, Match(busy.id, "mock", 3.0, ["plumbing", "hvac"], [], "Skills match")),
+        (second, Match(quiet.id, "crm", 2.25, ["hvac"], ["plumbing"], "Partial match")),
+    ]
+
+    services.routing_rows_write_in_one_statement(services.routing_rows(pairs))
+    in_one_statement = stored_routing_rows()
+    JobRouting.objects.all().delete()
+    OutboxEvent.objects.all().delete()
+    Company.objects.update(open_routing_count=0)
+    services.routing_rows_write_per_table(services.routing_rows(pairs))
+
+    assert in_one_statement == stored_routing_rows()
+    assert sorted(load for *_, load in in_one_statement) == [1, 2, 2]
+
+
+def test_routings_store_returns_the_ids_of_the_routings_it_wrote(db):
+    job = JobFactory()
+    companies = CompanyFactory.create_batch(2)
+    pairs = [(job, Match(company.id, "mock", 2.0)) for company in companies]
+
+    ids = services.routings_store(pairs=pairs)
+
+    assert set(ids) == set(JobRouting.objects.values_list("id", flat=True))
+    assert set(ids) == set(OutboxEvent.objects.values_list("aggregate_id", flat=True))
+    assert services.routings_store(pairs=[]) == []

@@ -1,0 +1,36 @@
+"""Database helpers the ORM does not offer."""
+
+from django.db import connection
+from django.db.models import Model
+
+
+def insert_statement(
+    model: type[Model], rows: list[dict], shared: dict | None = None
+) -> tuple[str, list]:
+    """An ``INSERT`` of ``rows`` (``{field name: value}``, the same names in every row) and its
+    parameters, to be run as part of a larger statement such as a data-modifying ``WITH``.
+
+    ``shared`` holds the values that are the same in every row; they are sent once. (psycopg
+    caches the parsing of a statement only while it has at most 50 parameters.) Values are
+    prepared as the ORM prepares them; columns named nowhere get the database's default, NULL.
+    """
+    shared = shared or {}
+    names = list(rows[0])
+    meta = model._meta
+    fields = [meta.get_field(name) for name in names]
+    shared_fields = [meta.get_field(name) for name in shared]
+    params = [field.get_db_prep_save(shared[field.name], connection) for field in shared_fields]
+    params += [
+        field.get_db_prep_save(row[name], connection)
+        for row in rows
+        for name, field in zip(names, fields, strict=True)
+    ]
+    quote = connection.ops.quote_name
+    columns = ", ".join(quote(field.column) for field in [*fields, *shared_fields])
+    row_sql = f"({', '.join(['%s'] * len(fields))})"
+    sql = (
+        f"INSERT INTO {quote(meta.db_table)} ({columns})"
+        f" SELECT *{', %s' * len(shared_fields)}"
+        f" FROM (VALUES {', '.join([row_sql] * len(rows))}) AS new_row"
+    )
+    return sql, params
