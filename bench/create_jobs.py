@@ -2,11 +2,12 @@
 """Job-creation benchmark: our POST /api/v1/jobs/ against the stack's ceiling, in one run.
 
 For each company count it builds a fresh PostgreSQL database for our app (migrate + seed_demo)
-and one for the shared ceiling app (../shared/bench/ceiling.py), starts both under gunicorn, and
-for each concurrency runs the shared closed-loop load generator against ours and then against the
-ceiling with the same duration, data size, concurrency and seed. Figures drift on a small shared
-machine, so the numbers that matter are ratios measured in the same run: ours / ceiling per point,
-and ours at the largest network / ours at the smallest.
+and one for the shared ceiling app (../shared/bench/ceiling.py) and starts both under gunicorn;
+every network's pair of servers is up for the whole run. Then, for each concurrency and round, it
+runs the shared closed-loop load generator against each network in turn, ours and then the
+ceiling, with the same duration, data size, concurrency and seed. Figures drift on a small shared
+machine, so the numbers that matter are ratios of runs taken a few seconds apart: ours / ceiling
+per point, and ours at the largest network / ours at the smallest, each paired within a round.
 
 Standard library only; run it with the project's virtualenv, which has what the servers need:
 
@@ -15,9 +16,10 @@ Standard library only; run it with the project's virtualenv, which has what the 
     .venv/bin/python bench/create_jobs.py --ref HEAD   # a commit, not the work tree being edited
 
 Needs PostgreSQL (superuser, trust auth) and Redis on localhost. It drops and recreates the bench
-databases (default ``tradeengage_bench`` and ``ceiling``) and flushes the bench's Redis database
-(db 14 by default); ``--keep`` leaves them as they are at the end. Exit status: 0 when every
-target passes, 1 when one fails, 2 when the run itself could not be done.
+databases (default ``tradeengage_bench_<N>`` and ``ceiling_<N>`` for N companies) and flushes
+the bench's Redis database (db 14 by default); ``--keep`` leaves them as they are at the end.
+Exit status: 0 when every target passes, 1 when one fails, 2 when the run itself could not be
+done.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ import random
 import re
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tarfile
@@ -463,6 +466,7 @@ class Bench:
         self.work.mkdir(parents=True, exist_ok=True)
         self.pg = Postgres(args.pg_host, args.pg_port, args.pg_user)
         self.servers: list[Server] = []
+        self.networks: list[dict] = []
         self.points: list[dict] = []
         self.sizes: list[dict] = []
         self.created_dbs: set[str] = set()
@@ -483,11 +487,11 @@ class Bench:
             env["TMPDIR"] = os.environ["TMPDIR"]
         return env
 
-    def our_env(self) -> dict:
+    def our_env(self, db: str) -> dict:
         env = self._base_env()
         env.update(
             DJANGO_SETTINGS_MODULE="tradeengage.settings",
-            DATABASE_URL=self.pg.url(self.args.db),
+            DATABASE_URL=self.pg.url(db),
             REDIS_URL=self.args.redis_url,
             DEBUG="false",
             SECRET_KEY="bench-not-a-secret-" + "x" * 40,
@@ -497,10 +501,21 @@ class Bench:
         )
         return env
 
-    def ceiling_env(self) -> dict:
+    def ceiling_env(self, db: str) -> dict:
         env = self._base_env()
-        env["CEILING_DB"] = self.args.ceiling_db
+        env["CEILING_DB"] = db
         return env
+
+    # -- one database and one port pair per company count
+
+    def our_db(self, n: int) -> str:
+        return f"{self.args.db}_{n}"
+
+    def ceiling_db(self, n: int) -> str:
+        return f"{self.args.ceiling_db}_{n}"
+
+    def ports(self, index: int) -> tuple[int, int]:
+        return self.args.port + index, self.args.ceiling_port + index
 
     # -- checks before anything is touched
 
@@ -515,14 +530,22 @@ class Bench:
                 raise BenchError(f"{what} not found at {path}")
         if not a.skip_ceiling and not self.ceiling_path.exists():
             raise BenchError(f"ceiling.py not found at {self.ceiling_path} (--shared-bench)")
-        for name in (a.db, a.ceiling_db):
+        names = [name for n in a.companies for name in (self.our_db(n), self.ceiling_db(n))]
+        for name in names:
             if not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", name) or name in PROTECTED_DATABASES:
                 raise BenchError(f"refusing to drop and recreate database {name!r}")
-        if a.db == a.ceiling_db:
+        if len(set(names)) != len(names):
             raise BenchError("--db and --ceiling-db must differ")
-        ports = [a.port] + ([] if a.skip_ceiling else [a.ceiling_port])
+        ports = [
+            port
+            for index in range(len(a.companies))
+            for port in self.ports(index)[: 1 if a.skip_ceiling else 2]
+        ]
         if len(set(ports)) != len(ports):
-            raise BenchError("--port and --ceiling-port must differ")
+            raise BenchError(
+                "our ports (--port + 0, 1, ...) and the ceiling's (--ceiling-port + 0, 1, ...) "
+                "must not overlap"
+            )
         for port in ports:
             if port_answers(port):
                 raise BenchError(
@@ -533,9 +556,10 @@ class Bench:
     # -- preparation
 
     def prepare_ours(self, n: int) -> Path:
-        self.pg.recreate(self.args.db)
-        self.created_dbs.add(self.args.db)
-        env = self.our_env()
+        db = self.our_db(n)
+        self.pg.recreate(db)
+        self.created_dbs.add(db)
+        env = self.our_env(db)
         run([self.python, "manage.py", "migrate", "--noinput", "-v", "0"], env=env, cwd=self.app)
         raw = self.work / f"ours-{n}.seed.out"
         run(
@@ -552,13 +576,14 @@ class Bench:
         data = json.loads(lines[-1])
         path = self.work / f"ours-{n}.json"
         path.write_text(json.dumps(data))
-        self.pg.sql("VACUUM ANALYZE", db=self.args.db)
+        self.pg.sql("VACUUM ANALYZE", db=db)
         return path
 
     def prepare_ceiling(self, n: int) -> Path:
-        self.pg.recreate(self.args.ceiling_db)
-        self.created_dbs.add(self.args.ceiling_db)
-        env = self.ceiling_env()
+        db = self.ceiling_db(n)
+        self.pg.recreate(db)
+        self.created_dbs.add(db)
+        env = self.ceiling_env(db)
         run([self.python, self.ceiling_path, "migrate"], env=env, cwd=self.shared)
         path = self.work / f"ceiling-{n}.json"
         run(
@@ -569,35 +594,35 @@ class Bench:
             timeout=1800,
         )
         json.loads(path.read_text())  # fail here, not in loadgen, if it is not JSON
-        self.pg.sql("VACUUM ANALYZE", db=self.args.ceiling_db)
+        self.pg.sql("VACUUM ANALYZE", db=db)
         return path
 
     # -- servers
 
-    def start_ours(self, n: int) -> Server:
+    def start_ours(self, n: int, port: int) -> Server:
         a = self.args
         server = Server(
-            "our app",
-            a.port,
+            f"our app ({n:,} companies)",
+            port,
             [
                 self.gunicorn,
                 "tradeengage.wsgi",
                 "-w",
                 a.workers,
                 "-b",
-                f"127.0.0.1:{a.port}",
+                f"127.0.0.1:{port}",
                 "--graceful-timeout",
                 "5",
                 "--error-logfile",
                 "-",
             ],
             cwd=self.app,
-            env=self.our_env(),
+            env=self.our_env(self.our_db(n)),
             log_path=self.work / f"gunicorn-ours-{n}.log",
         )
         self.servers.append(server)
         server.start()
-        base = f"http://127.0.0.1:{a.port}"
+        base = f"http://127.0.0.1:{port}"
 
         def probe():
             status, body = http("GET", base + LIVE_PATH, timeout=5)
@@ -609,18 +634,18 @@ class Bench:
         log(f"our app answers on {base}")
         return server
 
-    def start_ceiling(self, n: int, data: dict) -> Server:
+    def start_ceiling(self, n: int, port: int, data: dict) -> Server:
         a = self.args
         server = Server(
-            "ceiling",
-            a.ceiling_port,
+            f"ceiling ({n:,} companies)",
+            port,
             [
                 self.gunicorn,
                 "ceiling:application",
                 "-w",
                 a.workers,
                 "-b",
-                f"127.0.0.1:{a.ceiling_port}",
+                f"127.0.0.1:{port}",
                 "--chdir",
                 self.shared,
                 "--graceful-timeout",
@@ -629,16 +654,16 @@ class Bench:
                 "-",
             ],
             cwd=self.shared,
-            env=self.ceiling_env(),
+            env=self.ceiling_env(self.ceiling_db(n)),
             log_path=self.work / f"gunicorn-ceiling-{n}.log",
         )
         self.servers.append(server)
         server.start()
-        url = f"http://127.0.0.1:{a.ceiling_port}{JOBS_PATH}"
+        url = f"http://127.0.0.1:{port}{JOBS_PATH}"
         status, body = wait_until(server, lambda: http("POST", url, self.body(data), 10), "a POST")
         if status != 201:
             raise BenchError(f"ceiling answered {status} to a job POST: {body[:500]}")
-        log(f"ceiling answers on 127.0.0.1:{a.ceiling_port} (a POST got 201)")
+        log(f"ceiling answers on 127.0.0.1:{port} (a POST got 201)")
         return server
 
     def stop_servers(self) -> None:
@@ -656,8 +681,8 @@ class Bench:
         factory = self._loadgen.BodyFactory(data, random.Random(self.args.seed + 7), (1, 1))
         return factory.make()
 
-    def sanity_ours(self, data: dict) -> dict:
-        base = f"http://127.0.0.1:{self.args.port}"
+    def sanity_ours(self, server: Server, data: dict) -> dict:
+        base = f"http://127.0.0.1:{server.port}"
         body = self.body(data)
         status, text = http("POST", base + JOBS_PATH, body, 30)
         if status != 201:
@@ -752,9 +777,10 @@ class Bench:
         )
         return result
 
-    # -- one company count
+    # -- one company count, then all of them
 
-    def measure(self, n: int) -> None:
+    def set_up(self, n: int, index: int) -> dict:
+        """Databases, data files and both servers for one network size, warmed up."""
         a = self.args
         log(f"=== {n:,} companies ===")
         ours_path = self.prepare_ours(n)
@@ -776,75 +802,71 @@ class Bench:
             ceiling_data = json.loads(ceiling_path.read_text())
             size["ceiling_pairs"] = len(ceiling_data["pairs"])
         log(f"data: ours {size['ours_pairs']} pairs, ceiling {size.get('ceiling_pairs', '-')}")
-        ours = self.start_ours(n)
-        ceiling = None if a.skip_ceiling else self.start_ceiling(n, ceiling_data)
-        size["sanity"] = self.sanity_ours(ours_data)
-
+        our_port, ceiling_port = self.ports(index)
+        ours = self.start_ours(n, our_port)
+        ceiling = None if a.skip_ceiling else self.start_ceiling(n, ceiling_port, ceiling_data)
+        size["sanity"] = self.sanity_ours(ours, ours_data)
+        network = {
+            "n": n,
+            "size": size,
+            "sides": [("ours", ours, ours_path)]
+            + ([] if a.skip_ceiling else [("ceiling", ceiling, ceiling_path)]),
+        }
         if a.warmup > 0:
-            wc = max(a.workers * 2, 4)
-            self.loadgen(
-                "warm-up ours",
-                ours,
-                ours_path,
-                wc,
-                a.warmup,
-                a.seed + 1,
-                self.work / f"warmup-ours-{n}.json",
-            )
-            if not a.skip_ceiling:
+            for side, server, data_path in network["sides"]:
                 self.loadgen(
-                    "warm-up ceiling",
-                    ceiling,
-                    ceiling_path,
-                    wc,
+                    f"warm-up {side} {n:,}",
+                    server,
+                    data_path,
+                    max(a.workers * 2, 4),
                     a.warmup,
                     a.seed + 1,
-                    self.work / f"warmup-ceiling-{n}.json",
+                    self.work / f"warmup-{side}-{n}.json",
                 )
+        return network
 
+    def measure(self) -> None:
+        """Every concurrency, round and network: ours then the ceiling, network after network
+        (the order of the networks alternating between rounds), so each ratio the report takes
+        compares runs made a few seconds apart."""
+        a = self.args
+        for index, n in enumerate(a.companies):
+            self.networks.append(self.set_up(n, index))
         for c in a.concurrency:
-            point = {"companies": n, "concurrency": c}
-            rounds: dict[str, list[dict]] = {"ours": [], "ceiling": []}
+            runs = {(net["n"], side): [] for net in self.networks for side, *_ in net["sides"]}
             for r in range(a.rounds):
                 suffix = f"-r{r + 1}" if a.rounds > 1 else ""
                 tag = f" (round {r + 1}/{a.rounds})" if a.rounds > 1 else ""
-                rounds["ours"].append(
-                    self.loadgen(
-                        f"ours {n:,}{tag}",
-                        ours,
-                        ours_path,
-                        c,
-                        a.duration,
-                        a.seed,
-                        self.work / f"ours-{n}-c{c}{suffix}.json",
-                    )
-                )
-                time.sleep(a.pause)
-                if not a.skip_ceiling:
-                    rounds["ceiling"].append(
-                        self.loadgen(
-                            f"ceiling {n:,}{tag}",
-                            ceiling,
-                            ceiling_path,
-                            c,
-                            a.duration,
-                            a.seed,
-                            self.work / f"ceiling-{n}-c{c}{suffix}.json",
+                for net in self.networks if r % 2 == 0 else self.networks[::-1]:
+                    for side, server, data_path in net["sides"]:
+                        runs[(net["n"], side)].append(
+                            self.loadgen(
+                                f"{side} {net['n']:,}{tag}",
+                                server,
+                                data_path,
+                                c,
+                                a.duration,
+                                a.seed,
+                                self.work / f"{side}-{net['n']}-c{c}{suffix}.json",
+                            )
                         )
-                    )
-                    time.sleep(a.pause)
-            for side, runs in rounds.items():
-                if runs:
-                    point[side] = median_run(runs)
+                        time.sleep(a.pause)
+            for net in self.networks:
+                point = {"companies": net["n"], "concurrency": c}
+                for side, *_ in net["sides"]:
+                    point[side] = median_run(runs[(net["n"], side)])
                     if a.rounds > 1:
-                        point[f"{side}_rounds"] = runs
-            self.points.append(point)
+                        point[f"{side}_rounds"] = runs[(net["n"], side)]
+                self.points.append(point)
 
+        self.points.sort(key=lambda point: (point["companies"], point["concurrency"]))
         self.stop_servers()
-        size["ours_rows"] = self.pg.counts(a.db, OUR_TABLES)
-        if not a.skip_ceiling:
-            size["ceiling_rows"] = self.pg.counts(a.ceiling_db, CEILING_TABLES)
-        self.sizes.append(size)
+        for net in self.networks:
+            size = net["size"]
+            size["ours_rows"] = self.pg.counts(self.our_db(net["n"]), OUR_TABLES)
+            if not a.skip_ceiling:
+                size["ceiling_rows"] = self.pg.counts(self.ceiling_db(net["n"]), CEILING_TABLES)
+            self.sizes.append(size)
 
     def cleanup(self) -> None:
         self.stop_servers()
@@ -873,6 +895,22 @@ def median_run(runs: list[dict]) -> dict:
 def round_ratios(point: dict) -> list[float]:
     pairs = zip(point.get("ours_rounds", []), point.get("ceiling_rounds", []), strict=False)
     return [o["ok_rps"] / c["ok_rps"] for o, c in pairs if c["ok_rps"]]
+
+
+def paired_ratios(small: dict, large: dict, side: str) -> list[float]:
+    """Per round, one side's throughput on the large network over the small one's: the two
+    runs of a round were made a few seconds apart."""
+    pairs = zip(small.get(f"{side}_rounds", []), large.get(f"{side}_rounds", []), strict=False)
+    return [b["ok_rps"] / a["ok_rps"] for a, b in pairs if a["ok_rps"]]
+
+
+def scaling_ratio(small: dict, large: dict, side: str) -> float | None:
+    """The median per-round ratio (with one round, the ratio of the two runs)."""
+    paired = paired_ratios(small, large, side)
+    if paired:
+        return statistics.median(paired)
+    a, b = small.get(side), large.get(side)
+    return b["ok_rps"] / a["ok_rps"] if a and b and a["ok_rps"] else None
 
 
 def ok_rps(res: dict | None) -> float | None:
@@ -912,7 +950,7 @@ def summarise(args, points: list[dict], sizes: list[dict]) -> dict:
         if paired:
             # Each round pairs ours with the ceiling right after it, so drift cancels within a
             # round: the median of those ratios is steadier than a ratio of medians.
-            ratio = sorted(paired)[len(paired) // 2]
+            ratio = statistics.median(paired)
         rows.append(
             {
                 "companies": p["companies"],
@@ -941,14 +979,10 @@ def summarise(args, points: list[dict], sizes: list[dict]) -> dict:
                     "concurrency": c,
                     "from": lo,
                     "to": hi,
-                    "ours": b["ours"]["ok_rps"] / a["ours"]["ok_rps"]
-                    if a["ours"]["ok_rps"]
-                    else None,
-                    "ceiling": (
-                        b["ceiling"]["ok_rps"] / a["ceiling"]["ok_rps"]
-                        if a.get("ceiling") and b.get("ceiling") and a["ceiling"]["ok_rps"]
-                        else None
-                    ),
+                    "ours": scaling_ratio(a, b, "ours"),
+                    "ceiling": scaling_ratio(a, b, "ceiling"),
+                    "ours_rounds": paired_ratios(a, b, "ours"),
+                    "ceiling_rounds": paired_ratios(a, b, "ceiling"),
                 }
             )
 
@@ -1136,6 +1170,17 @@ def report(args, machine: dict, summary: dict, points: list[dict], work: Path) -
                 for s in summary["scaling"]
             ],
         )
+        if args.rounds > 1:
+            out += ["", "The median of the per-round ratios, which are:"]
+            out += [
+                f"  c={s['concurrency']}: ours {', '.join(f'{x:.2f}' for x in s['ours_rounds'])}"
+                + (
+                    f"; ceiling {', '.join(f'{x:.2f}' for x in s['ceiling_rounds'])}"
+                    if s["ceiling_rounds"]
+                    else ""
+                )
+                for s in summary["scaling"]
+            ]
 
     out += ["", "Work per job (rows written during the run, incl. warm-up and sanity):"]
     for s in summary["sizes"]:
@@ -1225,13 +1270,23 @@ def parse_args(argv=None):
         "--rounds",
         type=int,
         default=1,
-        help="repeat each (ours, ceiling) pair this many times and report the median run of "
-        "each side (default 1)",
+        help="repeat each concurrency's runs this many times and report the median run of each "
+        "side and the median of the per-round ratios (default 1)",
     )
     ap.add_argument("--pause", type=float, default=1.0, help="seconds between runs (default 1)")
     ap.add_argument("--seed", type=int, default=0, help="loadgen seed, the same for both sides")
-    ap.add_argument("--port", type=int, default=8000, help="our gunicorn port (default 8000)")
-    ap.add_argument("--ceiling-port", type=int, default=8100, help="ceiling port (default 8100)")
+    ap.add_argument(
+        "--port",
+        type=int,
+        default=8000,
+        help="our gunicorn's port for the first company count, +1 for each next (default 8000)",
+    )
+    ap.add_argument(
+        "--ceiling-port",
+        type=int,
+        default=8100,
+        help="the ceiling's port for the first company count, +1 for each next (default 8100)",
+    )
     ap.add_argument("--workers", type=int, default=4, help="gunicorn workers each (default 4)")
     ap.add_argument(
         "--keep",
@@ -1250,8 +1305,16 @@ def parse_args(argv=None):
         "the work tree, so concurrent edits cannot change what is measured",
     )
     ap.add_argument("--venv", default=str(REPO / ".venv"), help="virtualenv for the servers")
-    ap.add_argument("--db", default="tradeengage_bench", help="our database (dropped!)")
-    ap.add_argument("--ceiling-db", default="ceiling", help="the ceiling's database (dropped!)")
+    ap.add_argument(
+        "--db",
+        default="tradeengage_bench",
+        help="our databases' name, followed by _<company count> (dropped!)",
+    )
+    ap.add_argument(
+        "--ceiling-db",
+        default="ceiling",
+        help="the ceiling's databases' name, followed by _<company count> (dropped!)",
+    )
     ap.add_argument("--pg-host", default="127.0.0.1")
     ap.add_argument("--pg-port", type=int, default=5432)
     ap.add_argument("--pg-user", default="postgres")
@@ -1312,8 +1375,7 @@ def main(argv=None) -> int:
     try:
         if not args.keep:
             redis_flushdb(args.redis_url)
-        for n in args.companies:
-            bench.measure(n)
+        bench.measure()
     except BenchError as exc:
         failure = str(exc)
     except KeyboardInterrupt:
