@@ -267,7 +267,8 @@ def routing_rows(pairs: list[tuple[Job, Match]]) -> RoutingRows:
 
 def routing_rows_write_in_one_statement(rows: RoutingRows) -> None:
     """Routings, events and the first load increment in one data-modifying ``WITH``
-    (PostgreSQL); any further increments (leads given to several clients) one statement each."""
+    (PostgreSQL). Companies gaining a different number of routings in the same batch get one
+    more statement per number."""
     routings_sql, routings_params = insert_statement(
         JobRouting, rows.routings, rows.routing_defaults
     )

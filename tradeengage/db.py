@@ -19,7 +19,10 @@ def insert_statement(
     meta = model._meta
     fields = [meta.get_field(name) for name in names]
     shared_fields = [meta.get_field(name) for name in shared]
-    params = [field.get_db_prep_save(shared[field.name], connection) for field in shared_fields]
+    params = [
+        field.get_db_prep_save(value, connection)
+        for field, value in zip(shared_fields, shared.values(), strict=True)
+    ]
     params += [
         field.get_db_prep_save(row[name], connection)
         for row in rows
