@@ -5,7 +5,7 @@ from uuid import UUID, uuid4
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, OperationalError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -14,10 +14,14 @@ from jobs.models import Company, Job, JobSkill, SkillLevel, Technician
 from jobs.selectors import managed_lists, managed_lists_forget
 from routing.models import JobRouting, OutboxEvent, OutboxStatus, SyncStatus
 from routing.outbox import outbox_relay_kick
-from tradeengage.db import insert_statement
+from tradeengage.db import insert_statement, is_lock_conflict
 from tradeengage.exceptions import BusinessRuleError, ConflictError
 
 logger = logging.getLogger("jobs")
+
+# How many times job creation runs its transaction when the database aborts it for clashing
+# with a concurrent one (a deadlock or serialization failure), before answering 409.
+JOB_CREATE_ATTEMPTS = 3
 
 
 def resolve_skills(*, skill_levels: dict[str, str], skill_ids: dict[str, int]) -> list[Requirement]:
@@ -122,23 +126,29 @@ def job_create(
         limit=settings.MATCH_LIMIT,
     )
 
-    try:
-        with transaction.atomic():
-            job = _job_insert(
-                summary=summary,
-                address=address,
-                homeowner=homeowner,
-                technician=technician,
-                category_id=category_id,
-                requirements=requirements,
-            )
-            routings = routings_create(job=job, matches=matches)
-    except IntegrityError as exc:
-        # A skill, category, company or technician read above was deleted before the insert.
-        managed_lists_forget()
-        raise ConflictError(
-            "The network changed while the job was being created; send it again."
-        ) from exc
+    for attempt in range(1, JOB_CREATE_ATTEMPTS + 1):
+        try:
+            with transaction.atomic():
+                job = _job_insert(
+                    summary=summary,
+                    address=address,
+                    homeowner=homeowner,
+                    technician=technician,
+                    category_id=category_id,
+                    requirements=requirements,
+                )
+                routings = routings_create(job=job, matches=matches)
+            break
+        except IntegrityError as exc:
+            # A skill, category, company or technician read above was deleted before the insert.
+            managed_lists_forget()
+            raise ConflictError(
+                "The network changed while the job was being created; send it again."
+            ) from exc
+        except OperationalError as exc:
+            if not is_lock_conflict(exc) or attempt == JOB_CREATE_ATTEMPTS:
+                raise
+            logger.warning("Job creation clashed with a concurrent write; trying again (%s)", exc)
 
     transaction.on_commit(outbox_relay_kick, robust=True)
     logger.info(
@@ -202,13 +212,13 @@ def routings_store(*, pairs: list[tuple[Job, Match]]) -> list[UUID]:
 class RoutingRows(NamedTuple):
     """What routing (job, match) pairs writes: the routings' and outbox events' values that
     differ per row and those they share (``{field name: value}``), and the companies' load
-    increments as ``(increment, sorted company ids)``."""
+    increments as ``(company id, increment)`` in company id order."""
 
     routings: list[dict]
     routing_defaults: dict
     events: list[dict]
     event_defaults: dict
-    loads: list[tuple[int, list[UUID]]]
+    loads: list[tuple[UUID, int]]
 
 
 def routing_rows(pairs: list[tuple[Job, Match]]) -> RoutingRows:
@@ -239,11 +249,6 @@ def routing_rows(pairs: list[tuple[Job, Match]]) -> RoutingRows:
         }
         for routing, (job, m) in zip(routings, pairs, strict=True)
     ]
-    # Companies grouped by how many routings they gain, each group's ids in order, so two jobs
-    # raising the same companies' loads lock their rows in the same order.
-    by_count: dict[int, list] = {}
-    for company_id, count in Counter(m.company_id for _, m in pairs).items():
-        by_count.setdefault(count, []).append(company_id)
     return RoutingRows(
         routings=routings,
         routing_defaults={
@@ -261,27 +266,32 @@ def routing_rows(pairs: list[tuple[Job, Match]]) -> RoutingRows:
             "last_error": "",
             "created_at": now,
         },
-        loads=[(count, sorted(ids)) for count, ids in sorted(by_count.items())],
+        loads=sorted(Counter(m.company_id for _, m in pairs).items()),
     )
 
 
 def routing_rows_write_in_one_statement(rows: RoutingRows) -> None:
-    """Routings, events and the first load increment in one data-modifying ``WITH``
-    (PostgreSQL). Companies gaining a different number of routings in the same batch get one
-    more statement per number."""
+    """Routings, events and the companies' load in one data-modifying ``WITH`` (PostgreSQL).
+
+    The company rows are locked in id order before their load is raised: an ``UPDATE`` alone
+    takes its rows in whatever order its scan meets them, and two jobs raising the same
+    companies in different orders deadlock."""
     routings_sql, routings_params = insert_statement(
         JobRouting, rows.routings, rows.routing_defaults
     )
     events_sql, events_params = insert_statement(OutboxEvent, rows.events, rows.event_defaults)
-    (count, company_ids), *more_loads = rows.loads
+    company_table = Company._meta.db_table
+    company_ids, increments = zip(*rows.loads, strict=True)
     with connection.cursor() as cursor:
         cursor.execute(
-            f"WITH new_routings AS ({routings_sql}), new_events AS ({events_sql})"
-            f" UPDATE {Company._meta.db_table}"
-            " SET open_routing_count = open_routing_count + %s WHERE id = ANY(%s)",
-            [*routings_params, *events_params, count, company_ids],
+            f"WITH new_routings AS ({routings_sql}), new_events AS ({events_sql}),"
+            f" raised AS (SELECT c.id, raise.n FROM {company_table} c"
+            "  JOIN unnest(%s::uuid[], %s::integer[]) AS raise(id, n) ON raise.id = c.id"
+            "  ORDER BY c.id FOR NO KEY UPDATE OF c)"
+            f" UPDATE {company_table} SET open_routing_count = open_routing_count + raised.n"
+            f" FROM raised WHERE {company_table}.id = raised.id",
+            [*routings_params, *events_params, list(company_ids), list(increments)],
         )
-    _loads_raise(more_loads)
 
 
 def routing_rows_write_per_table(rows: RoutingRows) -> None:
@@ -290,8 +300,17 @@ def routing_rows_write_per_table(rows: RoutingRows) -> None:
     _loads_raise(rows.loads)
 
 
-def _loads_raise(loads: list[tuple[int, list[UUID]]]) -> None:
-    for count, company_ids in loads:
-        Company.objects.filter(id__in=company_ids).update(
-            open_routing_count=F("open_routing_count") + count
+def _loads_raise(loads: list[tuple[UUID, int]]) -> None:
+    """Raise the companies' load, their rows locked in id order first where the database
+    locks rows (see ``routing_rows_write_in_one_statement``)."""
+    company_ids = [company_id for company_id, _ in loads]
+    if connection.features.has_select_for_update:
+        companies = Company.objects.filter(id__in=company_ids).order_by("id")
+        list(companies.select_for_update(no_key=True).values_list("id", flat=True))
+    by_increment: dict[int, list[UUID]] = {}
+    for company_id, increment in loads:
+        by_increment.setdefault(increment, []).append(company_id)
+    for increment, ids in sorted(by_increment.items()):
+        Company.objects.filter(id__in=ids).update(
+            open_routing_count=F("open_routing_count") + increment
         )

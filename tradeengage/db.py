@@ -1,7 +1,17 @@
 """Database helpers the ORM does not offer."""
 
-from django.db import connection
+from django.db import DatabaseError, connection
 from django.db.models import Model
+
+# SQLSTATEs of a transaction PostgreSQL aborted to resolve a clash with a concurrent one: sent
+# again, it can succeed. (40P01 deadlock detected, 40001 serialization failure.)
+LOCK_CONFLICT_SQLSTATES = {"40P01", "40001"}
+
+
+def is_lock_conflict(exc: BaseException) -> bool:
+    """Whether ``exc`` is a transaction aborted for clashing with a concurrent one."""
+    cause = exc.__cause__ if isinstance(exc, DatabaseError) else None
+    return getattr(cause, "sqlstate", None) in LOCK_CONFLICT_SQLSTATES
 
 
 def insert_statement(

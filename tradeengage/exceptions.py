@@ -14,6 +14,8 @@ from django.utils import timezone
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 
+from tradeengage.db import is_lock_conflict
+
 logger = logging.getLogger("tradeengage.api")
 
 
@@ -106,6 +108,10 @@ def api_exception_handler(exc, context):
         )
     if isinstance(exc, ConflictError):
         return Response(error_body(str(exc), "CONFLICT"), status=status.HTTP_409_CONFLICT)
+    if is_lock_conflict(exc):
+        logger.warning("Transaction aborted by a concurrent one: %s", exc)
+        detail = "The request clashed with a concurrent change and was undone; send it again."
+        return Response(error_body(detail, "CONFLICT"), status=status.HTTP_409_CONFLICT)
     if isinstance(exc, (Http404, NotFoundError, exceptions.NotFound)):
         detail = str(exc) if isinstance(exc, NotFoundError) else "Not found."
         return Response(error_body(detail, "NOT_FOUND"), status=status.HTTP_404_NOT_FOUND)

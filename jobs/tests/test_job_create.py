@@ -1,9 +1,12 @@
 import re
+import threading
+import time
 import uuid
 from datetime import timedelta
 
+import psycopg
 import pytest
-from django.db import connection
+from django.db import OperationalError, connection, transaction
 from django.utils import timezone
 
 from jobs import services
@@ -132,6 +135,47 @@ def test_job_create_stores_everything_when_nothing_fails(job_request, plumbing_c
     assert row_counts() == {"Job": 1, "JobSkill": 1, "JobRouting": 1, "OutboxEvent": 1}
     assert JobRouting.objects.get().company_id == plumbing_company.id
     assert Job.objects.get().id == job.id
+
+
+def clashing_routing_writes(times: int):
+    """An execute wrapper that aborts the first ``times`` routing writes as PostgreSQL aborts a
+    transaction caught in a deadlock."""
+    clashes = {"left": times}
+
+    def wrapper(execute, sql, params, many, context):
+        if clashes["left"] and re.search(r'\bINSERT INTO "?routing_jobrouting"?\s', sql):
+            clashes["left"] -= 1
+            raise OperationalError("deadlock detected") from psycopg.errors.DeadlockDetected()
+        return execute(sql, params, many, context)
+
+    return wrapper
+
+
+def test_job_create_runs_its_transaction_again_after_a_deadlock(
+    job_request, plumbing_company, caplog
+):
+    with connection.execute_wrapper(clashing_routing_writes(times=2)):
+        job = create_job(job_request)
+
+    assert row_counts() == {"Job": 1, "JobSkill": 1, "JobRouting": 1, "OutboxEvent": 1}
+    assert Job.objects.get().id == job.id
+    plumbing_company.refresh_from_db()
+    assert plumbing_company.open_routing_count == 1
+    assert caplog.text.count("clashed with a concurrent write") == 2
+
+
+def test_a_job_that_keeps_deadlocking_answers_409_and_stores_nothing(
+    api_client, job_payload, plumbing_company
+):
+    with connection.execute_wrapper(clashing_routing_writes(times=services.JOB_CREATE_ATTEMPTS)):
+        response = api_client.post("/api/v1/jobs/", job_payload, format="json")
+
+    assert response.status_code == 409, response.content
+    assert set(response.json()) == {"detail", "error_code", "timestamp"}
+    assert response.json()["error_code"] == "CONFLICT"
+    assert row_counts() == dict.fromkeys(row_counts(), 0)
+    plumbing_company.refresh_from_db()
+    assert plumbing_company.open_routing_count == 0
 
 
 def test_job_create_kicks_the_outbox_relay_once_after_commit(
@@ -286,3 +330,81 @@ def test_routings_store_returns_the_ids_of_the_routings_it_wrote(db):
     assert set(ids) == set(JobRouting.objects.values_list("id", flat=True))
     assert set(ids) == set(OutboxEvent.objects.values_list("aggregate_id", flat=True))
     assert services.routings_store(pairs=[]) == []
+
+
+def _in_own_connection(work):
+    """Run ``work`` in a thread of its own, so on a database connection of its own."""
+    outcome = {}
+
+    def run():
+        try:
+            outcome["result"] = work()
+        except Exception as exc:  # handed to the test to assert on
+            outcome["error"] = exc
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread, outcome
+
+
+def _wait_until_blocked_on_a_lock(timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    with connection.cursor() as cursor:
+        while time.monotonic() < deadline:
+            cursor.execute(
+                "SELECT count(*) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+            )
+            if cursor.fetchone()[0]:
+                return
+            time.sleep(0.02)
+    raise AssertionError("the routing write never waited for the held company row")
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_routing_writes_lock_company_rows_in_id_order():
+    """Two jobs raising the same companies' load must take their rows in the same order, or
+    each can hold the row the other waits for (a deadlock, answered with a 500). The higher id
+    is stored first, so a write taking rows in storage order would reach it first."""
+    high = CompanyFactory(id=uuid.UUID("ffffffff-ffff-4fff-bfff-ffffffffffff"))
+    low = CompanyFactory(id=uuid.UUID("00000000-0000-4000-8000-000000000001"))
+    job = JobFactory()
+    pairs = [(job, Match(company.id, "mock", 2.0)) for company in (high, low)]
+    high_held, release = threading.Event(), threading.Event()
+
+    def hold_the_high_row():
+        with transaction.atomic():
+            list(Company.objects.select_for_update().filter(id=high.id))
+            high_held.set()
+            release.wait(10)
+
+    def write_routings():
+        with transaction.atomic():
+            return services.routings_store(pairs=pairs)
+
+    holder, _ = _in_own_connection(hold_the_high_row)
+    assert high_held.wait(10)
+    writer, written = _in_own_connection(write_routings)
+    try:
+        _wait_until_blocked_on_a_lock()
+        # The writer waits for the high row, so it must already hold the low one.
+        with (
+            pytest.raises(OperationalError, match="could not obtain lock"),
+            transaction.atomic(),
+        ):
+            list(Company.objects.select_for_update(nowait=True).filter(id=low.id))
+    finally:
+        release.set()
+        holder.join(10)
+        writer.join(10)
+
+    assert "error" not in written
+    assert len(written["result"]) == 2
+    assert dict(Company.objects.values_list("id", "open_routing_count")) == {
+        high.id: 1,
+        low.id: 1,
+        job.created_by_company_id: 0,
+    }
