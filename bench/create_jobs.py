@@ -468,6 +468,7 @@ class Bench:
         self.servers: list[Server] = []
         self.networks: list[dict] = []
         self.points: list[dict] = []
+        self.autovacuum: bool | None = None
         self.sizes: list[dict] = []
         self.created_dbs: set[str] = set()
         self._loadgen = None
@@ -839,6 +840,7 @@ class Bench:
                 tag = f" (round {r + 1}/{a.rounds})" if a.rounds > 1 else ""
                 for net in self.networks if r % 2 == 0 else self.networks[::-1]:
                     for side, server, data_path in net["sides"]:
+                        self.analyze_if_no_autovacuum(side, net["n"])
                         runs[(net["n"], side)].append(
                             self.loadgen(
                                 f"{side} {net['n']:,}{tag}",
@@ -867,6 +869,20 @@ class Bench:
             if not a.skip_ceiling:
                 size["ceiling_rows"] = self.pg.counts(self.ceiling_db(net["n"]), CEILING_TABLES)
             self.sizes.append(size)
+
+    def analyze_if_no_autovacuum(self, side: str, n: int) -> None:
+        """ANALYZE a side's database before a run when the server's autovacuum is off.
+
+        Autovacuum re-analyzes a table as it grows, and that makes every connection plan its
+        cached statements again, such as the foreign-key checks PostgreSQL runs at commit.
+        Without it, a check first planned while the jobs table held a page keeps scanning the
+        whole table for good, and a run costs more the more jobs earlier runs stored."""
+        if self.autovacuum is None:
+            self.autovacuum = self.pg.sql("SHOW autovacuum") == "on"
+            if not self.autovacuum:
+                log("autovacuum is off on this server: ANALYZE before every run stands in for it")
+        if not self.autovacuum:
+            self.pg.sql("ANALYZE", db=self.our_db(n) if side == "ours" else self.ceiling_db(n))
 
     def cleanup(self) -> None:
         self.stop_servers()
