@@ -4,9 +4,12 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PORT ?= 8000
 # The demo's ServiceTitan simulation behaves like the real thing (seed 001): 5 % random failures
-# and realistic delays (tests keep both off); the client-processing endpoints accept a demo key.
+# and realistic delays (tests keep both off); the client-processing endpoints accept a demo key;
+# and the back-sync asks about a synced routing at every beat (every minute), so the README
+# walkthrough's job completes three to four minutes after it was synced.
 DEMO_ENV ?= SERVICETITAN_SIMULATION_FAILURE_RATE=0.05 SERVICETITAN_SIMULATION_DELAYS=true \
-	PROCESSING_API_KEYS=$${PROCESSING_API_KEYS:-demo-processing-key}
+	PROCESSING_API_KEYS=$${PROCESSING_API_KEYS:-demo-processing-key} \
+	BACKSYNC_RECHECK_SECONDS=$${BACKSYNC_RECHECK_SECONDS:-30}
 export PATH := $(abspath $(BIN)):$(PATH)
 
 .PHONY: install run dev test lint format migrate demo superuser clean
@@ -48,6 +51,7 @@ test: install
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 format: install
 	$(BIN)/ruff format .

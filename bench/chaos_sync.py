@@ -30,7 +30,7 @@ from pathlib import Path
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from create_jobs import REPO, BenchError, log, machine_info, machine_lines, redis_flushdb
+from harness import REPO, BenchError, log, machine_info, machine_lines, redis_flushdb
 from sync_throughput import Bench
 
 

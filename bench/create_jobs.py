@@ -25,683 +25,43 @@ done.
 from __future__ import annotations
 
 import argparse
-import contextlib
-import hashlib
-import importlib.util
 import json
 import os
-import random
-import re
 import signal
-import socket
 import statistics
 import subprocess
 import sys
-import tarfile
-import tempfile
 import time
-import urllib.error
-import urllib.request
-from datetime import UTC, datetime
 from pathlib import Path
-from urllib.parse import urlsplit
 
-REPO = Path(__file__).resolve().parent.parent
-JOBS_PATH = "/api/v1/jobs/"
-LIVE_PATH = "/api/v1/health/live"
-PROTECTED_DATABASES = {"postgres", "template0", "template1"}
-# Tables whose row counts show how much work each side did per job.
-OUR_TABLES = {
-    "jobs": "jobs_job",
-    "job_skills": "jobs_jobskill",
-    "routings": "routing_jobrouting",
-    "outbox_events": "routing_outboxevent",
-}
-CEILING_TABLES = {
-    "jobs": "ceiling_app_job",
-    "job_skills": "ceiling_app_jobskill",
-    "routings": "ceiling_app_jobrouting",
-    "outbox_events": "ceiling_app_outboxevent",
-}
-
-
-class BenchError(Exception):
-    """The run cannot go on (a server would not start, a sanity check failed, ...)."""
-
-
-def log(message: str) -> None:
-    print(f"[{datetime.now().strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
-
-
-def tail(path: Path, lines: int = 30) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return ""
-
-
-# --------------------------------------------------------------------------- processes
-
-
-def run(cmd, *, env=None, cwd=None, stdout_path: Path | None = None, timeout=900) -> str:
-    """Run a command to completion; its stdout goes to stdout_path or is returned."""
-    log("$ " + " ".join(str(c) for c in cmd) + (f" > {stdout_path}" if stdout_path else ""))
-    out = open(stdout_path, "wb") if stdout_path else subprocess.PIPE  # noqa: SIM115
-    try:
-        proc = subprocess.run(
-            [str(c) for c in cmd],
-            env=env,
-            cwd=cwd,
-            stdout=out,
-            stderr=subprocess.PIPE,
-            timeout=timeout,
-            check=False,
-        )
-    except subprocess.TimeoutExpired as exc:
-        raise BenchError(f"timed out after {timeout}s: {cmd[:3]}") from exc
-    finally:
-        if stdout_path:
-            out.close()
-    if proc.returncode != 0:
-        err = proc.stderr.decode(errors="replace")[-3000:]
-        raise BenchError(f"exit {proc.returncode}: {' '.join(str(c) for c in cmd)}\n{err}")
-    return "" if stdout_path else proc.stdout.decode(errors="replace")
-
-
-class Server:
-    """A gunicorn in its own process group, so stopping it stops its workers too."""
-
-    def __init__(self, name: str, port: int, cmd: list, *, cwd: Path, env: dict, log_path: Path):
-        self.name, self.port, self.cmd, self.cwd, self.env = name, port, cmd, cwd, env
-        self.log_path = log_path
-        self.proc: subprocess.Popen | None = None
-        self.pgid: int | None = None
-
-    def start(self) -> None:
-        log(f"starting {self.name}: {' '.join(str(c) for c in self.cmd)} (log {self.log_path})")
-        with open(self.log_path, "ab") as fh:
-            self.proc = subprocess.Popen(
-                [str(c) for c in self.cmd],
-                cwd=self.cwd,
-                env=self.env,
-                stdout=fh,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
-            )
-        self.pgid = self.proc.pid
-
-    def alive(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-    def stop(self, timeout: float = 15.0) -> None:
-        if self.proc is None:
-            return
-        pgid = self.proc.pid  # start_new_session: the group id is the master's pid
-        if self.proc.poll() is None:
-            log(f"stopping {self.name} (process group {pgid})")
-            self._signal_group(pgid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                log(f"{self.name} did not stop in {timeout:.0f}s; killing group {pgid}")
-        # Workers left behind by a master that died: kill what is left of the group.
-        self._signal_group(pgid, signal.SIGKILL)
-        try:
-            self.proc.wait(5)
-        except subprocess.TimeoutExpired:
-            log(f"warning: {self.name} (pid {pgid}) still not reaped")
-        self.proc = None
-
-    @staticmethod
-    def _signal_group(pgid: int, sig: int) -> None:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(pgid, sig)
-
-
-def port_answers(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.settimeout(0.5)
-        return s.connect_ex(("127.0.0.1", port)) == 0
-
-
-# --------------------------------------------------------------------------- CPU accounting
-
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def cpu_snapshot() -> dict[int, tuple[int, str, float]]:
-    """pid -> (process group, command name, CPU seconds used so far), from /proc."""
-    snap = {}
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry.name}/stat") as fh:
-                stat = fh.read()
-        except OSError:
-            continue
-        comm = stat[stat.index("(") + 1 : stat.rindex(")")]
-        fields = stat[stat.rindex(")") + 2 :].split()
-        cpu = (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
-        snap[int(entry.name)] = (int(fields[2]), comm, cpu)
-    return snap
-
-
-def steal_ticks() -> tuple[int, int]:
-    """(steal, total) clock ticks of the whole machine from /proc/stat: on a virtual machine,
-    steal is time the host gave our CPUs to someone else, which no process here shows."""
-    try:
-        with open("/proc/stat") as fh:
-            values = [int(v) for v in fh.readline().split()[1:]]
-    except (OSError, ValueError):
-        return 0, 0
-    # user nice system idle iowait irq softirq steal [guest guest_nice: already in user/nice]
-    return (values[7] if len(values) > 7 else 0), sum(values[:8])
-
-
-def cpu_split(before: dict, after: dict, server_pgid: int, other_pgids: set[int]) -> dict:
-    """CPU seconds between two snapshots: the measured server's process group, PostgreSQL,
-    Redis, and everything else on the machine (other people's work: the noise). Processes that
-    both started and ended between the snapshots are not seen."""
-    split = {"server": 0.0, "postgres": 0.0, "redis": 0.0, "foreign": 0.0}
-    me = os.getpid()
-    for pid, (pgid, comm, cpu) in after.items():
-        used = cpu - (before[pid][2] if pid in before else 0.0)
-        if pid == me or pgid in other_pgids:
-            continue
-        if pgid == server_pgid:
-            split["server"] += used
-        elif comm == "postgres":
-            split["postgres"] += used
-        elif comm.startswith("redis-server"):
-            split["redis"] += used
-        else:
-            split["foreign"] += used
-    return split
-
-
-# --------------------------------------------------------------------------- HTTP (no proxies)
-
-_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-
-
-def http(method: str, url: str, body: bytes | None = None, timeout: float = 10.0):
-    """(status, body text); an HTTP error status is returned, not raised."""
-    req = urllib.request.Request(url, data=body, method=method)
-    req.add_header("Accept", "application/json")
-    if body is not None:
-        req.add_header("Content-Type", "application/json")
-    try:
-        with _OPENER.open(req, timeout=timeout) as resp:
-            return resp.status, resp.read().decode(errors="replace")
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read().decode(errors="replace")
-
-
-def wait_until(server: Server, probe, what: str, timeout: float = 90.0):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        if not server.alive():
-            raise BenchError(f"{server.name} exited while starting:\n{tail(server.log_path)}")
-        try:
-            return probe()
-        except (OSError, urllib.error.URLError) as exc:
-            last = exc
-        time.sleep(0.3)
-    raise BenchError(f"{server.name} did not answer {what} in {timeout:.0f}s ({last})")
-
-
-# --------------------------------------------------------------------------- PostgreSQL, Redis
-
-
-class Postgres:
-    def __init__(self, host: str, port: int, user: str):
-        self.host, self.port, self.user = host, port, user
-
-    def url(self, db: str) -> str:
-        return f"postgres://{self.user}@{self.host}:{self.port}/{db}"
-
-    def sql(self, statement: str, db: str = "postgres") -> str:
-        cmd = [
-            "psql",
-            "-h",
-            self.host,
-            "-p",
-            str(self.port),
-            "-U",
-            self.user,
-            "-d",
-            db,
-            "-v",
-            "ON_ERROR_STOP=1",
-            "-Atqc",
-            statement,
-        ]
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, check=False)
-        if proc.returncode != 0:
-            raise BenchError(f"psql failed ({statement[:80]}): {proc.stderr.strip()}")
-        return proc.stdout.strip()
-
-    def recreate(self, db: str) -> None:
-        log(f"dropping and creating database {db}")
-        self.sql(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
-        self.sql(f'CREATE DATABASE "{db}"')
-
-    def drop(self, db: str) -> None:
-        log(f"dropping database {db}")
-        self.sql(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
-
-    def counts(self, db: str, tables: dict[str, str]) -> dict[str, int]:
-        selects = ", ".join(f"(SELECT count(*) FROM {t})" for t in tables.values())
-        values = self.sql(f"SELECT {selects}", db=db).split("|")
-        return {name: int(v) for name, v in zip(tables, values, strict=True)}
-
-
-def redis_flushdb(url: str) -> int | None:
-    """FLUSHDB on the bench's Redis database (relay kicks pile up there: no worker runs)."""
-    parts = urlsplit(url)
-    db = (parts.path or "/0").lstrip("/") or "0"
-
-    def cmd(*args: str) -> bytes:
-        out = f"*{len(args)}\r\n"
-        for a in args:
-            out += f"${len(a.encode())}\r\n{a}\r\n"
-        return out.encode()
-
-    try:
-        with socket.create_connection((parts.hostname or "127.0.0.1", parts.port or 6379), 5) as s:
-            s.sendall(cmd("SELECT", db) + cmd("DBSIZE") + cmd("FLUSHDB"))
-            data = b""
-            while data.count(b"\r\n") < 3:
-                chunk = s.recv(4096)
-                if not chunk:
-                    break
-                data += chunk
-        replies = data.split(b"\r\n")
-        return int(replies[1][1:]) if replies[1].startswith(b":") else None
-    except (OSError, ValueError, IndexError) as exc:
-        log(f"warning: could not flush Redis {url}: {exc}")
-        return None
-
-
-# --------------------------------------------------------------------------- machine
-
-
-def code_fingerprint(ref: str | None) -> str:
-    """Which code the servers run. With --ref, that commit. Otherwise HEAD plus a hash of the
-    uncommitted changes (tracked diffs and untracked file names): other people may be editing
-    the app while a run is going, and each company count starts its servers afresh."""
-    if ref:
-        return git_rev(ref)
-    try:
-        head = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"],
-            capture_output=True,
-            text=True,
-            cwd=REPO,
-            timeout=30,
-        ).stdout.strip()
-        diff = subprocess.run(
-            ["git", "diff", "HEAD", "--", ".", ":!bench"], capture_output=True, cwd=REPO, timeout=30
-        ).stdout
-        diff += subprocess.run(
-            ["git", "ls-files", "--others", "--exclude-standard", "--", ".", ":!bench"],
-            capture_output=True,
-            cwd=REPO,
-            timeout=30,
-        ).stdout
-    except (OSError, subprocess.TimeoutExpired):
-        return "unknown"
-    return head + (f"+dirty:{hashlib.sha1(diff).hexdigest()[:10]}" if diff else "")
-
-
-def git_rev(ref: str) -> str:
-    proc = subprocess.run(
-        ["git", "rev-parse", "--short", "--verify", f"{ref}^{{commit}}"],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        timeout=30,
-        check=False,
-    )
-    if proc.returncode != 0:
-        raise BenchError(f"--ref {ref!r} is not a commit: {proc.stderr.strip()}")
-    return proc.stdout.strip()
-
-
-def export_ref(ref: str, dest: Path) -> Path:
-    """A clean copy of the app at a commit, so edits in the work tree during the run (other
-    people's) do not change what is measured. The virtualenv stays the repository's."""
-    rev = git_rev(ref)
-    target = dest / f"app-{rev}"
-    if not (target / "manage.py").exists():
-        target.mkdir(parents=True, exist_ok=True)
-        archive = dest / f"app-{rev}.tar"
-        run(["git", "archive", "--format=tar", "-o", archive, rev], cwd=REPO)
-        with tarfile.open(archive) as tar:
-            tar.extractall(target, filter="data")
-        archive.unlink()
-    log(f"measuring commit {rev} ({ref}) from {target}")
-    return target
-
-
-def machine_info(pg: Postgres, python: Path, gunicorn: Path, ref: str | None) -> dict:
-    cpu = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    try:
-        nproc = int(subprocess.run(["nproc"], capture_output=True, text=True).stdout.strip())
-    except (OSError, ValueError):
-        nproc = os.cpu_count()
-
-    def output(cmd) -> str:
-        try:
-            proc = subprocess.run(
-                [str(c) for c in cmd], capture_output=True, text=True, timeout=30, cwd=REPO
-            )
-            return proc.stdout.strip()
-        except (OSError, subprocess.TimeoutExpired):
-            return "unknown"
-
-    try:
-        pg_version = pg.sql("SHOW server_version")
-    except BenchError as exc:
-        raise BenchError(f"PostgreSQL is not reachable: {exc}") from exc
-    commit = code_fingerprint(ref)
-    if ref:
-        commit += f" (--ref {ref}, exported; work tree not used)"
-    elif "+dirty" in commit:
-        commit += " (work tree with uncommitted changes)"
-    mem_total = ""
-    try:
-        kb = int(re.search(r"MemTotal:\s+(\d+)", Path("/proc/meminfo").read_text()).group(1))
-        mem_total = f"{kb / 1024 / 1024:.1f} GiB"
-    except (OSError, AttributeError, ValueError):
-        pass
-    return {
-        "date_utc": datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC"),
-        "nproc": nproc,
-        "cpu_model": cpu,
-        "memory": mem_total,
-        "postgresql": pg_version,
-        "python": output([python, "-c", "import sys; print(sys.version.split()[0])"]),
-        "django": output([python, "-c", "import django; print(django.get_version())"]),
-        "gunicorn": output([gunicorn, "--version"]).replace("gunicorn (version ", "").rstrip(")"),
-        "commit": commit,
-        "loadavg_at_start": [round(x, 2) for x in os.getloadavg()],
-    }
-
-
-def machine_lines(m: dict) -> list[str]:
-    return [
-        f"Date:    {m['date_utc']}",
-        f"Machine: {m['nproc']} CPUs (nproc), {m['cpu_model']}, {m['memory']} RAM; "
-        f"load average at start {m['loadavg_at_start']}",
-        f"Stack:   PostgreSQL {m['postgresql']}, Python {m['python']}, Django {m['django']}, "
-        f"gunicorn {m['gunicorn']}",
-        f"Code:    commit {m['commit']}",
-    ]
-
-
-# --------------------------------------------------------------------------- the benchmark
+from harness import (
+    REPO,
+    BenchError,
+    Server,
+    cpu_snapshot,
+    cpu_split,
+    export_ref,
+    fmt,
+    log,
+    machine_info,
+    machine_lines,
+    markdown_table,
+    redis_flushdb,
+    steal_ticks,
+)
+from testbed import JOBS_PATH, Testbed
 
 
 class Bench:
-    def __init__(self, args):
+    """The measurement: loadgen against each network's two servers in turn, round after round."""
+
+    def __init__(self, args, testbed: Testbed):
         self.args = args
-        self.venv = Path(args.venv).resolve()
-        self.python = self.venv / "bin" / "python"
-        self.gunicorn = self.venv / "bin" / "gunicorn"
-        self.shared = Path(args.shared_bench).resolve()
-        self.loadgen_path = self.shared / "loadgen.py"
-        self.ceiling_path = self.shared / "ceiling.py"
-        self.work = Path(args.work_dir or tempfile.mkdtemp(prefix="tradeengage-bench-"))
-        self.work.mkdir(parents=True, exist_ok=True)
-        self.pg = Postgres(args.pg_host, args.pg_port, args.pg_user)
-        self.servers: list[Server] = []
+        self.testbed = testbed
         self.networks: list[dict] = []
         self.points: list[dict] = []
         self.autovacuum: bool | None = None
         self.sizes: list[dict] = []
-        self.created_dbs: set[str] = set()
-        self._loadgen = None
-        self.app = REPO  # where manage.py and tradeengage/ are read from (see --ref)
-
-    # -- environments
-
-    def _base_env(self) -> dict:
-        env = {
-            "PATH": f"{self.venv / 'bin'}:{os.environ.get('PATH', '/usr/bin:/bin')}",
-            "HOME": os.environ.get("HOME", "/root"),
-            "LANG": os.environ.get("LANG", "C.UTF-8"),
-            "PYTHONUNBUFFERED": "1",
-            "PGPORT": str(self.args.pg_port),
-        }
-        if os.environ.get("TMPDIR"):
-            env["TMPDIR"] = os.environ["TMPDIR"]
-        return env
-
-    def our_env(self, db: str) -> dict:
-        env = self._base_env()
-        env.update(
-            DJANGO_SETTINGS_MODULE="tradeengage.settings",
-            DATABASE_URL=self.pg.url(db),
-            REDIS_URL=self.args.redis_url,
-            DEBUG="false",
-            SECRET_KEY="bench-not-a-secret-" + "x" * 40,
-            ALLOWED_HOSTS="127.0.0.1,localhost",
-            LOG_LEVEL="WARNING",
-            SECURE_SSL_REDIRECT="false",
-        )
-        return env
-
-    def ceiling_env(self, db: str) -> dict:
-        env = self._base_env()
-        env["CEILING_DB"] = db
-        return env
-
-    # -- one database and one port pair per company count
-
-    def our_db(self, n: int) -> str:
-        return f"{self.args.db}_{n}"
-
-    def ceiling_db(self, n: int) -> str:
-        return f"{self.args.ceiling_db}_{n}"
-
-    def ports(self, index: int) -> tuple[int, int]:
-        return self.args.port + index, self.args.ceiling_port + index
-
-    # -- checks before anything is touched
-
-    def preflight(self) -> None:
-        a = self.args
-        for path, what in [
-            (self.python, "virtualenv python"),
-            (self.gunicorn, "gunicorn"),
-            (self.loadgen_path, "loadgen.py"),
-        ]:
-            if not path.exists():
-                raise BenchError(f"{what} not found at {path}")
-        if not a.skip_ceiling and not self.ceiling_path.exists():
-            raise BenchError(f"ceiling.py not found at {self.ceiling_path} (--shared-bench)")
-        names = [name for n in a.companies for name in (self.our_db(n), self.ceiling_db(n))]
-        for name in names:
-            if not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", name) or name in PROTECTED_DATABASES:
-                raise BenchError(f"refusing to drop and recreate database {name!r}")
-        if len(set(names)) != len(names):
-            raise BenchError("--db and --ceiling-db must differ")
-        ports = [
-            port
-            for index in range(len(a.companies))
-            for port in self.ports(index)[: 1 if a.skip_ceiling else 2]
-        ]
-        if len(set(ports)) != len(ports):
-            raise BenchError(
-                "our ports (--port + 0, 1, ...) and the ceiling's (--ceiling-port + 0, 1, ...) "
-                "must not overlap"
-            )
-        for port in ports:
-            if port_answers(port):
-                raise BenchError(
-                    f"something already listens on 127.0.0.1:{port}; pick another "
-                    "port (--port / --ceiling-port) so we do not measure it"
-                )
-
-    # -- preparation
-
-    def prepare_ours(self, n: int) -> Path:
-        db = self.our_db(n)
-        self.pg.recreate(db)
-        self.created_dbs.add(db)
-        env = self.our_env(db)
-        run([self.python, "manage.py", "migrate", "--noinput", "-v", "0"], env=env, cwd=self.app)
-        raw = self.work / f"ours-{n}.seed.out"
-        run(
-            [self.python, "manage.py", "seed_demo", "--companies", n, "--json"],
-            env=env,
-            cwd=self.app,
-            stdout_path=raw,
-            timeout=1800,
-        )
-        # The command prints one JSON object; keep only that line should anything else appear.
-        lines = [ln for ln in raw.read_text().splitlines() if ln.startswith("{")]
-        if not lines:
-            raise BenchError(f"seed_demo printed no JSON object:\n{tail(raw)}")
-        data = json.loads(lines[-1])
-        path = self.work / f"ours-{n}.json"
-        path.write_text(json.dumps(data))
-        self.pg.sql("VACUUM ANALYZE", db=db)
-        return path
-
-    def prepare_ceiling(self, n: int) -> Path:
-        db = self.ceiling_db(n)
-        self.pg.recreate(db)
-        self.created_dbs.add(db)
-        env = self.ceiling_env(db)
-        run([self.python, self.ceiling_path, "migrate"], env=env, cwd=self.shared)
-        path = self.work / f"ceiling-{n}.json"
-        run(
-            [self.python, self.ceiling_path, "seed", n],
-            env=env,
-            cwd=self.shared,
-            stdout_path=path,
-            timeout=1800,
-        )
-        json.loads(path.read_text())  # fail here, not in loadgen, if it is not JSON
-        self.pg.sql("VACUUM ANALYZE", db=db)
-        return path
-
-    # -- servers
-
-    def start_ours(self, n: int, port: int) -> Server:
-        a = self.args
-        server = Server(
-            f"our app ({n:,} companies)",
-            port,
-            [
-                self.gunicorn,
-                "tradeengage.wsgi",
-                "-w",
-                a.workers,
-                "-b",
-                f"127.0.0.1:{port}",
-                "--graceful-timeout",
-                "5",
-                "--error-logfile",
-                "-",
-            ],
-            cwd=self.app,
-            env=self.our_env(self.our_db(n)),
-            log_path=self.work / f"gunicorn-ours-{n}.log",
-        )
-        self.servers.append(server)
-        server.start()
-        base = f"http://127.0.0.1:{port}"
-
-        def probe():
-            status, body = http("GET", base + LIVE_PATH, timeout=5)
-            if status != 200:
-                raise BenchError(f"{LIVE_PATH} answered {status}: {body[:300]}")
-            return status
-
-        wait_until(server, probe, LIVE_PATH)
-        log(f"our app answers on {base}")
-        return server
-
-    def start_ceiling(self, n: int, port: int, data: dict) -> Server:
-        a = self.args
-        server = Server(
-            f"ceiling ({n:,} companies)",
-            port,
-            [
-                self.gunicorn,
-                "ceiling:application",
-                "-w",
-                a.workers,
-                "-b",
-                f"127.0.0.1:{port}",
-                "--chdir",
-                self.shared,
-                "--graceful-timeout",
-                "5",
-                "--error-logfile",
-                "-",
-            ],
-            cwd=self.shared,
-            env=self.ceiling_env(self.ceiling_db(n)),
-            log_path=self.work / f"gunicorn-ceiling-{n}.log",
-        )
-        self.servers.append(server)
-        server.start()
-        url = f"http://127.0.0.1:{port}{JOBS_PATH}"
-        status, body = wait_until(server, lambda: http("POST", url, self.body(data), 10), "a POST")
-        if status != 201:
-            raise BenchError(f"ceiling answered {status} to a job POST: {body[:500]}")
-        log(f"ceiling answers on 127.0.0.1:{port} (a POST got 201)")
-        return server
-
-    def stop_servers(self) -> None:
-        while self.servers:
-            self.servers.pop().stop()
-
-    # -- requests
-
-    def body(self, data: dict) -> bytes:
-        """One request body built exactly as loadgen builds them."""
-        if self._loadgen is None:
-            spec = importlib.util.spec_from_file_location("shared_loadgen", self.loadgen_path)
-            self._loadgen = importlib.util.module_from_spec(spec)
-            spec.loader.exec_module(self._loadgen)
-        factory = self._loadgen.BodyFactory(data, random.Random(self.args.seed + 7), (1, 1))
-        return factory.make()
-
-    def sanity_ours(self, server: Server, data: dict) -> dict:
-        base = f"http://127.0.0.1:{server.port}"
-        body = self.body(data)
-        status, text = http("POST", base + JOBS_PATH, body, 30)
-        if status != 201:
-            raise BenchError(
-                f"sanity POST {JOBS_PATH} answered {status}, expected 201:\n"
-                f"request  {body.decode()}\nresponse {text[:1000]}"
-            )
-        job = json.loads(text)
-        r_status, r_text = http("GET", f"{base}/api/v1/jobs/{job['id']}/routings", timeout=30)
-        routings = json.loads(r_text) if r_status == 200 else None
-        n_routings = len(routings) if isinstance(routings, list) else None
-        log(
-            f"sanity: POST {JOBS_PATH} -> 201, job {job['id']} "
-            f"({', '.join(job.get('required_skills') or [])}), {n_routings} routing(s)"
-        )
-        if not n_routings:
-            log(f"warning: the sanity job got no routings (GET routings -> {r_status})")
-        return {"status": status, "job_id": job["id"], "routings": n_routings}
 
     def loadgen(
         self,
@@ -714,8 +74,8 @@ class Bench:
         out: Path,
     ) -> dict:
         cmd = [
-            self.python,
-            self.loadgen_path,
+            self.testbed.python,
+            self.testbed.loadgen_path,
             "--url",
             f"http://127.0.0.1:{server.port}",
             "--path",
@@ -753,7 +113,7 @@ class Bench:
         if proc.returncode != 0:
             raise BenchError(f"loadgen failed ({proc.returncode}): {proc.stderr[-2000:]}")
         result = json.loads(out.read_text())
-        others = {s.pgid for s in self.servers if s is not server and s.pgid}
+        others = {s.pgid for s in self.testbed.servers if s is not server and s.pgid}
         split = cpu_split(before, after, server.pgid, others)
         split["loadgen"] = (times_after.children_user + times_after.children_system) - (
             times_before.children_user + times_before.children_system
@@ -781,38 +141,9 @@ class Bench:
     # -- one company count, then all of them
 
     def set_up(self, n: int, index: int) -> dict:
-        """Databases, data files and both servers for one network size, warmed up."""
+        """One network size built (see Testbed.build) and warmed up."""
         a = self.args
-        log(f"=== {n:,} companies ===")
-        ours_path = self.prepare_ours(n)
-        ours_data = json.loads(ours_path.read_text())
-        size = {
-            "companies": n,
-            "code": code_fingerprint(self.args.ref),
-            "ours_pairs": len(ours_data["pairs"]),
-            "ours_companies": len(ours_data.get("companies") or []),
-        }
-        if size["ours_companies"] != n:
-            log(
-                f"warning: our network has {size['ours_companies']} companies, not {n} "
-                "(seed_demo always loads its 48-company demo network)"
-            )
-        ceiling_path = ceiling_data = None
-        if not a.skip_ceiling:
-            ceiling_path = self.prepare_ceiling(n)
-            ceiling_data = json.loads(ceiling_path.read_text())
-            size["ceiling_pairs"] = len(ceiling_data["pairs"])
-        log(f"data: ours {size['ours_pairs']} pairs, ceiling {size.get('ceiling_pairs', '-')}")
-        our_port, ceiling_port = self.ports(index)
-        ours = self.start_ours(n, our_port)
-        ceiling = None if a.skip_ceiling else self.start_ceiling(n, ceiling_port, ceiling_data)
-        size["sanity"] = self.sanity_ours(ours, ours_data)
-        network = {
-            "n": n,
-            "size": size,
-            "sides": [("ours", ours, ours_path)]
-            + ([] if a.skip_ceiling else [("ceiling", ceiling, ceiling_path)]),
-        }
+        network = self.testbed.build(n, index)
         if a.warmup > 0:
             for side, server, data_path in network["sides"]:
                 self.loadgen(
@@ -822,7 +153,7 @@ class Bench:
                     max(a.workers * 2, 4),
                     a.warmup,
                     a.seed + 1,
-                    self.work / f"warmup-{side}-{n}.json",
+                    self.testbed.work / f"warmup-{side}-{n}.json",
                 )
         return network
 
@@ -849,7 +180,7 @@ class Bench:
                                 c,
                                 a.duration,
                                 a.seed,
-                                self.work / f"{side}-{net['n']}-c{c}{suffix}.json",
+                                self.testbed.work / f"{side}-{net['n']}-c{c}{suffix}.json",
                             )
                         )
                         time.sleep(a.pause)
@@ -862,12 +193,10 @@ class Bench:
                 self.points.append(point)
 
         self.points.sort(key=lambda point: (point["companies"], point["concurrency"]))
-        self.stop_servers()
+        self.testbed.stop_servers()
         for net in self.networks:
             size = net["size"]
-            size["ours_rows"] = self.pg.counts(self.our_db(net["n"]), OUR_TABLES)
-            if not a.skip_ceiling:
-                size["ceiling_rows"] = self.pg.counts(self.ceiling_db(net["n"]), CEILING_TABLES)
+            size.update(self.testbed.rows_written(net["n"]))
             self.sizes.append(size)
 
     def analyze_if_no_autovacuum(self, side: str, n: int) -> None:
@@ -878,28 +207,12 @@ class Bench:
         Without it, a check first planned while the jobs table held a page keeps scanning the
         whole table for good, and a run costs more the more jobs earlier runs stored."""
         if self.autovacuum is None:
-            self.autovacuum = self.pg.sql("SHOW autovacuum") == "on"
+            self.autovacuum = self.testbed.pg.sql("SHOW autovacuum") == "on"
             if not self.autovacuum:
                 log("autovacuum is off on this server: ANALYZE before every run stands in for it")
         if not self.autovacuum:
-            self.pg.sql("ANALYZE", db=self.our_db(n) if side == "ours" else self.ceiling_db(n))
-
-    def cleanup(self) -> None:
-        self.stop_servers()
-        if self.args.keep:
-            log(f"--keep: leaving databases {sorted(self.created_dbs)} and Redis as they are")
-            return
-        for db in sorted(self.created_dbs):
-            try:
-                self.pg.drop(db)
-            except BenchError as exc:
-                log(f"warning: {exc}")
-        flushed = redis_flushdb(self.args.redis_url)
-        if flushed is not None:
-            log(f"flushed Redis {self.args.redis_url} ({flushed} keys)")
-
-
-# --------------------------------------------------------------------------- report
+            db = self.testbed.our_db(n) if side == "ours" else self.testbed.ceiling_db(n)
+            self.testbed.pg.sql("ANALYZE", db=db)
 
 
 def median_run(runs: list[dict]) -> dict:
@@ -935,25 +248,6 @@ def ok_rps(res: dict | None) -> float | None:
 
 def errors_of(res: dict) -> int:
     return sum(res["errors_by_status"].values()) + sum(res["transport_errors"].values())
-
-
-def fmt(value, digits=1, suffix="") -> str:
-    if value is None:
-        return "n/a"
-    return f"{value:,.{digits}f}{suffix}"
-
-
-def markdown_table(header: list[str], rows: list[list[str]]) -> list[str]:
-    widths = [
-        max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(header)
-    ]
-
-    def line(cells):
-        return "| " + " | ".join(c.rjust(w) for c, w in zip(cells, widths, strict=True)) + " |"
-
-    return [line(header), "|" + "|".join("-" * (w + 1) + ":" for w in widths) + "|"] + [
-        line(r) for r in rows
-    ]
 
 
 def summarise(args, points: list[dict], sizes: list[dict]) -> dict:
@@ -1244,9 +538,6 @@ def report(args, machine: dict, summary: dict, points: list[dict], work: Path) -
     return out
 
 
-# --------------------------------------------------------------------------- main
-
-
 def int_list(text: str) -> list[int]:
     try:
         values = [int(x) for x in text.split(",") if x.strip()]
@@ -1375,17 +666,18 @@ def main(argv=None) -> int:
     # Started in the background by a script, SIGINT arrives ignored; Ctrl-C must still clean up.
     signal.signal(signal.SIGINT, signal.default_int_handler)
 
-    bench = Bench(args)
+    testbed = Testbed(args)
+    bench = Bench(args, testbed)
     try:
-        bench.preflight()
-        machine = machine_info(bench.pg, bench.python, bench.gunicorn, args.ref)
-        bench.app = export_ref(args.ref, bench.work) if args.ref else REPO
+        testbed.preflight()
+        machine = machine_info(testbed.pg, testbed.python, testbed.gunicorn, args.ref)
+        testbed.app = export_ref(args.ref, testbed.work) if args.ref else REPO
     except BenchError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     for line in machine_lines(machine):
         print(line, flush=True)
-    log(f"work dir {bench.work}")
+    log(f"work dir {testbed.work}")
 
     failure = None
     try:
@@ -1397,16 +689,16 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         failure = "interrupted"
     finally:
-        bench.cleanup()
+        testbed.cleanup()
 
     summary = summarise(args, bench.points, bench.sizes) if bench.points else None
     if summary:
-        print("\n".join(report(args, machine, summary, bench.points, bench.work)), flush=True)
+        print("\n".join(report(args, machine, summary, bench.points, testbed.work)), flush=True)
     if args.json_out:
         doc = {
             "machine": machine,
             "options": {k: v for k, v in vars(args).items()},
-            "work_dir": str(bench.work),
+            "work_dir": str(testbed.work),
             "points": bench.points,
             "summary": summary,
             "error": failure,

@@ -26,7 +26,7 @@ from pathlib import Path
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from create_jobs import REPO, BenchError, log, machine_info, machine_lines, redis_flushdb, run
+from harness import REPO, BenchError, log, machine_info, machine_lines, redis_flushdb, run
 from sync_throughput import Bench
 
 TARGET_SECONDS = 300

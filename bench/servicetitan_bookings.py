@@ -34,7 +34,7 @@ from pathlib import Path
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from create_jobs import (
+from harness import (
     REPO,
     BenchError,
     Postgres,
@@ -45,7 +45,7 @@ from create_jobs import (
     redis_flushdb,
     run,
 )
-from create_jobs import wait_until as wait_for_server
+from harness import wait_until as wait_for_server
 
 CASES = [
     # (label, simulation delays, requests per second per tenant)
@@ -64,7 +64,8 @@ def driver(argv: list[str]) -> None:
     django.setup()
     from integrations.providers import ProviderError
     from integrations.servicetitan.client import ServiceTitanApi
-    from integrations.servicetitan.service import Booking, servicetitan_config
+    from integrations.servicetitan.service import servicetitan_config
+    from integrations.servicetitan.types import Booking
 
     base_url, threads, duration, per_second = argv[0], int(argv[1]), float(argv[2]), argv[3]
     config = servicetitan_config(

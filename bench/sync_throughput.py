@@ -38,7 +38,7 @@ from pathlib import Path
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from create_jobs import (  # the bench folder's shared helpers
+from harness import (
     REPO,
     BenchError,
     Postgres,

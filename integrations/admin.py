@@ -1,10 +1,11 @@
 from django.contrib import admin
 
 from integrations.models import MockJob, SimulatedJob, WebhookReceipt
+from tradeengage.admin import ViewOnlyAdminMixin
 
 
 @admin.register(MockJob)
-class MockJobAdmin(admin.ModelAdmin):
+class MockJobAdmin(ViewOnlyAdminMixin, admin.ModelAdmin):
     """What the mock field-service system holds: read-only, like someone else's system."""
 
     list_display = [
@@ -21,15 +22,9 @@ class MockJobAdmin(admin.ModelAdmin):
     search_fields = ["=external_id", "=idempotency_key", "summary"]
     show_full_result_count = False
 
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
 
 @admin.register(SimulatedJob)
-class SimulatedJobAdmin(admin.ModelAdmin):
+class SimulatedJobAdmin(ViewOnlyAdminMixin, admin.ModelAdmin):
     """The ServiceTitan simulation's jobs. Read-only: they change through its API (status moves,
     cancellations) as they would at ServiceTitan."""
 
@@ -51,21 +46,9 @@ class SimulatedJobAdmin(admin.ModelAdmin):
     search_fields = ["=booking_id", "last_name", "email", "phone", "zip"]
     show_full_result_count = False
 
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
 
 @admin.register(WebhookReceipt)
-class WebhookReceiptAdmin(admin.ModelAdmin):
+class WebhookReceiptAdmin(ViewOnlyAdminMixin, admin.ModelAdmin):
     list_display = ["provider", "event_id", "received_at"]
     list_filter = ["provider", "received_at"]
     search_fields = ["=event_id"]
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False

@@ -27,9 +27,11 @@ from integrations.models import MockJob
 from integrations.providers import (
     PermanentProviderError,
     Provider,
+    ProviderAccount,
     ProviderJobStatus,
     ProviderType,
     RetryableProviderError,
+    Work,
 )
 
 FAILURES = {
@@ -49,12 +51,11 @@ _random = random.Random()
 class MockProvider(Provider):
     provider_type = ProviderType.MOCK
 
-    def __init__(self, *, company_id, options: dict | None = None):
-        super().__init__(
-            company_id=company_id, options={**settings.MOCK_PROVIDER, **(options or {})}
-        )
+    def __init__(self, account: ProviderAccount):
+        super().__init__(account)
+        self.options = {**settings.MOCK_PROVIDER, **self.options}
 
-    def create_job(self, *, routing, idempotency_key: str, timeout: float) -> str:
+    def create_job(self, *, work: Work, timeout: float) -> str:
         options = self.options
         latency = float(options.get("latency_ms") or 0) / 1000
         if latency > timeout:
@@ -65,13 +66,14 @@ class MockProvider(Provider):
         fail_first = int(options.get("fail_first") or 0)
         unlucky = _random.random() < float(options.get("failure_rate") or 0)
         refuse = unlucky or fail_first > 0
+        key = work.idempotency_key
         calls, external_id = self._record_call(
-            idempotency_key, summary=routing.job.summary, external_id=None if refuse else _new_id()
+            key, summary=work.summary, external_id=None if refuse else _new_id()
         )
         if unlucky or calls <= fail_first:
             self._fail(options.get("failure") or "server_error", timeout)
         if external_id is None:
-            external_id = self._assign_id(idempotency_key)
+            external_id = self._assign_id(key)
         return external_id
 
     def get_job_status(self, *, external_id: str, timeout: float) -> ProviderJobStatus:

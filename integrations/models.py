@@ -1,4 +1,4 @@
-from django.db import models
+from django.db import IntegrityError, models, transaction
 
 
 class MockJob(models.Model):
@@ -119,3 +119,13 @@ class WebhookReceipt(models.Model):
 
     def __str__(self):
         return f"{self.provider} {self.event_id}"
+
+    @classmethod
+    def record(cls, *, provider: str, event_id: str) -> bool:
+        """Record an event as handled; False when it was already (a replay)."""
+        try:
+            with transaction.atomic():
+                cls.objects.create(provider=provider, event_id=event_id)
+        except IntegrityError:
+            return False
+        return True

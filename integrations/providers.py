@@ -1,5 +1,6 @@
 """The field-service systems routings are pushed into: a small base class, typed errors, and the
-registry from a company's provider type to its implementation.
+provider-neutral shapes that go in and out of a provider (``integrations.registry`` maps a
+provider type to its implementation).
 
 Errors decide what the sync engine does next (DESIGN.md "The core flow", step 3):
 ``RetryableProviderError`` (timeouts, connection errors, 429, 5xx) schedules another attempt by the
@@ -9,13 +10,14 @@ conflict, unsupported service area) sends the routing to the dead-letter queue a
 """
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 
 from django.conf import settings
 from django.db import models
-from django.utils.module_loading import import_string
+
+from tradeengage.exceptions import Problem, ProblemError, code_for_status
 
 
 class ProviderType(models.TextChoices):
@@ -26,18 +28,25 @@ class ProviderType(models.TextChoices):
     CRM = "crm", "Field-service CRM (API v2)"
 
 
-# Implementations by provider type; the CRM joins when its client exists.
-PROVIDER_CLASSES = {
-    ProviderType.MOCK: "integrations.mock.MockProvider",
-    ProviderType.SERVICETITAN: "integrations.servicetitan.provider.ServiceTitanProvider",
-}
-
-
-class ProviderError(Exception):
+class ProviderError(ProblemError):
     """``code`` names the kind of error ("Customer Conflict", "Validation Error", ...) and
-    ``details`` lists field errors as ``{field, message, value}``, for APIs that report them."""
+    ``details`` lists field errors as ``{field, message, value}``, for APIs that report them.
+
+    Answered to an API client as seed 001 "Error Handling" does: a retryable error is a 503 with
+    ``Retry-After``, any other the status of its ``code``."""
 
     retryable = False
+
+    STATUS_BY_CODE = {
+        "Validation Error": 400,
+        "Invalid Status Transition": 400,
+        "Not Supported": 400,
+        "Authentication Failed": 401,
+        "Not Found": 404,
+        "Customer Conflict": 409,
+        "Conflict": 409,
+        "Service Area Not Supported": 422,
+    }
 
     def __init__(
         self,
@@ -51,6 +60,21 @@ class ProviderError(Exception):
         self.retry_after = retry_after
         self.code = code
         self.details = details or []
+
+    def problem(self) -> Problem:
+        if self.retryable:
+            return Problem(
+                503,
+                code_for_status(503),
+                str(self),
+                self.details,
+                headers={"Retry-After": str(int(self.retry_after or 5))},
+                title=self.code or "Service Unavailable",
+            )
+        status = self.STATUS_BY_CODE.get(self.code, 400)
+        return Problem(
+            status, code_for_status(status), str(self), self.details, title=self.code or "Error"
+        )
 
 
 class RetryableProviderError(ProviderError):
@@ -82,22 +106,91 @@ class ProviderJobStatus:
     CANCELLED = "cancelled"
 
 
+@dataclass(frozen=True)
+class Address:
+    street: str
+    city: str
+    state: str
+    zip_code: str
+
+
+@dataclass(frozen=True)
+class Customer:
+    name: str
+    phone: str = ""
+    email: str = ""
+
+
+@dataclass(frozen=True)
+class Work:
+    """What a provider is asked to create, in no vendor's terms: who, where, what, and the
+    idempotency key (our routing id) that makes a retried create return the first one's job.
+    ``trades`` are the categories of the job's required skills, in the order listed."""
+
+    idempotency_key: str
+    summary: str
+    customer: Customer
+    address: Address
+    category: str | None = None
+    trades: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class StatusUpdate:
+    """A provider's news about one of its jobs, parsed from its webhook: the event's id (a
+    replay is ignored), the job's status in ``ProviderJobStatus`` terms, and the references that
+    name the job: ``routing_ids`` may hold our routing id as the provider echoes it back,
+    ``external_ids`` the provider's own ids for it."""
+
+    provider_type: str
+    event_id: str
+    status: str
+    routing_ids: tuple[str, ...] = ()
+    external_ids: tuple[str, ...] = ()
+    completed_at: datetime | None = None
+    revenue: Decimal | None = None
+
+
+class WebhookRejected(ProblemError):
+    """A request that is not a webhook we can trust: nothing was read or changed."""
+
+    def problem(self) -> Problem:
+        return Problem(401, "UNAUTHORIZED", str(self), title="Unauthorized")
+
+
+@dataclass(frozen=True)
+class ProviderAccount:
+    """Whose field-service system this is and how to reach it: what a provider is built from.
+    ``settings`` are the company's provider settings (credentials, URLs, options)."""
+
+    company_id: object
+    company_name: str
+    provider_type: str
+    settings: dict = field(default_factory=dict)
+
+    @property
+    def resolved_provider_type(self) -> str:
+        return provider_type_resolved(self.provider_type)
+
+
 class Provider(ABC):
-    """One company's field-service system. ``options`` are the company's provider settings.
+    """One company's field-service system, built from its ``ProviderAccount``.
 
     Every call takes a ``timeout`` in seconds and must return or raise a ``ProviderError`` within
-    it. ``create_job`` must be idempotent on ``idempotency_key`` (the routing id): a second call
-    with the same key returns the first call's external id and creates nothing.
+    it. ``create_job`` must be idempotent on ``work.idempotency_key``: a second call with the
+    same key returns the first call's external id and creates nothing.
     """
 
     provider_type = ""
 
-    def __init__(self, *, company_id, options: dict | None = None):
-        self.company_id = company_id
-        self.options = options or {}
+    def __init__(self, account: ProviderAccount):
+        self.account = account
+        self.company_id = account.company_id
+        self.options = dict(account.settings or {})
 
     @abstractmethod
-    def create_job(self, *, routing, idempotency_key: str, timeout: float) -> str: ...
+    def create_job(self, *, work: Work, timeout: float) -> str:
+        """The provider's id for the job made for ``work`` (its external id)."""
 
     @abstractmethod
     def get_job_status(self, *, external_id: str, timeout: float) -> ProviderJobStatus: ...
@@ -108,29 +201,15 @@ class Provider(ABC):
     @abstractmethod
     def health(self) -> dict: ...
 
+    def webhook_status_update(self, *, body: bytes, headers) -> StatusUpdate:
+        """Verify a webhook from this provider and parse it; ``WebhookRejected`` when it cannot
+        be trusted, a DRF ``ValidationError`` when its payload is malformed."""
+        raise WebhookRejected(f"{self.provider_type or 'This provider'} sends no webhooks.")
 
-def provider_type_for(company) -> str:
+
+def provider_type_resolved(provider_type: str) -> str:
     """The provider a company's routings go to: its own, or the mock when it has none and
     ``SYNC_UNCONFIGURED_WITH_MOCK`` is on; "" when there is none."""
-    if company.provider_type:
-        return company.provider_type
+    if provider_type:
+        return provider_type
     return ProviderType.MOCK if settings.SYNC_UNCONFIGURED_WITH_MOCK else ""
-
-
-def provider_for(company) -> Provider:
-    """The provider instance for a company, or ``ProviderNotConfigured`` saying why not."""
-    provider_type = provider_type_for(company)
-    if not provider_type:
-        raise ProviderNotConfigured(
-            f"{company.name} has no field-service provider configured. Choose one on the "
-            "company in the admin (or set SYNC_UNCONFIGURED_WITH_MOCK=true to sync such "
-            "companies through the mock provider); the routing is synced once it has one."
-        )
-    path = PROVIDER_CLASSES.get(provider_type)
-    if path is None:
-        label = dict(ProviderType.choices).get(provider_type, provider_type)
-        raise ProviderNotConfigured(
-            f"The {label} provider is not available in this version; the routing waits until "
-            "it is, or until the company's provider is changed in the admin."
-        )
-    return import_string(path)(company_id=company.id, options=company.provider_settings)

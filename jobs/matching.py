@@ -41,7 +41,7 @@ from django.conf import settings
 from django.db import connection
 
 from jobs.coverage import coverage_area
-from jobs.models import Company, CompanySkill, ServiceArea, SkillCoverage, SkillLevel
+from jobs.models import Company, CompanySkill, Job, JobSkill, ServiceArea, SkillCoverage, SkillLevel
 
 SKILL_COVERAGE_WEIGHT = 2.0
 LEVEL_MARGIN_WEIGHT = 0.25
@@ -338,3 +338,68 @@ def _explain(row, requirements: list[Requirement], state: str) -> Match:
         missing_skills=[],
         reason=reason,
     )
+
+
+def match_company(*, job: Job, company: Company) -> Match:
+    """One company's fit for a job, scored and explained as ``match_companies`` ranks its
+    candidates, but for any company: a required skill it lacks, or holds below the required
+    level, is listed as missing and adds nothing to its skill coverage. Explains a manual
+    route."""
+    requirements = list(
+        JobSkill.objects.filter(job=job)
+        .order_by("id")
+        .values_list("skill_id", "skill__slug", "level")
+    )
+    held = dict(
+        CompanySkill.objects.filter(
+            company=company, skill_id__in=[skill_id for skill_id, _, _ in requirements]
+        ).values_list("skill_id", "level")
+    )
+    matched = [
+        (slug, level, held[skill_id])
+        for skill_id, slug, level in requirements
+        if held.get(skill_id, 0) >= level
+    ]
+    missing = [
+        (slug, level, held.get(skill_id))
+        for skill_id, slug, level in requirements
+        if held.get(skill_id, 0) < level
+    ]
+    required = max(len(requirements), 1)
+    coverage = SKILL_COVERAGE_WEIGHT * (len(matched) / required if requirements else 1.0)
+    margin = LEVEL_MARGIN_WEIGHT * sum(has - needs for _, needs, has in matched) / required
+    category_match = job.category_id is not None and job.category_id == company.primary_category_id
+    bonus = _area_bonus(company=company, state=job.state, zip_code=job.zip_code)
+    score = bonus + coverage + margin + (CATEGORY_WEIGHT if category_match else 0.0)
+
+    def described(slug, needs, has):
+        holds = SkillLevel(has).label if has else "not held"
+        return f"{slug} {holds} (needs {SkillLevel(needs).label})"
+
+    parts = []
+    if matched:
+        parts.append("Skills match: " + ", ".join(described(*skill) for skill in matched))
+    if missing:
+        parts.append("missing: " + ", ".join(described(*skill) for skill in missing))
+    if not requirements:
+        parts.append("Category match" if category_match else "No skills required")
+    elif category_match:
+        parts.append("category match")
+    parts.append(AREA_REASONS[bonus].format(state=job.state))
+    return Match(
+        company_id=company.id,
+        provider_type=company.provider_type or "",
+        score=round(score, 2),
+        matched_skills=[slug for slug, _, _ in matched],
+        missing_skills=[slug for slug, _, _ in missing],
+        reason="; ".join(parts),
+    )
+
+
+def _area_bonus(*, company: Company, state: str, zip_code: str) -> float:
+    areas = set(ServiceArea.objects.filter(company=company).values_list("kind", "code"))
+    if any((ServiceArea.Kind.ZIP_PREFIX, prefix) in areas for prefix in zip_prefixes(zip_code)):
+        return ZIP_PREFIX_WEIGHT
+    if (ServiceArea.Kind.STATE, state) in areas:
+        return STATE_WEIGHT
+    return OUTSIDE_AREA_WEIGHT

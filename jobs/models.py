@@ -6,7 +6,7 @@ from django.core.validators import MaxValueValidator, MinValueValidator, RegexVa
 from django.db import models
 from django.db.models import Q
 
-from integrations.providers import ProviderType
+from integrations.providers import ProviderAccount, ProviderType
 
 state_code_validator = RegexValidator(r"^[A-Z]{2}$", "State must be two uppercase letters.")
 
@@ -114,6 +114,14 @@ class Company(models.Model):
 
     def __str__(self):
         return self.name
+
+    def provider_account(self) -> ProviderAccount:
+        return ProviderAccount(
+            company_id=self.id,
+            company_name=self.name,
+            provider_type=self.provider_type,
+            settings=self.provider_settings or {},
+        )
 
 
 class ServiceArea(models.Model):

@@ -1,27 +1,10 @@
 from rest_framework import serializers
 
 from jobs.models import JobStatus, SkillLevel
+from tradeengage.fields import StrictCharField, StrictUUIDField
 
 LEVEL_NAMES = [level.label for level in SkillLevel]
 MAX_SKILLS_PER_JOB = 20
-
-
-class StrictCharField(serializers.CharField):
-    """A CharField that refuses numbers instead of quietly turning them into strings."""
-
-    def to_internal_value(self, data):
-        if not isinstance(data, str):
-            self.fail("invalid")
-        return super().to_internal_value(data)
-
-
-class StrictUUIDField(serializers.UUIDField):
-    """A UUIDField that only takes strings (DRF's would turn the integer 5 into a UUID)."""
-
-    def to_internal_value(self, data):
-        if not isinstance(data, str):
-            self.fail("invalid", value=data)
-        return super().to_internal_value(data)
 
 
 class AddressSerializer(serializers.Serializer):

@@ -1,20 +1,15 @@
 import logging
-from collections import Counter
-from typing import NamedTuple
-from uuid import UUID, uuid4
+from uuid import UUID
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, OperationalError, connection, transaction
-from django.db.models import F
-from django.utils import timezone
+from django.db import IntegrityError, OperationalError, transaction
 
-from jobs.matching import Match, Requirement, match_companies
+from jobs.matching import Requirement, match_companies
 from jobs.models import Company, Job, JobSkill, SkillLevel, Technician
 from jobs.selectors import managed_lists, managed_lists_forget
-from routing.models import JobRouting, OutboxEvent, OutboxStatus, SyncStatus
-from routing.outbox import outbox_relay_kick
-from tradeengage.db import insert_statement, is_lock_conflict
+from routing.services.create import routings_create
+from tradeengage.db import is_lock_conflict
 from tradeengage.exceptions import BusinessRuleError, ConflictError
 
 logger = logging.getLogger("jobs")
@@ -108,8 +103,7 @@ def job_create(
     event per routing, all in one transaction: either everything is stored or nothing is.
 
     ``skill_levels`` maps each required skill slug to its level name, in the order the client
-    listed them. The relay is kicked after commit; if that kick is lost, the relay's beat finds
-    the events anyway.
+    listed them. The routings and their events are written by ``routing``'s one writer.
     """
     lists = managed_lists()
     requirements = resolve_skills(skill_levels=skill_levels, skill_ids=lists["skills"])
@@ -137,7 +131,7 @@ def job_create(
                     category_id=category_id,
                     requirements=requirements,
                 )
-                routings = routings_create(job=job, matches=matches)
+                routing_ids = routings_create(pairs=[(job, match) for match in matches])
             break
         except IntegrityError as exc:
             # A skill, category, company or technician read above was deleted before the insert.
@@ -150,12 +144,11 @@ def job_create(
                 raise
             logger.warning("Job creation clashed with a concurrent write; trying again (%s)", exc)
 
-    transaction.on_commit(outbox_relay_kick, robust=True)
     logger.info(
         "Job created",
         extra={
             "job_id": str(job.id),
-            "routings": len(routings),
+            "routings": len(routing_ids),
             "matching_score": max((m.score for m in matches), default=None),
         },
     )
@@ -180,137 +173,3 @@ def _job_insert(*, summary, address, homeowner, technician, category_id, require
         JobSkill(job=job, skill_id=r.skill_id, level=r.level) for r in requirements
     )
     return job
-
-
-def routings_create(*, job: Job, matches: list[Match]) -> list[UUID]:
-    """Route a job to matched companies: routings, their outbox events, and the companies' load.
-
-    Must run inside the caller's transaction. The load update comes last so the company rows are
-    locked for as short a time as possible.
-    """
-    return routings_store(pairs=[(job, match) for match in matches])
-
-
-def routings_store(*, pairs: list[tuple[Job, Match]]) -> list[UUID]:
-    """Routings for (job, match) pairs, one ``job_sync`` outbox event each (seed 000's event
-    data), and each company's load raised by its new routings; the new routings' ids. Must run
-    inside the caller's transaction.
-
-    On PostgreSQL all of it is one statement: the routings are the part of job creation that
-    grows with the matches, and one statement costs less than half of the ORM's three.
-    """
-    if not pairs:
-        return []
-    rows = routing_rows(pairs)
-    if connection.vendor == "postgresql":
-        routing_rows_write_in_one_statement(rows)
-    else:
-        routing_rows_write_per_table(rows)
-    return [routing["id"] for routing in rows.routings]
-
-
-class RoutingRows(NamedTuple):
-    """What routing (job, match) pairs writes: the routings' and outbox events' values that
-    differ per row and those they share (``{field name: value}``), and the companies' load
-    increments as ``(company id, increment)`` in company id order."""
-
-    routings: list[dict]
-    routing_defaults: dict
-    events: list[dict]
-    event_defaults: dict
-    loads: list[tuple[UUID, int]]
-
-
-def routing_rows(pairs: list[tuple[Job, Match]]) -> RoutingRows:
-    now = timezone.now()
-    routings = [
-        {
-            "id": uuid4(),
-            "job_id": job.id,
-            "company_id": m.company_id,
-            "matching_score": m.score,
-            "matched_skills": m.matched_skills,
-            "missing_skills": m.missing_skills,
-            "match_reason": m.reason,
-        }
-        for job, m in pairs
-    ]
-    events = [
-        {
-            "aggregate_id": routing["id"],
-            "event_data": {
-                "routing_id": str(routing["id"]),
-                "job_id": str(job.id),
-                "company_id": str(m.company_id),
-                "matching_score": m.score,
-                "matched_skills": m.matched_skills,
-                "provider_type": m.provider_type,
-            },
-        }
-        for routing, (job, m) in zip(routings, pairs, strict=True)
-    ]
-    return RoutingRows(
-        routings=routings,
-        routing_defaults={
-            "sync_status": SyncStatus.PENDING,
-            "retry_count": 0,
-            "created_at": now,
-            "updated_at": now,
-        },
-        events=events,
-        event_defaults={
-            "event_type": OutboxEvent.JOB_SYNC,
-            "status": OutboxStatus.PENDING,
-            "attempts": 0,
-            "available_at": now,
-            "last_error": "",
-            "created_at": now,
-        },
-        loads=sorted(Counter(m.company_id for _, m in pairs).items()),
-    )
-
-
-def routing_rows_write_in_one_statement(rows: RoutingRows) -> None:
-    """Routings, events and the companies' load in one data-modifying ``WITH`` (PostgreSQL).
-
-    The company rows are locked in id order before their load is raised: an ``UPDATE`` alone
-    takes its rows in whatever order its scan meets them, and two jobs raising the same
-    companies in different orders deadlock."""
-    routings_sql, routings_params = insert_statement(
-        JobRouting, rows.routings, rows.routing_defaults
-    )
-    events_sql, events_params = insert_statement(OutboxEvent, rows.events, rows.event_defaults)
-    company_table = Company._meta.db_table
-    company_ids, increments = zip(*rows.loads, strict=True)
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"WITH new_routings AS ({routings_sql}), new_events AS ({events_sql}),"
-            f" raised AS (SELECT c.id, raise.n FROM {company_table} c"
-            "  JOIN unnest(%s::uuid[], %s::integer[]) AS raise(id, n) ON raise.id = c.id"
-            "  ORDER BY c.id FOR NO KEY UPDATE OF c)"
-            f" UPDATE {company_table} SET open_routing_count = open_routing_count + raised.n"
-            f" FROM raised WHERE {company_table}.id = raised.id",
-            [*routings_params, *events_params, list(company_ids), list(increments)],
-        )
-
-
-def routing_rows_write_per_table(rows: RoutingRows) -> None:
-    JobRouting.objects.bulk_create(JobRouting(**r, **rows.routing_defaults) for r in rows.routings)
-    OutboxEvent.objects.bulk_create(OutboxEvent(**e, **rows.event_defaults) for e in rows.events)
-    _loads_raise(rows.loads)
-
-
-def _loads_raise(loads: list[tuple[UUID, int]]) -> None:
-    """Raise the companies' load, their rows locked in id order first where the database
-    locks rows (see ``routing_rows_write_in_one_statement``)."""
-    company_ids = [company_id for company_id, _ in loads]
-    if connection.features.has_select_for_update:
-        companies = Company.objects.filter(id__in=company_ids).order_by("id")
-        list(companies.select_for_update(no_key=True).values_list("id", flat=True))
-    by_increment: dict[int, list[UUID]] = {}
-    for company_id, increment in loads:
-        by_increment.setdefault(increment, []).append(company_id)
-    for increment, ids in sorted(by_increment.items()):
-        Company.objects.filter(id__in=ids).update(
-            open_routing_count=F("open_routing_count") + increment
-        )

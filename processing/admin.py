@@ -6,12 +6,18 @@ A run changes only through the services, as the sync engine's rows do in ``routi
 
 from collections import Counter
 
-from django.contrib import admin, messages
+from django.contrib import admin
 from django.utils.html import format_html
 
 from processing.models import ProcessingJob
-from processing.services import processing_job_retry_now
-from routing.admin import ReadOnlyAdminMixin, error_in_full, error_preview
+from processing.services.runs import processing_job_retry_now
+from tradeengage.admin import (
+    ReadOnlyAdminMixin,
+    action_result_level,
+    action_result_message,
+    error_in_full,
+    error_preview,
+)
 
 # "Retry now" runs each job inside the request (provider back-sync, lead assignment, the
 # report email): at most this many per click, so a batch cannot hold a web worker for long.
@@ -95,24 +101,25 @@ def retry_now_one(job: ProcessingJob) -> str:
 
 
 def retry_now_message(tally: Counter) -> str:
-    parts = [
-        (tally["completed"], "completed"),
-        (tally["failed again"], "failed again"),
-        (tally["left alone"], "left alone (only pending or failed runs are retried)"),
-    ]
-    outcomes = ", ".join(f"{count} {what}" for count, what in parts if count)
-    message = f"Retry now: {outcomes or 'nothing run'}."
+    not_tried = ""
     if tally["not tried"]:
-        message += (
-            f" {tally['not tried']} not tried: Retry now runs at most {RETRY_NOW_LIMIT} "
+        not_tried = (
+            f"{tally['not tried']} not tried: Retry now runs at most {RETRY_NOW_LIMIT} "
             "jobs per click."
         )
-    return message
+    return action_result_message(
+        "Retry now",
+        [
+            (tally["completed"], "completed"),
+            (tally["failed again"], "failed again"),
+            (tally["left alone"], "left alone (only pending or failed runs are retried)"),
+        ],
+        nothing="nothing run",
+        not_tried_note=not_tried,
+    )
 
 
 def retry_now_level(tally: Counter) -> int:
-    if tally["failed again"] and not tally["completed"]:
-        return messages.ERROR
-    if tally["failed again"] or tally["not tried"]:
-        return messages.WARNING
-    return messages.SUCCESS if tally["completed"] else messages.INFO
+    return action_result_level(
+        succeeded=tally["completed"], failed=tally["failed again"], not_tried=tally["not tried"]
+    )

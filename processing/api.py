@@ -2,14 +2,11 @@
 header, and errors as ``{"detail": "..."}`` (not the /api/v1 shape)."""
 
 import hmac
-import logging
 import uuid
 from functools import partial
 
 from django.conf import settings
-from django.core.exceptions import RequestDataTooBig
 from django.db import transaction
-from django.http import Http404
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
@@ -27,11 +24,9 @@ from processing.serializers import (
     ProcessingStartedSerializer,
     RetryQueueResultSerializer,
 )
-from processing.services import processing_job_create, retry_queue_process
+from processing.services.runs import processing_job_create, retry_queue_process
 from processing.tasks import process_client
-from tradeengage.exceptions import BusinessRuleError, NotFoundError, flatten_errors
-
-logger = logging.getLogger("processing")
+from tradeengage.exceptions import NotFoundError, processing_exception_handler
 
 INVALID_API_KEY = "Invalid or missing API key"
 TAG = "client processing"
@@ -74,44 +69,6 @@ class ApiKeyScheme(OpenApiAuthenticationExtension):
             "description": "One of the keys in PROCESSING_API_KEYS. With none configured, "
             "every request is refused (401).",
         }
-
-
-def _detail(message: str, http_status: int, headers=None) -> Response:
-    return Response({"detail": message}, status=http_status, headers=headers)
-
-
-def processing_exception_handler(exc, context):
-    """Seed 004 "Error Handling": ``{"detail"}``; malformed input of any kind (bad JSON, a
-    content type other than JSON, wrong or missing fields) is 422, as the seed lists."""
-    if isinstance(exc, exceptions.ValidationError):
-        errors = flatten_errors(exc.detail)
-        summary = "; ".join(
-            f"{error['field']}: {error['message']}" if error["field"] else error["message"]
-            for error in errors
-        )
-        return _detail(summary, status.HTTP_422_UNPROCESSABLE_ENTITY)
-    if isinstance(exc, exceptions.ParseError):
-        return _detail(f"Malformed JSON body: {exc.detail}", status.HTTP_422_UNPROCESSABLE_ENTITY)
-    if isinstance(exc, exceptions.UnsupportedMediaType):
-        return _detail(
-            f"{exc.detail} Send Content-Type: application/json.",
-            status.HTTP_422_UNPROCESSABLE_ENTITY,
-        )
-    if isinstance(exc, BusinessRuleError):
-        return _detail(exc.message, status.HTTP_400_BAD_REQUEST)
-    if isinstance(exc, (NotFoundError, Http404, exceptions.NotFound)):
-        return _detail(str(exc) or "Not found.", status.HTTP_404_NOT_FOUND)
-    if isinstance(exc, RequestDataTooBig):
-        return _detail("Request body is too large.", status.HTTP_413_REQUEST_ENTITY_TOO_LARGE)
-    if isinstance(exc, exceptions.APIException):
-        headers = {}
-        if getattr(exc, "auth_header", None):
-            headers["WWW-Authenticate"] = exc.auth_header
-        if getattr(exc, "wait", None):
-            headers["Retry-After"] = str(int(exc.wait))
-        return _detail(str(exc.detail), exc.status_code, headers)
-    logger.exception("Unhandled error in %s", context["view"].__class__.__name__)
-    return _detail("An unexpected error occurred.", status.HTTP_500_INTERNAL_SERVER_ERROR)
 
 
 class ProcessingView(APIView):

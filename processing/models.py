@@ -1,9 +1,13 @@
 import uuid
+from datetime import timedelta
 
 from django.db import models
 from django.db.models import Q
 
 from jobs.models import Company
+
+# seed 004: a client's leads, data refresh and report look at the last 3 months.
+LOOKBACK = timedelta(days=90)
 
 
 class ProcessingJob(models.Model):

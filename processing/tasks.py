@@ -1,12 +1,12 @@
 from celery import shared_task
 from django.utils.dateparse import parse_date
 
-from processing.services import nightly_run, processing_job_run, retry_queue_process
+from processing.services.runs import nightly_run, processing_job_run, retry_queue_process
 
 
 @shared_task(ignore_result=True)
 def process_client(job_id: str) -> None:
-    """Run one client's processing job (see ``processing.services.processing_job_run``). A
+    """Run one client's processing job (see ``processing.services.runs.processing_job_run``). A
     redelivered message finds the job no longer pending and does nothing."""
     processing_job_run(job_id=job_id)
 

@@ -13,18 +13,23 @@ from django.db.models import Count, Exists, OuterRef, Q
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html
-from django.utils.text import Truncator
 
 from routing.models import JobRouting, OutboxEvent, OutboxStatus, SyncAttempt, SyncStatus
-from routing.services import routing_sync_now, routings_requeue
+from routing.services.requeue import routings_requeue
+from routing.services.sync import routing_sync_now
+from tradeengage.admin import (
+    ReadOnlyAdminMixin,
+    action_result_level,
+    action_result_message,
+    error_in_full,
+    error_preview,
+)
 
 # "Retry now" calls providers inside the request: at most this many routings, and no new call
 # once this many seconds have passed, so a provider that is down cannot hold a web worker past
 # its timeout. Requeue hands any number to the workers instead.
 RETRY_NOW_LIMIT = 50
 RETRY_NOW_SECONDS = 15
-
-ERROR_PREVIEW_CHARS = 100
 
 # A pending routing with a next attempt scheduled: it failed and will be retried, or its company
 # has no provider yet. A routing never tried, or just requeued, has none.
@@ -50,37 +55,6 @@ def sync_backlog() -> dict[str, int]:
         routings_waiting=Count("id", filter=WAITING_FOR_RETRY),
     )
     return {**events, **routings}
-
-
-def error_preview(message: str | None):
-    """The start of an error for a list column, the whole of it in the tooltip."""
-    if not message:
-        return ""
-    return format_html(
-        '<span title="{}">{}</span>', message, Truncator(message).chars(ERROR_PREVIEW_CHARS)
-    )
-
-
-def error_in_full(message: str | None):
-    """An error as the provider worded it, wrapped, long tokens (URLs, JSON) included."""
-    if not message:
-        return "-"
-    return format_html(
-        '<div style="white-space: pre-wrap; overflow-wrap: anywhere; max-width: 60rem;">{}</div>',
-        message,
-    )
-
-
-class ReadOnlyAdminMixin:
-    """Rows the engine owns: listed and viewed, never added or edited by hand. The change page
-    opens read-only, and a POST to it is refused; the model's change permission still grants
-    the actions."""
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return obj is None and super().has_change_permission(request)
 
 
 class HasErrorFilter(admin.SimpleListFilter):
@@ -260,30 +234,32 @@ RETRY_NOW_RESULTS = {
 
 
 def retry_now_message(tally: Counter) -> str:
-    parts = [
-        (tally["synced"], "synced"),
-        (tally["failed again"], "failed again (see Failed syncs)"),
-        (tally["will retry"], "not synced, next attempt scheduled"),
-        (tally["skipped"], "skipped (already synced or being synced)"),
-    ]
-    outcomes = ", ".join(f"{count} {what}" for count, what in parts if count)
-    message = f"Retry now: {outcomes or 'nothing synced'}."
+    not_tried = ""
     if tally["not tried"]:
-        message += (
-            f" {tally['not tried']} not tried: Retry now syncs at most {RETRY_NOW_LIMIT} "
+        not_tried = (
+            f"{tally['not tried']} not tried: Retry now syncs at most {RETRY_NOW_LIMIT} "
             f"routings for {RETRY_NOW_SECONDS} seconds per click; use Requeue to hand any "
             "number to the workers."
         )
-    return message
+    return action_result_message(
+        "Retry now",
+        [
+            (tally["synced"], "synced"),
+            (tally["failed again"], "failed again (see Failed syncs)"),
+            (tally["will retry"], "not synced, next attempt scheduled"),
+            (tally["skipped"], "skipped (already synced or being synced)"),
+        ],
+        nothing="nothing synced",
+        not_tried_note=not_tried,
+    )
 
 
 def retry_now_level(tally: Counter) -> int:
-    trouble = tally["failed again"] + tally["will retry"]
-    if trouble and not tally["synced"]:
-        return messages.ERROR
-    if trouble or tally["not tried"]:
-        return messages.WARNING
-    return messages.SUCCESS if tally["synced"] else messages.INFO
+    return action_result_level(
+        succeeded=tally["synced"],
+        failed=tally["failed again"] + tally["will retry"],
+        not_tried=tally["not tried"],
+    )
 
 
 def requeue_message(*, requeued: int, left_alone: int, skipped_events: int = 0) -> str:

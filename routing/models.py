@@ -1,9 +1,11 @@
 import uuid
+from datetime import datetime, timedelta
 
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
+from integrations.providers import provider_type_resolved
 from jobs.models import Company, Job
 
 
@@ -68,6 +70,46 @@ class JobRouting(models.Model):
 
     def __str__(self):
         return f"{self.job_id} -> {self.company_id} ({self.sync_status})"
+
+    # The state rules of a sync. A sync claims pending routings (or ones whose claim outlived
+    # its lease), then moves each to synced, back to pending to wait, or to failed.
+
+    def is_takeable(self, *, lease_cutoff: datetime) -> bool:
+        """Whether a sync may claim it: pending, or claimed by a sync that died (its claim is
+        older than ``lease_cutoff``)."""
+        return self.sync_status == SyncStatus.PENDING or (
+            self.sync_status == SyncStatus.PROCESSING
+            and (self.claimed_at is None or self.claimed_at < lease_cutoff)
+        )
+
+    @property
+    def is_finished(self) -> bool:
+        return self.sync_status in (SyncStatus.SYNCED, SyncStatus.COMPLETED)
+
+    def mark_synced(self, *, external_id: str, now: datetime) -> None:
+        self.sync_status = SyncStatus.SYNCED
+        self.external_id = external_id
+        self.last_synced_at = now
+        self.next_retry_at = None
+        self.error_message = None
+        self.claimed_at = None
+        self.updated_at = now
+
+    def mark_waiting(self, *, error: str, seconds: float, now: datetime) -> None:
+        """Back to pending, due again in ``seconds`` (a retry, or a look for a provider)."""
+        self.sync_status = SyncStatus.PENDING
+        self.next_retry_at = now + timedelta(seconds=seconds)
+        self.error_message = error
+        self.claimed_at = None
+        self.updated_at = now
+
+    def mark_failed(self, *, error: str, now: datetime) -> None:
+        """Failed for good: the dead-letter queue, until requeued."""
+        self.sync_status = SyncStatus.FAILED
+        self.next_retry_at = None
+        self.error_message = error
+        self.claimed_at = None
+        self.updated_at = now
 
 
 class SyncAttempt(models.Model):
@@ -145,3 +187,56 @@ class OutboxEvent(models.Model):
 
     def __str__(self):
         return f"{self.event_type} {self.aggregate_id} ({self.status})"
+
+    @staticmethod
+    def job_sync_data(
+        *,
+        routing_id,
+        job_id,
+        company_id,
+        matching_score: float,
+        matched_skills: list[str],
+        provider_type: str,
+    ) -> dict:
+        """A ``job_sync`` event's data (seed 000 "Outbox Events"), for every writer of one:
+        ``provider_type`` is the company's own, resolved to the provider its routings go to."""
+        return {
+            "routing_id": str(routing_id),
+            "job_id": str(job_id),
+            "company_id": str(company_id),
+            "matching_score": matching_score,
+            "matched_skills": matched_skills,
+            "provider_type": provider_type_resolved(provider_type),
+        }
+
+    @classmethod
+    def for_routing(cls, routing: "JobRouting", **fields) -> "OutboxEvent":
+        """A new ``job_sync`` event for a routing (its company loaded)."""
+        return cls(
+            event_type=cls.JOB_SYNC,
+            aggregate_id=routing.id,
+            event_data=cls.job_sync_data(
+                routing_id=routing.id,
+                job_id=routing.job_id,
+                company_id=routing.company_id,
+                matching_score=routing.matching_score,
+                matched_skills=routing.matched_skills,
+                provider_type=routing.company.provider_type,
+            ),
+            **fields,
+        )
+
+    def close(self, status: str, *, now: datetime, error: str = "") -> None:
+        """Done, or dead (the dead-letter queue)."""
+        self.status = status
+        self.processed_at = now
+        self.claimed_at = None
+        if error:
+            self.last_error = error
+
+    def wait_until(self, available_at: datetime, *, error: str = "") -> None:
+        """Pending again, due at ``available_at``."""
+        self.status = OutboxStatus.PENDING
+        self.available_at = available_at
+        self.claimed_at = None
+        self.last_error = error

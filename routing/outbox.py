@@ -13,6 +13,7 @@ import time
 import uuid
 from datetime import datetime, timedelta
 
+from celery import current_app
 from django.conf import settings
 from django.core.cache import cache
 from django.db import connection, transaction
@@ -24,6 +25,8 @@ from routing.models import OutboxEvent, OutboxStatus
 logger = logging.getLogger("routing")
 
 RELAY_KICK_KEY = "routing:outbox-relay-kick"
+# Enqueued by name: routing.tasks imports the services that kick the relay.
+RELAY_TASK = "routing.tasks.relay_outbox"
 # Another process's window may end a little earlier by our clock; stop trusting it this early.
 CLOCK_SKEW_SECONDS = 0.05
 
@@ -40,8 +43,6 @@ def outbox_relay_kick() -> None:
     until then, so a burst of jobs costs one message and about one cache call per process per
     window. A lost kick is caught by the relay's beat entry.
     """
-    from routing.tasks import relay_outbox
-
     global _kick_window_end
     now = time.time()
     if now < _kick_window_end - CLOCK_SKEW_SECONDS:
@@ -52,7 +53,7 @@ def outbox_relay_kick() -> None:
     _kick_window_end = float(str(current).split(":", 1)[0])
     if current == proposal:
         try:
-            relay_outbox.apply_async(countdown=window)
+            current_app.tasks[RELAY_TASK].apply_async(countdown=window)
         except Exception:
             # Nothing was scheduled: let the next kick try again instead of trusting this window.
             cache.delete(RELAY_KICK_KEY)
@@ -123,3 +124,19 @@ def outbox_relay(*, dispatch, now: datetime | None = None, max_batches: int | No
     if claimed:
         logger.info("Outbox relayed", extra={"events": claimed, "more_due": full})
     return claimed, full
+
+
+def outbox_dead_letter_record(
+    *, event_type: str, reference: str, data: dict, attempts: int, error: str
+) -> OutboxEvent:
+    """Record work that failed for good outside a relay (a vendor queue task) as a dead letter,
+    so ops see it beside the sync's in the admin."""
+    return OutboxEvent.objects.create(
+        event_type=event_type,
+        aggregate_id=uuid.uuid5(uuid.NAMESPACE_URL, f"{event_type}:{reference}:{time.time()}"),
+        event_data=data,
+        status=OutboxStatus.DEAD,
+        attempts=attempts,
+        processed_at=timezone.now(),
+        last_error=error,
+    )

@@ -1,7 +1,7 @@
 from rest_framework import serializers
 
-from jobs.serializers import StrictUUIDField
 from routing.models import JobRouting
+from tradeengage.fields import StrictUUIDField
 
 
 class MatchExplanationSerializer(serializers.Serializer):
@@ -14,6 +14,7 @@ class MatchExplanationSerializer(serializers.Serializer):
 class JobRoutingSerializer(serializers.ModelSerializer):
     job_id = serializers.UUIDField(read_only=True)
     company_id_received = serializers.UUIDField(source="company_id", read_only=True)
+    company_name_received = serializers.CharField(source="company.name", read_only=True)
     match = MatchExplanationSerializer(source="*", read_only=True)
 
     class Meta:
@@ -22,6 +23,7 @@ class JobRoutingSerializer(serializers.ModelSerializer):
             "id",
             "job_id",
             "company_id_received",
+            "company_name_received",
             "external_id",
             "sync_status",
             "retry_count",

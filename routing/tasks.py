@@ -1,10 +1,23 @@
+"""Routing's Celery tasks: thin wrappers that take ids and call services.
+
+The outbox relay and the sync of its batches (queue ``critical``), the back-sync (``low``),
+and seed 001's ServiceTitan queue tasks ("Queue Processing": creation critical, cancellation
+high, status update default), whose retries follow ``routing.retry.PROVIDER_CALL_RETRY`` and
+whose permanent failures become dead letters in the outbox, visible in the admin.
+"""
+
 import logging
 
 from celery import shared_task
 from django.utils.dateparse import parse_datetime
 
-from routing.outbox import outbox_relay
-from routing.services import outbox_events_sync, routings_backsync
+from integrations.providers import ProviderError
+from integrations.servicetitan.service import servicetitan_service
+from integrations.servicetitan.types import booking_from_json
+from routing.outbox import outbox_dead_letter_record, outbox_relay
+from routing.retry import PROVIDER_CALL_RETRY
+from routing.services.backsync import routings_backsync
+from routing.services.sync import outbox_events_sync
 
 logger = logging.getLogger("routing")
 
@@ -12,7 +25,7 @@ logger = logging.getLogger("routing")
 @shared_task(ignore_result=True)
 def relay_outbox() -> int:
     """Claim due outbox events in batches and enqueue one sync task per batch. Kicked after
-    job creation commits and run by beat every few seconds; a run that filled every batch
+    routings are created and run by beat every few seconds; a run that filled every batch
     enqueues the next run at once, so a backlog drains without waiting for beat."""
     claimed, more_due = outbox_relay(dispatch=dispatch_sync_batch)
     if more_due:
@@ -27,8 +40,8 @@ def dispatch_sync_batch(event_ids: list[int], claimed_at) -> None:
 @shared_task(ignore_result=True)
 def sync_outbox_events(event_ids: list[int], claimed_at: str) -> dict:
     """Sync the routings of one claimed batch of ``job_sync`` events (see
-    ``routing.services.outbox_events_sync``). A redelivered message finds its events finished
-    or claimed again under another lease, and does nothing."""
+    ``routing.services.sync.outbox_events_sync``). A redelivered message finds its events
+    finished or claimed again under another lease, and does nothing."""
     return outbox_events_sync(event_ids=event_ids, claimed_at=parse_datetime(claimed_at))
 
 
@@ -36,3 +49,61 @@ def sync_outbox_events(event_ids: list[int], claimed_at: str) -> dict:
 def poll_provider_statuses() -> dict:
     """Back-sync: ask providers about synced routings and complete the completed ones."""
     return routings_backsync()
+
+
+@shared_task(bind=True, ignore_result=True)
+def servicetitan_create_job(self, booking: dict, options: dict | None = None) -> None:
+    try:
+        job = servicetitan_service(options).create_job(booking_from_json(booking))
+    except ProviderError as exc:
+        _retry_or_dead_letter(
+            self, exc, "job creation", booking.get("booking_id"), {"booking": booking}
+        )
+        return
+    logger.info(
+        "ServiceTitan job created successfully",
+        extra={
+            "servicetitan_job_id": job.id,
+            "job_number": job.job_number,
+            "booking_id": booking.get("booking_id") or None,
+            "status": job.status,
+        },
+    )
+
+
+@shared_task(bind=True, ignore_result=True)
+def servicetitan_update_status(self, job_id: int, status: str, options: dict | None = None):
+    try:
+        servicetitan_service(options).update_job_status(job_id, status)
+    except ProviderError as exc:
+        data = {"job_id": job_id, "status": status}
+        _retry_or_dead_letter(self, exc, "status update", str(job_id), data)
+
+
+@shared_task(bind=True, ignore_result=True)
+def servicetitan_cancel_job(self, job_id: int, reason: str, options: dict | None = None):
+    try:
+        servicetitan_service(options).cancel_job(job_id, reason)
+    except ProviderError as exc:
+        data = {"job_id": job_id, "reason": reason}
+        _retry_or_dead_letter(self, exc, "job cancellation", str(job_id), data)
+
+
+def _retry_or_dead_letter(task, exc: ProviderError, action: str, reference, data: dict) -> None:
+    delay = PROVIDER_CALL_RETRY.delay(
+        retries_so_far=task.request.retries, retry_after=exc.retry_after
+    )
+    if exc.retryable and delay is not None:
+        raise task.retry(exc=exc, countdown=delay, max_retries=PROVIDER_CALL_RETRY.retries)
+    attempts = task.request.retries + 1
+    logger.error(
+        f"ServiceTitan {action} failed permanently",
+        extra={"error": str(exc), "booking_id": reference, "attempts": attempts},
+    )
+    outbox_dead_letter_record(
+        event_type=f"servicetitan_{action.replace(' ', '_')}",
+        reference=str(reference),
+        data={**data, "error_code": exc.code},
+        attempts=attempts,
+        error=str(exc),
+    )

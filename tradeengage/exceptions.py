@@ -1,25 +1,84 @@
-"""The /api/v1 error contract (seed 000 "Error Handling").
+"""The API's error contracts (DESIGN.md "Contracts"): one classifier from an exception to a
+``Problem``, and one renderer per contract that turns a ``Problem`` into that contract's body.
 
-Every error answers ``{"detail", "error_code", "timestamp"}``; validation failures add
-``errors: [{"field", "message"}]``. Malformed input is 422, a broken business rule 400, and
-nothing a client sends produces a 500.
+- v1 (seed 000 "Error Handling", ``/api/v1/``): ``{"detail", "error_code", "timestamp"}``, plus
+  ``errors: [{"field", "message"}]`` on a ``VALIDATION_ERROR``.
+- ServiceTitan (seed 001, ``/api/integrations/servicetitan/``): ``{"success": false, "error",
+  "message", "details": [{"field", "message", "value"}]}``; malformed input is 400.
+- processing (seed 004, the rest of ``/api/``): ``{"detail"}``.
+
+Malformed input is 422 (400 in seed 001), a broken business rule 400, and nothing a client sends
+produces a 500.
 """
 
 import logging
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
 
-from django.core.exceptions import RequestDataTooBig
+from django.core.exceptions import BadRequest, RequestDataTooBig, SuspiciousOperation
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404, JsonResponse
+from django.http.multipartparser import MultiPartParserError
 from django.utils import timezone
-from rest_framework import exceptions, status
+from rest_framework import exceptions
 from rest_framework.response import Response
+from rest_framework.settings import api_settings
+from rest_framework.views import set_rollback
 
 from tradeengage.db import is_lock_conflict
 
 logger = logging.getLogger("tradeengage.api")
 
+UNEXPECTED_ERROR = "An unexpected error occurred."
 
-class BusinessRuleError(Exception):
+# Seed 000's error codes by HTTP status, for errors that carry only a status.
+ERROR_CODES = {
+    400: "VALIDATION_ERROR",
+    401: "UNAUTHORIZED",
+    403: "FORBIDDEN",
+    404: "NOT_FOUND",
+    405: "METHOD_NOT_ALLOWED",
+    406: "NOT_ACCEPTABLE",
+    409: "CONFLICT",
+    413: "VALIDATION_ERROR",
+    415: "VALIDATION_ERROR",
+    422: "VALIDATION_ERROR",
+    429: "RATE_LIMITED",
+    500: "INTERNAL_ERROR",
+    503: "SERVICE_UNAVAILABLE",
+}
+
+
+def code_for_status(status: int) -> str:
+    return ERROR_CODES.get(status, "ERROR")
+
+
+@dataclass(frozen=True)
+class Problem:
+    """What went wrong, in no contract's shape.
+
+    ``code`` is seed 000's error code. ``errors`` are field errors as ``{field, message,
+    value}``. ``message`` is None when a contract should summarise ``errors`` its own way.
+    ``title`` is the error's own name in seed 001's envelope ("Customer Conflict"), for errors
+    that have one; such a problem keeps its status there too.
+    """
+
+    status: int
+    code: str
+    message: str | None = None
+    errors: list[dict] = field(default_factory=list)
+    headers: dict[str, str] = field(default_factory=dict)
+    title: str | None = None
+
+
+class ProblemError(Exception):
+    """An exception that knows how it is answered: the classifier asks it for its ``problem()``."""
+
+    def problem(self) -> Problem:
+        raise NotImplementedError
+
+
+class BusinessRuleError(ProblemError):
     """A well-formed request that breaks a business rule (unknown company, wrong technician)."""
 
     def __init__(self, message: str, *, field: str | None = None):
@@ -27,126 +86,225 @@ class BusinessRuleError(Exception):
         self.message = message
         self.field = field
 
+    def problem(self) -> Problem:
+        errors = [{"field": self.field, "message": self.message, "value": None}]
+        return Problem(400, "VALIDATION_ERROR", self.message, errors)
 
-class NotFoundError(Exception):
+
+class NotFoundError(ProblemError):
     """A resource named by the request does not exist."""
 
+    def problem(self) -> Problem:
+        return Problem(404, "NOT_FOUND", str(self) or "Not found.")
 
-class ConflictError(Exception):
+
+class ConflictError(ProblemError):
     """The request clashed with a concurrent change; sending it again may succeed."""
 
+    def problem(self) -> Problem:
+        return Problem(409, "CONFLICT", str(self))
 
-def error_body(detail: str, error_code: str, errors: list[dict] | None = None) -> dict:
+
+class InvalidInput(ProblemError):
+    """Field errors of input a view validated itself (a query string, one item of a batch),
+    with the offending values echoed as seed 001 does."""
+
+    def __init__(self, detail, *, data=None):
+        super().__init__("Invalid input data")
+        self.errors = flatten_errors(detail, data=data)
+
+    def problem(self) -> Problem:
+        return Problem(422, "VALIDATION_ERROR", None, self.errors)
+
+
+def flatten_errors(detail, *, data: Mapping | None = None) -> list[dict]:
+    """DRF's nested error detail as a flat list of ``{field, message, value}``.
+
+    ``field`` is a dotted path (``address.state``, ``bookings.0.zip``); non-field errors belong
+    to the enclosing path (None at the top). ``value`` is the submitted top-level scalar value
+    of ``field`` in ``data``, else None.
+    """
+    return [
+        {"field": path, "message": message, "value": _submitted_value(data, path)}
+        for path, message in _error_paths(detail, None)
+    ]
+
+
+def _error_paths(detail, path: str | None) -> Iterator[tuple[str | None, str]]:
+    if isinstance(detail, dict):
+        for key, value in detail.items():
+            if key in (api_settings.NON_FIELD_ERRORS_KEY, "__all__"):
+                yield from _error_paths(value, path)
+            else:
+                yield from _error_paths(value, _joined(path, str(key)))
+    elif isinstance(detail, list):
+        if all(not isinstance(item, (dict, list)) for item in detail):
+            for item in detail:
+                yield path, str(item)
+        else:
+            for index, item in enumerate(detail):
+                yield from _error_paths(item, _joined(path, str(index)))
+    else:
+        yield path, str(detail)
+
+
+def _joined(path: str | None, key: str) -> str:
+    return f"{path}.{key}" if path else key
+
+
+def _submitted_value(data: Mapping | None, path: str | None):
+    if path is None or not isinstance(data, Mapping) or path not in data:
+        return None
+    value = data[path]
+    return value if isinstance(value, (str, int, float, bool)) else None
+
+
+def classify(exc: BaseException) -> Problem:
+    """The ``Problem`` an exception raised while answering a request stands for. Anything not
+    recognised is a 500, logged with its traceback."""
+    if isinstance(exc, ProblemError):
+        return exc.problem()
+    if isinstance(exc, exceptions.ValidationError):
+        return Problem(422, "VALIDATION_ERROR", None, flatten_errors(exc.detail))
+    if isinstance(exc, DjangoValidationError):
+        detail = exc.message_dict if hasattr(exc, "error_dict") else exc.messages
+        return Problem(422, "VALIDATION_ERROR", None, flatten_errors(detail))
+    if isinstance(exc, exceptions.ParseError):
+        return _malformed(f"Malformed JSON body: {exc.detail}")
+    if isinstance(exc, exceptions.UnsupportedMediaType):
+        return _malformed(f"{exc.detail} Send Content-Type: application/json.")
+    if is_lock_conflict(exc):
+        logger.warning("Transaction aborted by a concurrent one: %s", exc)
+        message = "The request clashed with a concurrent change and was undone; send it again."
+        return Problem(409, "CONFLICT", message)
+    if isinstance(exc, Http404):
+        return Problem(404, "NOT_FOUND", "Not found.")
+    if isinstance(exc, RequestDataTooBig):
+        return Problem(413, "VALIDATION_ERROR", "Request body is too large.")
+    if isinstance(exc, (SuspiciousOperation, BadRequest, MultiPartParserError)):
+        logger.warning("Bad request: %s", exc)
+        return Problem(400, "VALIDATION_ERROR", "Bad request.")
+    if isinstance(exc, exceptions.APIException):
+        headers = {}
+        if getattr(exc, "auth_header", None):
+            headers["WWW-Authenticate"] = exc.auth_header
+        if getattr(exc, "wait", None):
+            headers["Retry-After"] = str(int(exc.wait))
+        status = exc.status_code
+        return Problem(status, code_for_status(status), str(exc.detail), headers=headers)
+    logger.error("Unexpected %s answered with a 500", type(exc).__name__, exc_info=exc)
+    return Problem(500, "INTERNAL_ERROR", UNEXPECTED_ERROR)
+
+
+def _malformed(message: str) -> Problem:
+    errors = [{"field": None, "message": message, "value": None}]
+    return Problem(422, "VALIDATION_ERROR", message, errors)
+
+
+Renderer = Callable[[Problem], tuple[int, dict]]
+
+
+def v1_body(problem: Problem) -> tuple[int, dict]:
+    """Seed 000: a validation error's ``detail`` is its one error, or a count of them."""
+    detail = problem.message
+    if detail is None:
+        detail = _validation_summary(problem.errors)
     body = {
         "detail": detail,
-        "error_code": error_code,
+        "error_code": problem.code,
         "timestamp": timezone.now().isoformat(),
     }
-    if errors is not None:
-        body["errors"] = errors
-    return body
+    if problem.code == "VALIDATION_ERROR":
+        body["errors"] = [
+            {"field": error["field"], "message": error["message"]} for error in problem.errors
+        ]
+    return problem.status, body
 
 
-def flatten_errors(detail, prefix: str = "") -> list[dict]:
-    """Turn DRF's nested error detail into a flat list of ``{field, message}``."""
-    if isinstance(detail, dict):
-        flat = []
-        for key, value in detail.items():
-            name = prefix if key in ("non_field_errors", "__all__") else _join(prefix, str(key))
-            flat.extend(flatten_errors(value, name))
-        return flat
-    if isinstance(detail, list):
-        if all(not isinstance(item, (dict, list)) for item in detail):
-            return [{"field": prefix or None, "message": str(item)} for item in detail]
-        flat = []
-        for index, item in enumerate(detail):
-            flat.extend(flatten_errors(item, _join(prefix, str(index))))
-        return flat
-    return [{"field": prefix or None, "message": str(detail)}]
-
-
-def _join(prefix: str, key: str) -> str:
-    return f"{prefix}.{key}" if prefix else key
-
-
-def _validation_response(errors: list[dict]) -> Response:
+def _validation_summary(errors: list[dict]) -> str:
     if len(errors) == 1:
-        field, message = errors[0]["field"], errors[0]["message"]
-        summary = f"{field}: {message}" if field else message
-    else:
-        summary = f"Request validation failed ({len(errors)} errors)"
-    return Response(
-        error_body(summary, "VALIDATION_ERROR", errors),
-        status=status.HTTP_422_UNPROCESSABLE_ENTITY,
-    )
+        return _field_message(errors[0])
+    return f"Request validation failed ({len(errors)} errors)"
+
+
+def _field_message(error: dict) -> str:
+    return f"{error['field']}: {error['message']}" if error["field"] else error["message"]
+
+
+def servicetitan_body(problem: Problem) -> tuple[int, dict]:
+    """Seed 001: malformed input is a 400 "Validation Error" (its 422 is a provider's "Service
+    Area Not Supported"); the error's name is its title, else its code in words."""
+    status = problem.status
+    if problem.title is None and status == 422:
+        status = 400
+    body = {
+        "success": False,
+        "error": problem.title or problem.code.replace("_", " ").title(),
+        "message": "Invalid input data" if problem.message is None else problem.message,
+        "details": [
+            {"field": error.get("field"), "message": error["message"], "value": error.get("value")}
+            for error in problem.errors
+        ],
+    }
+    return status, body
+
+
+def processing_body(problem: Problem) -> tuple[int, dict]:
+    """Seed 004: every field error in the one ``detail``."""
+    detail = problem.message
+    if detail is None:
+        detail = "; ".join(_field_message(error) for error in problem.errors)
+    return problem.status, {"detail": detail}
+
+
+def problem_response(problem: Problem, render: Renderer) -> Response:
+    status, body = render(problem)
+    return Response(body, status=status, headers=problem.headers)
+
+
+def _answered(exc: BaseException, render: Renderer) -> Response:
+    set_rollback()
+    return problem_response(classify(exc), render)
 
 
 def api_exception_handler(exc, context):
-    if isinstance(exc, exceptions.ValidationError):
-        return _validation_response(flatten_errors(exc.detail))
-    if isinstance(exc, DjangoValidationError):
-        detail = exc.message_dict if hasattr(exc, "error_dict") else exc.messages
-        return _validation_response(flatten_errors(detail))
-    if isinstance(exc, exceptions.ParseError):
-        return _validation_response(
-            [{"field": None, "message": f"Malformed JSON body: {exc.detail}"}]
-        )
-    if isinstance(exc, exceptions.UnsupportedMediaType):
-        return _validation_response(
-            [
-                {
-                    "field": None,
-                    "message": f"{exc.detail} Send Content-Type: application/json.",
-                }
-            ]
-        )
-    if isinstance(exc, BusinessRuleError):
-        errors = [{"field": exc.field, "message": exc.message}]
-        return Response(
-            error_body(exc.message, "VALIDATION_ERROR", errors),
-            status=status.HTTP_400_BAD_REQUEST,
-        )
-    if isinstance(exc, ConflictError):
-        return Response(error_body(str(exc), "CONFLICT"), status=status.HTTP_409_CONFLICT)
-    if is_lock_conflict(exc):
-        logger.warning("Transaction aborted by a concurrent one: %s", exc)
-        detail = "The request clashed with a concurrent change and was undone; send it again."
-        return Response(error_body(detail, "CONFLICT"), status=status.HTTP_409_CONFLICT)
-    if isinstance(exc, (Http404, NotFoundError, exceptions.NotFound)):
-        detail = str(exc) if isinstance(exc, NotFoundError) else "Not found."
-        return Response(error_body(detail, "NOT_FOUND"), status=status.HTTP_404_NOT_FOUND)
-    if isinstance(exc, RequestDataTooBig):
-        return Response(
-            error_body("Request body is too large.", "VALIDATION_ERROR", []),
-            status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
-        )
-    if isinstance(exc, exceptions.APIException):
-        code = {
-            405: "METHOD_NOT_ALLOWED",
-            406: "NOT_ACCEPTABLE",
-            429: "RATE_LIMITED",
-            401: "UNAUTHORIZED",
-            403: "FORBIDDEN",
-        }.get(exc.status_code, "ERROR")
-        response = Response(error_body(str(exc.detail), code), status=exc.status_code)
-        if getattr(exc, "wait", None):
-            response["Retry-After"] = str(int(exc.wait))
-        return response
-    logger.exception("Unhandled error in %s", context.get("view").__class__.__name__)
-    return Response(
-        error_body("An unexpected error occurred.", "INTERNAL_ERROR"),
-        status=status.HTTP_500_INTERNAL_SERVER_ERROR,
-    )
+    return _answered(exc, v1_body)
+
+
+def servicetitan_exception_handler(exc, context):
+    return _answered(exc, servicetitan_body)
+
+
+def processing_exception_handler(exc, context):
+    return _answered(exc, processing_body)
+
+
+def renderer_for_path(path: str) -> Renderer:
+    """The contract a path answers in. Paths outside the API get the v1 shape."""
+    if path.startswith("/api/v1/"):
+        return v1_body
+    if path.startswith("/api/integrations/servicetitan/"):
+        return servicetitan_body
+    if path.startswith("/api/"):
+        return processing_body
+    return v1_body
+
+
+def _json_response(request, problem: Problem) -> JsonResponse:
+    status, body = renderer_for_path(request.path)(problem)
+    return JsonResponse(body, status=status, headers=problem.headers)
 
 
 def json_not_found(request, exception=None):
-    """Django's 404 handler: the v1 shape for unknown URLs, so /api clients never see HTML."""
-    return JsonResponse(error_body(f"No route for {request.path}", "NOT_FOUND"), status=404)
-
-
-def json_server_error(request):
-    return JsonResponse(error_body("An unexpected error occurred.", "INTERNAL_ERROR"), status=500)
+    """Django's 404 handler and the catch-all of ``/api/``: no API client ever sees HTML."""
+    return _json_response(request, Problem(404, "NOT_FOUND", f"No route for {request.path}"))
 
 
 def json_bad_request(request, exception=None):
-    return JsonResponse(error_body("Bad request.", "VALIDATION_ERROR", []), status=400)
+    if exception is None:
+        return _json_response(request, Problem(400, "VALIDATION_ERROR", "Bad request."))
+    return _json_response(request, classify(exception))
+
+
+def json_server_error(request):
+    return _json_response(request, Problem(500, "INTERNAL_ERROR", UNEXPECTED_ERROR))

@@ -12,6 +12,7 @@ from rest_framework.decorators import api_view
 from rest_framework.response import Response
 
 from integrations.providers import ProviderType
+from integrations.tasks import HEALTH_CACHE_KEY
 
 HEALTHY, UNHEALTHY = "healthy", "unhealthy"
 
@@ -58,8 +59,6 @@ def check_redis() -> dict:
 def provider_statuses() -> dict:
     """The mock provider runs in-process. ServiceTitan's status is its latest beat health
     check (``integrations.tasks.servicetitan_health_check``), "not_checked" before the first."""
-    from integrations.tasks import HEALTH_CACHE_KEY
-
     try:
         servicetitan = (cache.get(HEALTH_CACHE_KEY) or {}).get("status", "not_checked")
     except Exception:

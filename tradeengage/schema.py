@@ -22,7 +22,13 @@ class ErrorSerializer(serializers.Serializer):
             "METHOD_NOT_ALLOWED",
             "CONFLICT",
             "RATE_LIMITED",
-        ]
+            "UNAUTHORIZED",
+            "FORBIDDEN",
+            "NOT_ACCEPTABLE",
+            "SERVICE_UNAVAILABLE",
+            "ERROR",
+        ],
+        help_text="ERROR stands for a status that no other code names.",
     )
     timestamp = serializers.DateTimeField()
 

@@ -1,5 +1,6 @@
 from django.contrib import admin
 from django.urls import include, path, re_path
+from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.views import (
     SpectacularJSONAPIView,
     SpectacularRedocView,
@@ -7,7 +8,7 @@ from drf_spectacular.views import (
 )
 
 from jobs.api import JobDetailApi, JobListCreateApi
-from routing.api import JobRoutingListApi, JobSyncApi
+from routing.api import JobRoutingListApi, JobSyncApi, ServiceTitanWebhookApi
 from tradeengage import health
 from tradeengage.exceptions import json_not_found
 
@@ -24,15 +25,21 @@ api_v1 = [
 
 urlpatterns = [
     path("api/v1/", include(api_v1)),
+    path(
+        "api/integrations/servicetitan/webhook",
+        ServiceTitanWebhookApi.as_view(),
+        name="servicetitan-webhook",
+    ),
     path("api/integrations/servicetitan/", include("integrations.servicetitan.urls")),
     path("admin/", admin.site.urls),
     path("openapi.json", SpectacularJSONAPIView.as_view(), name="openapi"),
     path("docs", SpectacularSwaggerView.as_view(url_name="openapi"), name="docs"),
     path("redoc", SpectacularRedocView.as_view(url_name="openapi"), name="redoc"),
-    path("servicetitan-sim/", include("integrations.servicetitan.fake_api_urls")),
+    path("servicetitan-sim/", include("integrations.servicetitan.simulator.urls")),
     path("api/", include("processing.urls")),
-    # API clients get the JSON error shape for unknown paths, in DEBUG too.
-    re_path(r"^api/", json_not_found),
+    # Unknown API paths answer 404 in their prefix's contract, for every method and in DEBUG
+    # too; exempt from CSRF, or a POST would get the CSRF failure page instead.
+    re_path(r"^api/", csrf_exempt(json_not_found)),
 ]
 
 handler400 = "tradeengage.exceptions.json_bad_request"

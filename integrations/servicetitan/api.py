@@ -4,101 +4,28 @@ seed's envelopes: ``{"success": true, "data": ...}`` and ``{"success": false, "e
 
 import logging
 
-from django.http import Http404
-from django.utils import timezone
 from drf_spectacular.utils import (
     OpenApiParameter,
     OpenApiResponse,
     extend_schema,
     inline_serializer,
 )
-from rest_framework import exceptions, serializers, status
+from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from integrations.providers import ProviderError
 from integrations.servicetitan import serializers as st
-from integrations.servicetitan.service import ServiceTitanJob, servicetitan_service
-from integrations.servicetitan.webhooks import WebhookRejected, servicetitan_webhook_receive
+from integrations.servicetitan.service import servicetitan_service
+from integrations.servicetitan.types import ServiceTitanJob
+from tradeengage.exceptions import (
+    InvalidInput,
+    NotFoundError,
+    ProblemError,
+    servicetitan_body,
+    servicetitan_exception_handler,
+)
 
 logger = logging.getLogger("integrations")
-
-# Provider error codes and the HTTP status they answer with.
-ERROR_STATUS = {
-    "Validation Error": 400,
-    "Invalid Status Transition": 400,
-    "Not Supported": 400,
-    "Authentication Failed": 401,
-    "Not Found": 404,
-    "Customer Conflict": 409,
-    "Conflict": 409,
-    "Service Area Not Supported": 422,
-}
-
-
-class InvalidInput(Exception):
-    """Validation errors already in the seed's ``{field, message, value}`` form."""
-
-    def __init__(self, details: list[dict]):
-        super().__init__("Invalid input data")
-        self.details = details
-
-
-def envelope_error(error: str, message: str, details=None, http_status=400, headers=None):
-    body = {"success": False, "error": error, "message": message, "details": details or []}
-    return Response(body, status=http_status, headers=headers)
-
-
-def servicetitan_exception_handler(exc, context):
-    if isinstance(exc, InvalidInput):
-        return envelope_error("Validation Error", "Invalid input data", exc.details)
-    if isinstance(exc, exceptions.ValidationError):
-        return envelope_error("Validation Error", "Invalid input data", _details(exc.detail))
-    if isinstance(exc, exceptions.ParseError):
-        return envelope_error("Validation Error", f"Malformed JSON body: {exc.detail}")
-    if isinstance(exc, exceptions.UnsupportedMediaType):
-        return envelope_error("Validation Error", f"{exc.detail} Send application/json.")
-    if isinstance(exc, ProviderError):
-        if exc.retryable:
-            headers = {"Retry-After": str(int(exc.retry_after or 5))}
-            return envelope_error(
-                exc.code or "Service Unavailable", str(exc), exc.details, 503, headers
-            )
-        return envelope_error(
-            exc.code or "Error", str(exc), exc.details, ERROR_STATUS.get(exc.code, 400)
-        )
-    if isinstance(exc, Http404):
-        return envelope_error("Not Found", str(exc) or "Not found.", http_status=404)
-    if isinstance(exc, exceptions.APIException):
-        return envelope_error(exc.__class__.__name__, str(exc.detail), http_status=exc.status_code)
-    logger.exception("Unhandled error in %s", context["view"].__class__.__name__)
-    return envelope_error("Internal Error", "An unexpected error occurred.", http_status=500)
-
-
-def _details(detail, prefix="", value_source=None) -> list[dict]:
-    """DRF's nested errors as the seed's flat ``{field, message, value}`` list."""
-    if isinstance(detail, dict):
-        return [
-            item
-            for key, sub in detail.items()
-            for item in _details(sub, f"{prefix}.{key}" if prefix else str(key))
-        ]
-    if isinstance(detail, list):
-        if detail and all(not isinstance(d, (dict, list)) for d in detail):
-            return [{"field": prefix or None, "message": str(d), "value": None} for d in detail]
-        return [
-            item for index, sub in enumerate(detail) for item in _details(sub, f"{prefix}[{index}]")
-        ]
-    return [{"field": prefix or None, "message": str(detail), "value": None}]
-
-
-def _with_values(details: list[dict], data) -> list[dict]:
-    """Echo the offending input value of each field error, as the seed's example does."""
-    for item in details:
-        if isinstance(data, dict) and item["field"] in data:
-            value = data[item["field"]]
-            item["value"] = value if isinstance(value, (str, int, float, bool)) else None
-    return details
 
 
 def job_data(job: ServiceTitanJob) -> dict:
@@ -130,13 +57,13 @@ def ok(data, http_status=status.HTTP_200_OK) -> Response:
 def _validated(serializer_class, data):
     serializer = serializer_class(data=data)
     if not serializer.is_valid():
-        raise InvalidInput(_with_values(_details(serializer.errors), data))
+        raise InvalidInput(serializer.errors, data=data)
     return serializer
 
 
 def _job_id(job_id: str) -> int:
     if not job_id.isdigit() or len(job_id) > 12:
-        raise Http404(f"Job {job_id} not found")
+        raise NotFoundError(f"Job {job_id} not found")
     return int(job_id)
 
 
@@ -294,8 +221,7 @@ class JobsBatchApi(ServiceTitanView):
                 valid.append(serializer.to_booking())
                 positions.append(index)
             else:
-                details = _with_values(_details(serializer.errors), item)
-                results[index] = _failure(index, "Validation Error", "Invalid input data", details)
+                results[index] = _failure(index, InvalidInput(serializer.errors, data=item))
         for position, outcome in zip(
             positions, servicetitan_service().create_jobs_batch(valid), strict=True
         ):
@@ -306,10 +232,7 @@ class JobsBatchApi(ServiceTitanView):
                     "data": job_data(outcome["job"]),
                 }
             else:
-                error = outcome["exception"]
-                results[position] = _failure(
-                    position, error.code or "Error", str(error), error.details
-                )
+                results[position] = _failure(position, outcome["exception"])
         succeeded = sum(1 for result in results if result["success"])
         return ok(
             {
@@ -321,39 +244,7 @@ class JobsBatchApi(ServiceTitanView):
         )
 
 
-def _failure(index, error, message, details) -> dict:
-    return {
-        "index": index,
-        "success": False,
-        "error": error,
-        "message": message,
-        "details": details,
-    }
-
-
-class WebhookApi(ServiceTitanView):
-    @extend_schema(
-        operation_id="servicetitan_webhook",
-        tags=["servicetitan"],
-        summary="Job status updates from ServiceTitan (signed)",
-        description=(
-            "Signed as Standard Webhooks: headers webhook-id, webhook-timestamp (within 5 "
-            "minutes) and webhook-signature (v1,<base64 HMAC-SHA256 of id.timestamp.body>) with "
-            "the provider account's secret (?company_id= names the account; else the global "
-            "SERVICETITAN_WEBHOOK_SECRET). A bad signature is 401 and changes nothing; an event "
-            "id seen before is acknowledged again without effect."
-        ),
-        parameters=[OpenApiParameter("company_id", str, OpenApiParameter.QUERY, required=False)],
-        request=st.WebhookSerializer,
-        responses={200: JobEnvelope, 400: ERRORS[400], 401: ErrorEnvelope},
-    )
-    def post(self, request):
-        try:
-            result = servicetitan_webhook_receive(
-                body=request.body,
-                headers=request.headers,
-                company_id=request.query_params.get("company_id"),
-            )
-        except WebhookRejected as exc:
-            return envelope_error("Unauthorized", str(exc), http_status=401)
-        return ok({**result, "receivedAt": timezone.now()})
+def _failure(index: int, exc: ProblemError) -> dict:
+    """One booking's failure in a batch: its seed-001 error envelope, with its position."""
+    _, envelope = servicetitan_body(exc.problem())
+    return {"index": index, **envelope}

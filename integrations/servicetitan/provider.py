@@ -1,6 +1,6 @@
-"""ServiceTitan as a sync-engine provider: a routing becomes a booking (seed 001's job-creation
-data mapped from the job), created through the ServiceTitan service the company is configured
-for (the simulation, or the real API)."""
+"""ServiceTitan as a provider: a piece of work becomes a booking (seed 001's job-creation data),
+created through the ServiceTitan service the company is configured for (the simulation, or the
+real API); its signed webhooks become status updates."""
 
 import re
 import threading
@@ -10,13 +10,13 @@ from integrations.providers import (
     Provider,
     ProviderJobStatus,
     ProviderType,
+    StatusUpdate,
+    WebhookRejected,
+    Work,
 )
-from integrations.servicetitan.service import (
-    PROBLEM_TYPES,
-    Booking,
-    servicetitan_config,
-    servicetitan_service,
-)
+from integrations.servicetitan.service import servicetitan_config, servicetitan_service
+from integrations.servicetitan.types import PROBLEM_TYPES, Booking
+from integrations.servicetitan.webhooks import servicetitan_webhook_parse
 
 _services = threading.local()
 
@@ -46,34 +46,26 @@ def problem_type_for(*, summary: str, category: str | None, skill_categories: li
     return trade if trade in PROBLEM_TYPES else "other"
 
 
-def booking_for(routing) -> Booking:
-    """The booking for a routing: the homeowner's name split in two, the job's address and
-    contacts, its summary and problem type, and the routing id as the booking id (ServiceTitan's
-    externalId), which makes a retried create find the first one."""
-    job = routing.job
-    first, _, last = job.homeowner_name.strip().partition(" ")
-    digits = re.sub(r"\D", "", job.homeowner_phone or "")
-    skill_categories = [
-        category
-        for category in job.required_skills.values_list("skill__category__slug", flat=True)
-        if category
-    ]
+def booking_for(work: Work) -> Booking:
+    """The booking for a piece of work: the homeowner's name split in two, the address and
+    contacts, the summary and problem type, and the idempotency key as the booking id
+    (ServiceTitan's externalId), which makes a retried create find the first one."""
+    first, _, last = work.customer.name.strip().partition(" ")
+    digits = re.sub(r"\D", "", work.customer.phone or "")
     return Booking(
-        booking_id=str(routing.id),
+        booking_id=work.idempotency_key,
         first_name=first,
         last_name=last.strip(),
         phone=digits[-10:] if len(digits) >= 10 else "",
-        email=job.homeowner_email or "",
-        address=job.street,
-        city=job.city,
-        state=job.state,
-        zip=job.zip_code[:5],
+        email=work.customer.email or "",
+        address=work.address.street,
+        city=work.address.city,
+        state=work.address.state,
+        zip=work.address.zip_code[:5],
         problem_type=problem_type_for(
-            summary=job.summary,
-            category=job.category.slug if job.category_id else None,
-            skill_categories=skill_categories,
+            summary=work.summary, category=work.category, skill_categories=list(work.trades)
         ),
-        summary=job.summary,
+        summary=work.summary,
     )
 
 
@@ -91,10 +83,8 @@ class ServiceTitanProvider(Provider):
             services[key] = servicetitan_service(config)
         return services[key]
 
-    def create_job(self, *, routing, idempotency_key: str, timeout: float) -> str:
-        booking = booking_for(routing)
-        booking.booking_id = idempotency_key
-        return self._service(timeout).create_job(booking).reference
+    def create_job(self, *, work: Work, timeout: float) -> str:
+        return self._service(timeout).create_job(booking_for(work)).reference
 
     def get_job_status(self, *, external_id: str, timeout: float) -> ProviderJobStatus:
         job = self._service(timeout).job_for_reference(external_id)
@@ -121,3 +111,9 @@ class ServiceTitanProvider(Provider):
 
     def health(self) -> dict:
         return self._service(10.0).get_health_status()
+
+    def webhook_status_update(self, *, body: bytes, headers) -> StatusUpdate:
+        secret = servicetitan_config(self.options).get("webhook_secret")
+        if not secret:
+            raise WebhookRejected("No webhook secret is configured for this provider account.")
+        return servicetitan_webhook_parse(body=body, headers=headers, secret=secret)

@@ -4,7 +4,7 @@ import re
 
 from rest_framework import serializers
 
-from integrations.servicetitan.service import PROBLEM_TYPES, STATUSES, Booking
+from integrations.servicetitan.types import PROBLEM_TYPES, STATUSES, Booking
 
 NAME_PATTERN = re.compile(r"^[A-Za-z][A-Za-z .'\-]*$")
 PHONE_PATTERN = re.compile(r"^\+?1?\D*(\d{3})\D*(\d{3})\D*(\d{4})$")

@@ -9,5 +9,4 @@ urlpatterns = [
     path("jobs/batch", api.JobsBatchApi.as_view(), name="servicetitan-jobs-batch"),
     path("jobs/<str:job_id>", api.JobDetailApi.as_view(), name="servicetitan-job"),
     path("jobs/<str:job_id>/status", api.JobStatusApi.as_view(), name="servicetitan-job-status"),
-    path("webhook", api.WebhookApi.as_view(), name="servicetitan-webhook"),
 ]

@@ -1,11 +1,7 @@
 """The ServiceTitan API client against ServiceTitan's HTTP contract, served by ``responses``: no
 real network, no real sleeping (the rate limiter runs on a fake clock)."""
 
-import json
 import logging
-import os
-import time
-import uuid
 from datetime import UTC, datetime
 from decimal import Decimal
 
@@ -14,13 +10,14 @@ import redis
 import requests
 import responses
 from django.core.cache.backends.locmem import LocMemCache
-from django.utils.http import http_date
 from responses import matchers
 
 from integrations.providers import PermanentProviderError, RetryableProviderError
-from integrations.servicetitan import client
-from integrations.servicetitan.client import RateLimiter, ServiceTitanApi
-from integrations.servicetitan.service import Booking, servicetitan_service
+from integrations.servicetitan import ratelimit
+from integrations.servicetitan.client import ServiceTitanApi
+from integrations.servicetitan.ratelimit import RateLimiter
+from integrations.tests.factories import BookingFactory
+from integrations.tests.fakes import FakeClock
 
 AUTH_URL = "https://auth-integration.servicetitan.io"
 API_URL = "https://api-integration.servicetitan.io"
@@ -52,7 +49,7 @@ CONFIG = {
 def _process_local_rate_limit(settings, monkeypatch):
     """The process-local request budget, empty for each test."""
     settings.REDIS_URL = ""
-    monkeypatch.setattr(client, "_local_buckets", {})
+    monkeypatch.setattr(ratelimit, "_local_buckets", {})
 
 
 @pytest.fixture
@@ -122,42 +119,12 @@ def job_json(**overrides):
     }
 
 
-def a_booking(**overrides):
-    fields = {
-        "first_name": "Jane",
-        "last_name": "Smith",
-        "phone": "5559876543",
-        "email": "jane.smith@email.com",
-        "address": "456 Oak Avenue",
-        "city": "Springfield",
-        "state": "IL",
-        "zip": "62701",
-        "problem_type": "plumbing",
-        "booking_id": "routing-42",
-        **overrides,
-    }
-    return Booking(**fields)
-
-
 def lookup_params(external_id="routing-42"):
     return matchers.query_param_matcher({"externalId": external_id, "page": "1", "pageSize": "50"})
 
 
 def page_params(page, page_size, **params):
     return matchers.query_param_matcher({**params, "page": str(page), "pageSize": str(page_size)})
-
-
-class FakeClock:
-    def __init__(self, now: float):
-        self.now = now
-        self.sleeps = []
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
 
 
 # Tokens
@@ -312,7 +279,7 @@ def test_every_api_call_sends_the_bearer_token_and_app_key(http, api):
     http.get(f"{BOOKINGS_URL}/5001", json=booking_json(jobId=7001, status="Converted"))
     http.get(f"{JOBS_URL}/7001", json=job_json())
 
-    api.create_job(a_booking())
+    api.create_job(BookingFactory())
     api.job_for_reference("5001")
 
     assert len(api_calls(http)) == 4
@@ -360,7 +327,7 @@ def test_create_posts_a_booking_when_its_external_id_is_unknown(http, api):
     )
 
     job = api.create_job(
-        a_booking(
+        BookingFactory(
             summary="Fix leaky kitchen faucet",
             scheduled_date=datetime(2026, 3, 2, 14, 0, tzinfo=UTC),
         )
@@ -375,20 +342,6 @@ def test_create_posts_a_booking_when_its_external_id_is_unknown(http, api):
     assert job.created_at == datetime(2026, 3, 1, 9, 30, 0, 123456, tzinfo=UTC)
 
 
-def test_create_summarises_with_the_problem_type_and_omits_empty_contacts(http, api):
-    add_token(http)
-    http.get(BOOKINGS_URL, json={"page": 1, "pageSize": 50, "hasMore": False, "data": []})
-    http.post(BOOKINGS_URL, status=200, json=booking_json(priority="High"))
-
-    api.create_job(a_booking(problem_type="broken_spring", email="", summary=""))
-
-    body = json.loads(api_calls(http)[1].request.body)
-    assert body["summary"] == "Garage door spring repair/replacement"
-    assert body["priority"] == "High"
-    assert body["contacts"] == [{"type": "Phone", "value": "5559876543"}]
-    assert "start" not in body
-
-
 def test_create_returns_the_existing_booking_without_posting(http, api):
     add_token(http)
     http.get(
@@ -397,7 +350,7 @@ def test_create_returns_the_existing_booking_without_posting(http, api):
         match=[lookup_params()],
     )
 
-    job = api.create_job(a_booking())
+    job = api.create_job(BookingFactory())
 
     assert job.reference == "5001"
     assert [call.request.method for call in api_calls(http)] == ["GET"]
@@ -411,12 +364,28 @@ def test_create_after_a_conflict_returns_the_booking_made_concurrently(http, api
         BOOKINGS_URL, json={"page": 1, "pageSize": 50, "hasMore": False, "data": [booking_json()]}
     )
 
-    assert api.create_job(a_booking()).reference == "5001"
+    assert api.create_job(BookingFactory()).reference == "5001"
+
+
+def test_create_refused_for_another_reason_than_a_conflict_raises_without_looking_again(http, api):
+    add_token(http)
+    http.get(BOOKINGS_URL, json={"page": 1, "pageSize": 50, "hasMore": False, "data": []})
+    http.post(
+        BOOKINGS_URL,
+        status=400,
+        json={"title": "One or more validation errors occurred.", "status": 400},
+    )
+
+    with pytest.raises(PermanentProviderError) as raised:
+        api.create_job(BookingFactory())
+
+    assert raised.value.code == "Validation Error"
+    assert [call.request.method for call in api_calls(http)] == ["GET", "POST"]
 
 
 def test_create_with_an_unknown_problem_type_is_a_validation_error_without_calls(http, api):
     with pytest.raises(PermanentProviderError) as raised:
-        api.create_job(a_booking(problem_type="time_travel"))
+        api.create_job(BookingFactory(problem_type="time_travel"))
 
     assert raised.value.code == "Validation Error"
     assert raised.value.details[0]["field"] == "problem_type"
@@ -427,7 +396,7 @@ def test_create_without_a_booking_provider_is_a_configuration_error(http):
     api = ServiceTitanApi({**CONFIG, "booking_provider_id": ""})
 
     with pytest.raises(PermanentProviderError) as raised:
-        api.create_job(a_booking())
+        api.create_job(BookingFactory())
 
     assert raised.value.code == "Configuration Error"
     assert len(http.calls) == 0
@@ -529,23 +498,6 @@ def test_reference_that_is_not_a_booking_id_is_not_found_without_calls(http, api
     assert len(http.calls) == 0
 
 
-@pytest.mark.parametrize(
-    ("job_status", "status"),
-    [
-        ("Scheduled", "scheduled"),
-        ("Dispatched", "dispatched"),
-        ("Working", "in_progress"),
-        ("Hold", "in_progress"),
-        ("Canceled", "cancelled"),
-    ],
-)
-def test_job_statuses_map_to_ours(http, api, job_status, status):
-    add_token(http)
-    http.get(f"{JOBS_URL}/7001", json=job_json(jobStatus=job_status))
-
-    assert api.get_job(7001).status == status
-
-
 def test_jobs_by_date_range_follow_pages_until_there_are_no_more(http, api):
     add_token(http)
     dates = {"createdOnOrAfter": "2026-03-01T00:00:00Z", "createdBefore": "2026-03-08T00:00:00Z"}
@@ -619,94 +571,6 @@ def test_update_job_status_to_cancelled_cancels_the_job(http, api):
 # Errors
 
 
-def test_400_problem_details_become_field_details(http, api):
-    add_token(http)
-    http.get(BOOKINGS_URL, json={"page": 1, "pageSize": 50, "hasMore": False, "data": []})
-    http.post(
-        BOOKINGS_URL,
-        status=400,
-        json={
-            "type": "https://tools.ietf.org/html/rfc7231#section-6.5.1",
-            "title": "One or more validation errors occurred.",
-            "status": 400,
-            "traceId": "00-abc-def-00",
-            "errors": {
-                "Address.Zip": ["The Zip field is required."],
-                "Contacts[0].Value": ["Invalid phone number.", "Too short."],
-            },
-        },
-    )
-
-    with pytest.raises(PermanentProviderError) as raised:
-        api.create_job(a_booking())
-
-    assert raised.value.code == "Validation Error"
-    assert raised.value.details == [
-        {"field": "Address.Zip", "message": "The Zip field is required.", "value": None},
-        {"field": "Contacts[0].Value", "message": "Invalid phone number.", "value": None},
-        {"field": "Contacts[0].Value", "message": "Too short.", "value": None},
-    ]
-    message = str(raised.value)
-    assert "HTTP 400 One or more validation errors occurred." in message
-    assert "Address.Zip: The Zip field is required." in message
-
-
-@pytest.mark.parametrize(("status", "code"), [(404, "Not Found"), (409, "Conflict")])
-def test_client_errors_are_permanent_with_their_code(http, api, status, code):
-    add_token(http)
-    http.get(
-        f"{JOBS_URL}/7001",
-        status=status,
-        json={"title": code, "status": status, "detail": "Job 7001 is not there"},
-    )
-
-    with pytest.raises(PermanentProviderError) as raised:
-        api.get_job(7001)
-
-    assert raised.value.code == code
-    assert f"HTTP {status} {code}: Job 7001 is not there" in str(raised.value)
-
-
-def test_429_with_retry_after_seconds_is_rate_limited(http, api):
-    add_token(http)
-    http.get(
-        f"{JOBS_URL}/7001",
-        status=429,
-        headers={"Retry-After": "17"},
-        json={"title": "Too Many Requests", "status": 429},
-    )
-
-    with pytest.raises(RetryableProviderError) as raised:
-        api.get_job(7001)
-
-    assert raised.value.code == "Rate Limited"
-    assert raised.value.retry_after == 17.0
-    assert "HTTP 429" in str(raised.value)
-
-
-def test_429_with_retry_after_as_http_date_is_rate_limited(http, api):
-    add_token(http)
-    http.get(f"{JOBS_URL}/7001", status=429, headers={"Retry-After": http_date(time.time() + 120)})
-
-    with pytest.raises(RetryableProviderError) as raised:
-        api.get_job(7001)
-
-    assert raised.value.code == "Rate Limited"
-    assert 118 <= raised.value.retry_after <= 120
-
-
-@pytest.mark.parametrize("status", [500, 502, 503])
-def test_server_errors_are_retryable(http, api, status):
-    add_token(http)
-    http.get(f"{JOBS_URL}/7001", status=status, json={"title": "Server Error", "status": status})
-
-    with pytest.raises(RetryableProviderError) as raised:
-        api.get_job(7001)
-
-    assert raised.value.code == "Service Unavailable"
-    assert f"HTTP {status} Server Error" in str(raised.value)
-
-
 def test_timeout_is_retryable(http, api):
     add_token(http)
     http.get(f"{JOBS_URL}/7001", body=requests.exceptions.ReadTimeout("read timed out"))
@@ -737,24 +601,6 @@ def test_invalid_url_is_a_configuration_error(http):
     assert raised.value.code == "Configuration Error"
 
 
-def test_non_json_error_body_still_gives_a_clear_message(http, api):
-    add_token(http)
-    http.get(
-        f"{JOBS_URL}/7001",
-        status=502,
-        body="<html>\n<body><h1>502 Bad Gateway</h1></body>\n</html>",
-        content_type="text/html",
-    )
-
-    with pytest.raises(RetryableProviderError) as raised:
-        api.get_job(7001)
-
-    assert str(raised.value) == (
-        f"ServiceTitan GET /jpm/v2/tenant/{TENANT}/jobs/7001: HTTP 502 Bad Gateway: "
-        "<html> <body><h1>502 Bad Gateway</h1></body> </html>"
-    )
-
-
 def test_non_json_success_body_is_retryable(http, api):
     add_token(http)
     http.get(f"{JOBS_URL}/7001", body="<html>maintenance</html>", content_type="text/html")
@@ -766,125 +612,6 @@ def test_non_json_success_body_is_retryable(http, api):
 
 
 # The request budget
-
-
-@pytest.fixture
-def fresh_buckets():
-    client._local_buckets.clear()
-    yield
-    client._local_buckets.clear()
-
-
-def test_rate_limiter_lets_a_burst_of_the_limit_through_then_one_per_refill(fresh_buckets):
-    clock = FakeClock(1_000_000.25)
-    limiter = RateLimiter("servicetitan:rate:t1", 60, clock=clock, sleep=clock.sleep)
-
-    for _ in range(60):
-        limiter.acquire(timeout=10)
-    assert clock.sleeps == []
-
-    limiter.acquire(timeout=10)
-    limiter.acquire(timeout=10)
-
-    assert clock.sleeps == [pytest.approx(1 / 60), pytest.approx(1 / 60)]
-
-
-def test_rate_limiter_refills_at_the_limit_per_second(fresh_buckets):
-    clock = FakeClock(1_000_000.0)
-    limiter = RateLimiter("servicetitan:rate:t1", 60, clock=clock, sleep=clock.sleep)
-    for _ in range(60):
-        limiter.acquire(timeout=10)
-
-    clock.now += 0.5  # 30 tokens back
-    for _ in range(30):
-        limiter.acquire(timeout=10)
-
-    assert clock.sleeps == []
-    limiter.acquire(timeout=10)
-    assert clock.sleeps == [pytest.approx(1 / 60)]
-
-
-def test_a_second_never_passes_more_than_the_limit(fresh_buckets):
-    clock = FakeClock(1_000_000.0)
-    limiter = RateLimiter("servicetitan:rate:t1", 60, clock=clock, sleep=clock.sleep)
-    started = clock.now
-
-    for _ in range(60 + 600):
-        limiter.acquire(timeout=10)
-
-    # 60 at once, then 60 per second: 600 more take 10 seconds.
-    assert clock.now - started == pytest.approx(10.0)
-
-
-def test_a_caller_with_an_older_clock_reading_does_not_refill_the_bucket_twice(fresh_buckets):
-    clock = FakeClock(1_000_000.0)
-    late = FakeClock(1_000_000.0)
-    limiter = RateLimiter("servicetitan:rate:t1", 60, clock=clock, sleep=clock.sleep)
-    lagging = RateLimiter("servicetitan:rate:t1", 60, clock=late, sleep=late.sleep)
-    for _ in range(60):
-        limiter.acquire(timeout=10)
-
-    clock.now += 1.0  # a second later: 60 tokens back
-    for _ in range(60):
-        limiter.acquire(timeout=10)
-    lagging.acquire(timeout=10)  # read its clock before that second passed
-
-    assert sum(late.sleeps) == pytest.approx(1.0 + 1 / 60)  # no token until its clock catches up
-
-
-def test_rate_limiter_raises_when_the_wait_is_beyond_the_timeout(fresh_buckets):
-    clock = FakeClock(1_000_000.25)
-    limiter = RateLimiter("servicetitan:rate:t1", 60, clock=clock, sleep=clock.sleep)
-    for _ in range(60):
-        limiter.acquire(timeout=10)
-
-    with pytest.raises(RetryableProviderError) as raised:
-        limiter.acquire(timeout=0.001)
-
-    assert raised.value.code == "Rate Limited"
-    assert raised.value.retry_after == pytest.approx(1 / 60)
-    assert clock.sleeps == []
-
-
-def test_rate_limiter_counts_each_tenant_apart(fresh_buckets):
-    clock = FakeClock(1_000_000.25)
-    first = RateLimiter("servicetitan:rate:t1", 1, clock=clock, sleep=clock.sleep)
-    second = RateLimiter("servicetitan:rate:t2", 1, clock=clock, sleep=clock.sleep)
-
-    first.acquire(timeout=10)
-    second.acquire(timeout=10)
-
-    assert clock.sleeps == []
-
-
-@pytest.mark.skipif(not os.environ.get("REDIS_URL"), reason="needs Redis (set REDIS_URL)")
-def test_rate_limiter_in_redis_is_one_bucket_for_every_process():
-    store = redis.Redis.from_url(os.environ["REDIS_URL"])
-    key = f"servicetitan:rate:test-{uuid.uuid4().hex}"
-    clock = FakeClock(1_000_000.0)
-    worker_a = RateLimiter(key, 2, redis_client=store, clock=clock, sleep=clock.sleep)
-    worker_b = RateLimiter(key, 2, redis_client=store, clock=clock, sleep=clock.sleep)
-
-    worker_a.acquire(timeout=10)
-    worker_b.acquire(timeout=10)
-    worker_a.acquire(timeout=10)  # the bucket the two share is empty: wait for a refill
-
-    assert clock.sleeps == [pytest.approx(0.5)]
-    assert 0 < store.ttl(key) <= 10
-    store.delete(key)
-
-
-def test_rate_limiter_in_redis_is_retryable_when_redis_fails():
-    class Unreachable:
-        def eval(self, *args):
-            raise redis.ConnectionError("Connection refused")
-
-    limiter = RateLimiter("servicetitan:rate:t1", 60, redis_client=Unreachable())
-
-    with pytest.raises(RetryableProviderError) as raised:
-        limiter.acquire(timeout=10)
-
-    assert raised.value.code == "Service Unavailable"
 
 
 def test_client_uses_redis_for_its_request_budget_when_configured(settings):
@@ -977,13 +704,3 @@ def test_each_call_is_logged_at_debug_without_secrets(http, api, caplog):
     logged = " ".join(str(vars(r)) for r in records)
     assert TOKEN not in logged
     assert "cs1.very-secret" not in logged
-
-
-def test_service_is_the_api_client_when_credentials_are_configured(settings):
-    settings.SERVICETITAN = {**CONFIG, "client_secret": ""}
-
-    api = servicetitan_service({"client_secret": "cs1.very-secret"})
-
-    assert isinstance(api, ServiceTitanApi)
-    assert api.timeout == 10.0
-    assert api.booking_provider == PROVIDER

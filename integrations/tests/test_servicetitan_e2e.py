@@ -4,7 +4,7 @@ client talking HTTP to the simulator's slice of the real API (served by the live
 import pytest
 
 from integrations.models import SimulatedJob
-from integrations.servicetitan.simulation import SimulatedServiceTitan
+from integrations.servicetitan.simulator.simulation import SimulatedServiceTitan
 from jobs.models import JobStatus, SkillLevel
 from jobs.tests.factories import CompanyFactory, TechnicianFactory
 from routing.models import JobRouting, SyncStatus

@@ -8,15 +8,21 @@ import pytest
 
 from integrations.models import SimulatedJob
 from integrations.servicetitan.provider import booking_for, problem_type_for
-from integrations.servicetitan.simulation import SimulatedServiceTitan
+from integrations.servicetitan.simulator.simulation import SimulatedServiceTitan
 from jobs.models import JobStatus, SkillLevel
 from jobs.tests.factories import JobFactory, JobSkillFactory, category, skill
 from routing.models import OutboxStatus, SyncStatus
 from routing.outbox import outbox_relay
-from routing.services import outbox_events_sync, routings_backsync
+from routing.services.backsync import routings_backsync
+from routing.services.sync import outbox_events_sync, work_for
 from routing.tests.factories import routing_with_event
 
 pytestmark = pytest.mark.django_db
+
+
+def trades_of(routing) -> tuple[str, ...]:
+    slugs = routing.job.required_skills.values_list("skill__category__slug", flat=True)
+    return tuple(slug for slug in slugs if slug)
 
 
 def relay():
@@ -64,7 +70,7 @@ def test_the_booking_is_mapped_from_the_job():
         category=category("garage_doors"),
     )
 
-    booking = booking_for(routing)
+    booking = booking_for(work_for(routing, trades=trades_of(routing)))
 
     assert (booking.first_name, booking.last_name) == ("Jane", "Q Smith")
     assert (booking.phone, booking.email) == ("5559876543", "jane@example.com")
@@ -83,7 +89,7 @@ def test_the_problem_type_falls_back_to_the_skills_trade():
     routing, _ = servicetitan_routing(summary="Water heater pops")
     JobSkillFactory(job=routing.job, skill=skill("water_heater"), level=SkillLevel.BASIC)
 
-    assert booking_for(routing).problem_type == skill("water_heater").category.slug
+    assert booking_for(work_for(routing, trades=trades_of(routing))).problem_type == skill("water_heater").category.slug
 
 
 def test_a_servicetitan_routing_syncs_to_a_simulated_job_and_its_completion_comes_back():
@@ -114,7 +120,7 @@ def test_a_servicetitan_routing_syncs_to_a_simulated_job_and_its_completion_come
 
 def test_a_retried_sync_finds_the_job_it_already_made():
     routing, _ = servicetitan_routing()
-    SimulatedServiceTitan({}).create_job(booking_for(routing))
+    SimulatedServiceTitan({}).create_job(booking_for(work_for(routing, trades=trades_of(routing))))
 
     relay()
 

@@ -14,6 +14,7 @@ from jobs.matching import Match
 from jobs.models import Company, Job, JobSkill
 from jobs.tests.factories import CompanyFactory, JobFactory
 from routing.models import JobRouting, OutboxEvent, OutboxStatus
+from routing.services import create
 from routing.tasks import relay_outbox
 from routing.tests.factories import OutboxEventFactory
 
@@ -309,12 +310,12 @@ def test_the_one_statement_write_of_routings_stores_what_the_orm_stores(db):
         (second, Match(quiet.id, "crm", 2.25, ["hvac"], ["plumbing"], "Partial match")),
     ]
 
-    services.routing_rows_write_in_one_statement(services.routing_rows(pairs))
+    create.routing_rows_write_in_one_statement(create.routing_rows(pairs))
     in_one_statement = stored_routing_rows()
     JobRouting.objects.all().delete()
     OutboxEvent.objects.all().delete()
     Company.objects.update(open_routing_count=0)
-    services.routing_rows_write_per_table(services.routing_rows(pairs))
+    create.routing_rows_write_per_table(create.routing_rows(pairs))
 
     assert in_one_statement == stored_routing_rows()
     assert sorted(load for *_, load in in_one_statement) == [1, 2, 2]
@@ -325,11 +326,11 @@ def test_routings_store_returns_the_ids_of_the_routings_it_wrote(db):
     companies = CompanyFactory.create_batch(2)
     pairs = [(job, Match(company.id, "mock", 2.0)) for company in companies]
 
-    ids = services.routings_store(pairs=pairs)
+    ids = create.routings_create(pairs=pairs)
 
     assert set(ids) == set(JobRouting.objects.values_list("id", flat=True))
     assert set(ids) == set(OutboxEvent.objects.values_list("aggregate_id", flat=True))
-    assert services.routings_store(pairs=[]) == []
+    assert create.routings_create(pairs=[]) == []
 
 
 def _in_own_connection(work):
@@ -383,7 +384,7 @@ def test_routing_writes_lock_company_rows_in_id_order():
 
     def write_routings():
         with transaction.atomic():
-            return services.routings_store(pairs=pairs)
+            return create.routings_create(pairs=pairs)
 
     holder, _ = _in_own_connection(hold_the_high_row)
     assert high_held.wait(10)

@@ -13,7 +13,7 @@ from django.utils import timezone
 from jobs.tests.factories import CompanyFactory
 from processing import admin as processing_admin
 from processing.models import ProcessingJob
-from routing import admin as routing_admin
+from tradeengage.admin import ERROR_PREVIEW_CHARS
 
 pytestmark = pytest.mark.django_db
 
@@ -109,7 +109,7 @@ def test_job_list_shows_short_ids_clients_and_the_start_of_each_error(ops_client
     failed = jobs["failed"]
     assert str(failed.job_id)[:8] in response.text
     assert "Windy City Plumbing" in response.text
-    assert LONG_ERROR[: routing_admin.ERROR_PREVIEW_CHARS - 1] + "…" in response.text
+    assert LONG_ERROR[: ERROR_PREVIEW_CHARS - 1] + "…" in response.text
     assert response.context["cl"].show_full_result_count is False
 
 

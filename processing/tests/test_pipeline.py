@@ -13,20 +13,18 @@ from django.utils import timezone
 from integrations.models import MockJob
 from jobs.models import Job, JobStatus, SkillLevel
 from jobs.tests.factories import CompanyFactory, JobFactory, JobSkillFactory, skill
-from processing import services
 from processing.models import ProcessingJob
-from processing.services import (
+from processing.services import runs
+from processing.services.leads import leads_assign, leads_collect, leads_order
+from processing.services.runs import (
     clients_due,
-    leads_assign,
-    leads_collect,
-    leads_order,
     nightly_run,
     processing_job_create,
     processing_job_run,
-    retry_delay,
     retry_queue_process,
 )
 from routing.models import JobRouting, OutboxEvent, SyncStatus
+from routing.retry import CLIENT_PROCESSING_RETRY
 from routing.tests.factories import JobRoutingFactory
 
 pytestmark = pytest.mark.django_db
@@ -183,7 +181,7 @@ def test_stale_client_data_is_refreshed_from_the_provider_first(client_company):
 def test_fresh_client_data_is_not_refreshed(client_company, monkeypatch):
     client_company.last_processed_at = NOW - timedelta(days=10)
     client_company.save()
-    monkeypatch.setattr(services, "routings_poll", lambda **kwargs: pytest.fail("refreshed"))
+    monkeypatch.setattr(runs, "routings_poll", lambda **kwargs: pytest.fail("refreshed"))
 
     assert run(client_company).status == ProcessingJob.Status.COMPLETED
 
@@ -246,8 +244,8 @@ def test_a_step_that_fails_rolls_back_its_writes(client_company):
     ("failed", "hours"), [(1, 1), (2, 2), (3, 4), (4, None)], ids=["1st", "2nd", "3rd", "4th"]
 )
 def test_retry_delays(failed, hours):
-    expected = timedelta(hours=hours) if hours else None
-    assert retry_delay(failed_attempts=failed) == expected
+    expected = hours * 3600.0 if hours else None
+    assert CLIENT_PROCESSING_RETRY.delay(retries_so_far=failed - 1) == expected
 
 
 def test_a_failing_run_is_retried_after_1_2_and_4_hours_then_fails_with_an_alert(

@@ -32,9 +32,8 @@ def routing_with_event(**kwargs) -> tuple[JobRouting, OutboxEvent]:
     """A pending routing to a company on the mock provider, with its ``job_sync`` event, as job
     creation leaves them. ``provider_settings`` (the mock's options) and other company fields go
     in as ``company__...``."""
-    from routing.services import job_sync_event
-
     kwargs.setdefault("company__provider_type", "mock")
     routing = JobRoutingFactory(**kwargs)
-    event = OutboxEvent.objects.create(**job_sync_event(routing))
+    event = OutboxEvent.for_routing(routing)
+    event.save()
     return routing, event

@@ -11,8 +11,9 @@ from integrations.models import MockJob
 from jobs.tests.factories import CompanyFactory
 from routing import admin as routing_admin
 from routing.models import JobRouting, OutboxEvent, OutboxStatus, SyncAttempt, SyncStatus
-from routing.services import routing_sync_now
+from routing.services.sync import routing_sync_now
 from routing.tests.factories import JobRoutingFactory, OutboxEventFactory, routing_with_event
+from tradeengage.admin import ERROR_PREVIEW_CHARS
 
 ROUTINGS_URL = reverse("admin:routing_jobrouting_changelist")
 EVENTS_URL = reverse("admin:routing_outboxevent_changelist")
@@ -77,7 +78,7 @@ def backlog(db):
 
 def preview(message: str) -> str:
     """How the lists show the start of a long error."""
-    return message[: routing_admin.ERROR_PREVIEW_CHARS - 1] + "…"
+    return message[: ERROR_PREVIEW_CHARS - 1] + "…"
 
 
 def run_action(client, url, action, objects):

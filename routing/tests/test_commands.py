@@ -16,7 +16,6 @@ from jobs.tests.factories import CompanyFactory
 from routing import tasks
 from routing.management.commands import relay_outbox, resync_failed
 from routing.models import JobRouting, OutboxEvent, OutboxStatus, SyncAttempt, SyncStatus
-from routing.services import job_sync_event
 from routing.tests.factories import JobRoutingFactory, routing_with_event
 
 pytestmark = pytest.mark.django_db
@@ -41,7 +40,7 @@ def failed_routing(**kwargs) -> JobRouting:
         error_message="Mock provider: HTTP 401 invalid credentials",
         **kwargs,
     )
-    OutboxEvent.objects.create(**job_sync_event(routing), status=OutboxStatus.DEAD)
+    OutboxEvent.for_routing(routing, status=OutboxStatus.DEAD).save()
     return routing
 
 

@@ -13,6 +13,7 @@ ROUTING_FIELDS = {
     "id",
     "job_id",
     "company_id_received",
+    "company_name_received",
     "external_id",
     "sync_status",
     "retry_count",
@@ -68,6 +69,7 @@ def test_routings_of_a_new_job_are_listed_with_their_match(
     assert scores == sorted(scores, reverse=True)
     # Both serve IL and are expert plumbers; plumbing is only the first one's primary category.
     assert body[0]["company_id_received"] == str(plumbing_company.id)
+    assert body[0]["company_name_received"] == plumbing_company.name
     assert scores[0] > scores[1]
 
 

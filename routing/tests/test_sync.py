@@ -11,16 +11,13 @@ from django.utils import timezone
 
 from integrations.models import MockJob
 from jobs.models import Company, Job, JobStatus
-from routing import services
 from routing.models import JobRouting, OutboxEvent, OutboxStatus, SyncAttempt, SyncStatus
 from routing.outbox import outbox_claim_batch, outbox_relay
-from routing.services import (
-    outbox_events_sync,
-    retry_delay,
-    routing_sync_now,
-    routings_backsync,
-    routings_requeue,
-)
+from routing.retry import PROVIDER_CALL_RETRY
+from routing.services import sync
+from routing.services.backsync import routing_complete, routings_backsync
+from routing.services.requeue import routings_requeue
+from routing.services.sync import outbox_events_sync, routing_sync_now
 from routing.tests.factories import JobRoutingFactory, OutboxEventFactory, routing_with_event
 
 pytestmark = pytest.mark.django_db
@@ -71,18 +68,21 @@ def fresh(instance):
 def test_retry_delay_follows_the_backoff_schedule_and_honours_retry_after(
     retries_so_far, retry_after, expected
 ):
-    assert retry_delay(retries_so_far=retries_so_far, retry_after=retry_after) == expected
+    assert (
+        PROVIDER_CALL_RETRY.delay(retries_so_far=retries_so_far, retry_after=retry_after)
+        == expected
+    )
 
 
 def test_retry_after_is_capped(settings):
     settings.SYNC_MAX_RETRY_AFTER_SECONDS = 120
-    assert retry_delay(retries_so_far=0, retry_after=86400) == 120
+    assert PROVIDER_CALL_RETRY.delay(retries_so_far=0, retry_after=86400) == 120
 
 
 def test_the_backoff_schedule_is_a_setting(settings):
     settings.SYNC_RETRY_BACKOFF_SECONDS = [1.0]
-    assert retry_delay(retries_so_far=0) == 1.0
-    assert retry_delay(retries_so_far=1) is None
+    assert PROVIDER_CALL_RETRY.delay(retries_so_far=0) == 1.0
+    assert PROVIDER_CALL_RETRY.delay(retries_so_far=1) is None
 
 
 # Relay claims
@@ -426,7 +426,7 @@ def test_a_company_without_a_provider_syncs_through_the_mock_when_settings_say_s
     ("target", "write"),
     [
         (JobRouting.objects, "bulk_update"),
-        (services, "_events_store"),
+        (sync, "_events_store"),
         (SyncAttempt.objects, "bulk_create"),
     ],
     ids=["routings", "events", "attempts"],
@@ -472,7 +472,7 @@ def test_the_database_lost_while_claiming_leaves_the_event_to_its_lease(clock, m
     def database_gone(**kwargs):
         raise OperationalError("could not connect to server")
 
-    monkeypatch.setattr(services, "routings_claim", database_gone)
+    monkeypatch.setattr(sync, "routings_claim", database_gone)
     with pytest.raises(OperationalError):
         outbox_events_sync(event_ids=[event_id], claimed_at=clock.now)
 
@@ -597,10 +597,8 @@ def test_back_sync_survives_a_provider_error(clock, caplog):
 def test_a_repeated_completion_report_changes_nothing(clock):
     routing, _ = routing_with_event(sync_status=SyncStatus.SYNCED, external_id="MOCK-1")
 
-    assert services.routing_complete(routing=routing, completed_at=clock.now, revenue=Decimal(10))
-    assert not services.routing_complete(
-        routing=routing, completed_at=clock.now, revenue=Decimal(99)
-    )
+    assert routing_complete(routing=routing, completed_at=clock.now, revenue=Decimal(10))
+    assert not routing_complete(routing=routing, completed_at=clock.now, revenue=Decimal(99))
     assert fresh(routing.job).revenue == Decimal(10)
     assert Job.objects.get(id=routing.job_id).status == JobStatus.COMPLETED
 
@@ -623,7 +621,9 @@ def test_a_call_thread_replaces_a_connection_the_server_dropped():
 
     with ThreadPoolExecutor(max_workers=1) as call_thread:  # one long-lived thread, as in a worker
         dropped = call_thread.submit(drop_the_connection).result()
-        attempt = call_thread.submit(services._pooled_provider_call, routing, 5.0).result()
+        attempt = call_thread.submit(
+            sync._pooled_provider_call, routing, sync.work_for(routing), 5.0
+        ).result()
         after = call_thread.submit(lambda: connection.connection).result()
         call_thread.submit(lambda: connection.close()).result()
 

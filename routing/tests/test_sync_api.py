@@ -99,12 +99,14 @@ def test_a_company_without_a_routing_gets_a_manual_route(api_client):
     assert body["sync_status"] == "synced"
     routing = JobRouting.objects.get(job=job, company=company)
     assert body["id"] == str(routing.id)
+    # Scored as matching scores: half the skill coverage (1.0), plumbing held one level above
+    # the required one averaged over two skills (0.125), no category, outside its area.
     assert body["match"] == {
-        "score": 1.0,
+        "score": 1.12,
         "matched_skills": ["plumbing"],
         "missing_skills": ["electrical"],
-        "reason": "Manual route through POST /jobs/{id}/sync; holds 1 of 2 required skills; "
-        "electrical basic (needs expert)",
+        "reason": "Manual route through POST /jobs/{id}/sync; Skills match: plumbing expert "
+        "(needs intermediate); missing: electrical basic (needs expert); outside its service area",
     }
     event = OutboxEvent.objects.get(aggregate_id=routing.id)
     assert event.status == OutboxStatus.DONE

@@ -12,7 +12,6 @@ from integrations.models import MockJob
 from jobs.models import SkillLevel
 from jobs.tests.factories import CompanyFactory, JobFactory, TechnicianFactory
 from routing.models import JobRouting, OutboxEvent, OutboxStatus, SyncStatus
-from routing.services import job_sync_event
 from routing.tasks import relay_outbox
 from routing.tests.celery_workers import NEEDS_POSTGRESQL_AND_REDIS, wait_until
 
@@ -35,7 +34,7 @@ def routings_with_events(count: int, **company) -> list[JobRouting]:
     routings = JobRouting.objects.bulk_create(
         JobRouting(job=jobs[n // 5], company=companies[n % 5]) for n in range(count)
     )
-    OutboxEvent.objects.bulk_create(OutboxEvent(**job_sync_event(r)) for r in routings)
+    OutboxEvent.objects.bulk_create(OutboxEvent.for_routing(r) for r in routings)
     return routings
 
 

@@ -12,7 +12,6 @@ from decimal import Decimal
 
 from django.core.management.base import BaseCommand, CommandError
 from django.db import connection, transaction
-from django.db.models import F
 from django.utils import timezone
 from django.utils.text import slugify
 
@@ -23,14 +22,15 @@ from jobs.models import (
     Company,
     CompanySkill,
     Job,
-    JobStatus,
     Plan,
     ServiceArea,
     Skill,
     SkillLevel,
     Technician,
 )
-from routing.models import JobRouting, SyncStatus
+from routing.models import SyncStatus
+from routing.services.backsync import routing_complete
+from routing.services.sync import routing_sync_now
 
 NAMESPACE = uuid.UUID("6f1d7a52-3c39-4f7e-9d1b-2a8f3c0e5b11")
 
@@ -157,9 +157,10 @@ HISTORIC_JOBS = [
 ]
 
 
-# The demo's mock field-service systems: every curated company's jobs report themselves completed
-# (with revenue) three minutes after they arrive, for the back-sync; two Springfield companies
-# misbehave so the retries and the dead-letter queue have something to show.
+# The demo's mock field-service systems (every curated company's but the garage-door companies',
+# which use ServiceTitan): their jobs report themselves completed, with revenue, three minutes
+# after they arrive, for the back-sync; two Springfield companies misbehave so the retries and
+# the dead-letter queue have something to show.
 DEMO_COMPLETES_AFTER_SECONDS = 180
 DEMO_PROVIDER_TROUBLE = {
     # Times out twice, then takes the job: retried after 5 s and 10 s, synced on the third try.
@@ -249,7 +250,8 @@ class Command(BaseCommand):
             self.stdout.write(
                 self.style.SUCCESS(
                     f"Demo network ready: {total} companies, "
-                    f"{Technician.objects.count()} technicians, {historic} historic jobs."
+                    f"{Technician.objects.count()} technicians, "
+                    + (f"{historic} historic jobs created." if historic else "historic jobs kept.")
                 )
             )
 
@@ -350,12 +352,12 @@ class Command(BaseCommand):
         coverage_rebuild(company_ids=[company.id for company in companies])
 
     def _historic_jobs(self, demo: list[Company], rng) -> int:
-        """A few jobs routed through the real job-creation path; older ones marked completed
-        with revenue so reports and the admin have history to show."""
+        """A few jobs routed through the real job-creation path, every other one then synced
+        and completed with revenue through the sync and back-sync services, so reports and the
+        admin have history to show. Returns how many it created: none when they exist."""
         requesters = [c for c in demo if c.primary_category.slug == "general"]
-        existing = Job.objects.filter(created_by_company__in=requesters).count()
-        if existing:
-            return existing
+        if Job.objects.filter(created_by_company__in=requesters).exists():
+            return 0
         technicians = {t.company_id: t for t in Technician.objects.filter(company__in=requesters)}
         now = timezone.now()
         for index, (summary, category, required, levels) in enumerate(HISTORIC_JOBS):
@@ -384,23 +386,22 @@ class Command(BaseCommand):
         return len(HISTORIC_JOBS)
 
     def _mark_completed(self, job: Job, completed_at, rng) -> None:
-        # The back-sync service that records completions arrives with the sync engine; until
-        # then the demo writes its history directly.
-        routing = job.routings.order_by("-matching_score").first()
-        if routing is None:
+        """Sync the job's best routing to a well-behaved mock system now and record its
+        completion, as the back-sync would have. The server is not up yet, so systems reached
+        over HTTP (and the demo's troublemakers) are left to the workers."""
+        well_behaved = [
+            routing
+            for routing in job.routings.select_related("job", "company")
+            if routing.company.provider_type == "mock"
+            and not {"fail_first", "failure_rate"} & set(routing.company.provider_settings)
+        ]
+        if not well_behaved:
             return
-        JobRouting.objects.filter(id=routing.id).update(
-            sync_status=SyncStatus.COMPLETED,
-            external_id=f"demo-{routing.id.hex[:8]}",
-            last_synced_at=completed_at,
-        )
-        Company.objects.filter(id=routing.company_id).update(
-            open_routing_count=F("open_routing_count") - 1
-        )
-        Job.objects.filter(id=job.id).update(
-            status=JobStatus.COMPLETED,
-            completed_at=completed_at,
-            revenue=Decimal(rng.randint(150, 2500)),
+        routing = routing_sync_now(routing=well_behaved[0])
+        if routing.sync_status != SyncStatus.SYNCED:
+            return
+        routing_complete(
+            routing=routing, completed_at=completed_at, revenue=Decimal(rng.randint(150, 2500))
         )
 
     def _as_json(self) -> str:

@@ -7,7 +7,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
 from processing.models import ProcessingJob
-from processing.services import processing_job_create, processing_job_run
+from processing.services.runs import processing_job_create, processing_job_run
 from processing.tasks import process_client
 from tradeengage.exceptions import BusinessRuleError, NotFoundError
 

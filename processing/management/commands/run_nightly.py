@@ -13,7 +13,7 @@ from django.utils.dateparse import parse_date
 from tqdm import tqdm
 
 from processing.models import ProcessingJob
-from processing.services import clients_due, nightly_run
+from processing.services.runs import clients_due, nightly_run
 from processing.tasks import process_client
 
 DRY_RUN_SHOWN = 50

@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from routing import tasks
 from routing.outbox import outbox_relay
-from routing.services import outbox_events_sync
+from routing.services.sync import outbox_events_sync
 
 DEFAULT_INTERVAL_SECONDS = 5.0
 

@@ -17,7 +17,8 @@ from tqdm import tqdm
 from integrations.providers import ProviderType
 from jobs.models import Company
 from routing.models import JobRouting, SyncStatus
-from routing.services import routing_sync_now, routings_requeue
+from routing.services.requeue import routings_requeue
+from routing.services.sync import routing_sync_now
 
 DRY_RUN_SHOWN = 20
 # What an inline sync came to, by the routing's status after it.

@@ -8,7 +8,8 @@ from django.template.defaultfilters import pluralize
 from django.utils import timezone
 
 from routing.models import JobRouting, SyncStatus
-from routing.services import routing_sync_now, routings_requeue
+from routing.services.requeue import routings_requeue
+from routing.services.sync import routing_sync_now
 
 REQUEUEABLE = {SyncStatus.FAILED, SyncStatus.PENDING}
 

@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from integrations.models import SimulatedJob
 from integrations.providers import PermanentProviderError, RetryableProviderError
-from integrations.servicetitan.service import (
+from integrations.servicetitan.types import (
     PER_EXTRA_DOOR_MINUTES,
     PROBLEM_TYPES,
     TRANSITIONS,

@@ -19,8 +19,9 @@ from rest_framework import serializers
 
 from integrations.models import SimulatedJob
 from integrations.providers import PermanentProviderError, RetryableProviderError
-from integrations.servicetitan.service import PROBLEM_TYPES, Booking, servicetitan_config
-from integrations.servicetitan.simulation import SimulatedServiceTitan
+from integrations.servicetitan.service import servicetitan_config
+from integrations.servicetitan.simulator.simulation import SimulatedServiceTitan
+from integrations.servicetitan.types import PROBLEM_TYPES, Booking
 from tradeengage.exceptions import flatten_errors
 
 TOKEN_SECONDS = 900

@@ -1,17 +1,18 @@
-"""seed 001 "Queue Processing": the four job types as Celery tasks (run eagerly here)."""
+"""seed 001 "Queue Processing": the ServiceTitan module's job types as Celery tasks (run eagerly
+here), their retries and their dead letters in the outbox."""
 
 import pytest
 
 from integrations.models import SimulatedJob
-from integrations.servicetitan.service import Booking, booking_as_json
-from integrations.servicetitan.simulation import SimulatedServiceTitan
-from integrations.tasks import (
+from integrations.servicetitan.simulator.simulation import SimulatedServiceTitan
+from integrations.servicetitan.types import Booking, booking_as_json
+from integrations.tasks import servicetitan_health_check
+from routing.models import OutboxEvent, OutboxStatus
+from routing.tasks import (
     servicetitan_cancel_job,
     servicetitan_create_job,
-    servicetitan_health_check,
     servicetitan_update_status,
 )
-from routing.models import OutboxEvent, OutboxStatus
 
 pytestmark = pytest.mark.django_db
 
@@ -104,8 +105,8 @@ def test_the_health_check_feeds_the_detailed_health(api_client):
 
 def test_the_tasks_go_to_the_seed_priorities(settings):
     routes = settings.CELERY_TASK_ROUTES
-    assert routes["integrations.tasks.servicetitan_create_job"]["queue"] == "critical"
-    assert routes["integrations.tasks.servicetitan_cancel_job"]["queue"] == "high"
-    assert routes["integrations.tasks.servicetitan_update_status"]["queue"] == "default"
+    assert routes["routing.tasks.servicetitan_create_job"]["queue"] == "critical"
+    assert routes["routing.tasks.servicetitan_cancel_job"]["queue"] == "high"
+    assert routes["routing.tasks.servicetitan_update_status"]["queue"] == "default"
     assert routes["integrations.tasks.servicetitan_health_check"]["queue"] == "low"
     assert "servicetitan-health-check" in settings.CELERY_BEAT_SCHEDULE

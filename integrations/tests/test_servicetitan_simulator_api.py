@@ -7,9 +7,10 @@ from django.core.cache import cache
 from django.test import Client
 
 from integrations.models import SimulatedJob
-from integrations.servicetitan.fake_api import TOKEN_CACHE_PREFIX
 from integrations.servicetitan.service import servicetitan_config
-from integrations.servicetitan.simulation import SimulatedServiceTitan
+from integrations.servicetitan.simulator.api import TOKEN_CACHE_PREFIX
+from integrations.servicetitan.simulator.simulation import SimulatedServiceTitan
+from integrations.tests.factories import SimulatedJobFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -416,17 +417,16 @@ def test_job_is_read_with_its_number_priority_business_unit_and_booking(client, 
     ],
 )
 def test_job_status_is_servicetitans(client, headers, status, job_status):
-    job_id = create_booking(client, headers).json()["id"]
-    SimulatedJob.objects.filter(booking_id="routing-1").update(status=status)
+    job = SimulatedJobFactory(tenant=TENANT, status=status)
 
-    response = client.get(f"{jobs_url()}/{job_id}", headers=headers)
+    response = client.get(f"{jobs_url()}/{job.job_id}", headers=headers)
 
     assert response.json()["jobStatus"] == job_status
 
 
 @pytest.mark.parametrize("job_id", [1000, 1002, 10**30])
 def test_unknown_job_is_not_found(client, headers, job_id):
-    create_booking(client, headers)
+    SimulatedJobFactory(tenant=TENANT)
 
     assert_problem(client.get(f"{jobs_url()}/{job_id}", headers=headers), 404)
 
@@ -539,8 +539,9 @@ def test_cancel_of_an_unknown_job_is_not_found(client, headers):
 
 
 def test_tenants_see_only_their_own_jobs(client, headers):
-    job_id = create_booking(client, headers).json()["id"]
-    SimulatedJob.objects.update(status=SimulatedJob.Status.COMPLETED, invoice_total="180.00")
+    job_id = SimulatedJobFactory(
+        tenant=TENANT, status=SimulatedJob.Status.COMPLETED, invoice_total=Decimal("180.00")
+    ).job_id
 
     assert_problem(client.get(f"{bookings_url(OTHER_TENANT)}/{job_id}", headers=headers), 404)
     assert_problem(client.get(f"{jobs_url(OTHER_TENANT)}/{job_id}", headers=headers), 404)

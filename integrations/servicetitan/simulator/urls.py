@@ -1,6 +1,6 @@
 from django.urls import path, re_path, register_converter
 
-from integrations.servicetitan import fake_api
+from integrations.servicetitan.simulator import api
 
 
 class TenantConverter:
@@ -21,13 +21,13 @@ bookings = "crm/v2/tenant/<servicetitan_tenant:tenant>/booking-provider/<str:pro
 jobs = "jpm/v2/tenant/<servicetitan_tenant:tenant>/jobs"
 
 urlpatterns = [
-    path("connect/token", fake_api.token),
-    path(bookings, fake_api.bookings),
-    path(f"{bookings}/<int:booking_id>", fake_api.booking_detail),
-    path(jobs, fake_api.jobs),
-    path(f"{jobs}/<int:job_id>", fake_api.job_detail),
-    path(f"{jobs}/<int:job_id>/cancel", fake_api.job_cancel),
-    path("accounting/v2/tenant/<servicetitan_tenant:tenant>/invoices", fake_api.invoices),
+    path("connect/token", api.token),
+    path(bookings, api.bookings),
+    path(f"{bookings}/<int:booking_id>", api.booking_detail),
+    path(jobs, api.jobs),
+    path(f"{jobs}/<int:job_id>", api.job_detail),
+    path(f"{jobs}/<int:job_id>/cancel", api.job_cancel),
+    path("accounting/v2/tenant/<servicetitan_tenant:tenant>/invoices", api.invoices),
     # ServiceTitan's problem shape for any other path, instead of our API's 404.
-    re_path(r"^(?P<path>.*)$", fake_api.not_found),
+    re_path(r"^(?P<path>.*)$", api.not_found),
 ]

@@ -1,0 +1,125 @@
+"""Every ServiceTitan failure as a typed provider error, retryable or permanent (DESIGN.md "The
+core flow", step 3): an error answer, a body that is not the JSON object promised, or a request
+that got no answer."""
+
+import time
+
+import requests
+from django.utils.http import parse_http_date_safe
+
+from integrations.providers import PermanentProviderError, ProviderError, RetryableProviderError
+
+PERMANENT_CODES = {
+    400: "Validation Error",
+    401: "Authentication Failed",
+    403: "Authentication Failed",
+    404: "Not Found",
+    409: "Conflict",
+    422: "Validation Error",
+}
+CONFIGURATION_ERRORS = (
+    requests.exceptions.MissingSchema,
+    requests.exceptions.InvalidSchema,
+    requests.exceptions.InvalidURL,
+)
+
+
+def error_from_response(response: requests.Response, method: str, path: str) -> ProviderError:
+    """An error answer as a provider error. Bodies are RFC 7807 problem details
+    (``title``, ``detail``, ``errors: {field: [messages]}``) when ServiceTitan wrote them, and
+    anything at all when a proxy in front of it did."""
+    status = response.status_code
+    problem = json_object_or_empty(response)
+    details = [
+        {"field": field, "message": message, "value": None}
+        for field, messages in (problem.get("errors") or {}).items()
+        for message in ([messages] if isinstance(messages, str) else messages)
+    ]
+    title = problem.get("title") or response.reason or ""
+    explanation = problem.get("detail") or "; ".join(
+        f"{detail['field']}: {detail['message']}" for detail in details
+    )
+    if not explanation:
+        explanation = body_snippet(response)
+    message = f"ServiceTitan {method} {path}: HTTP {status} {title}".rstrip()
+    message += f": {explanation}"
+    if status == 429:
+        return RetryableProviderError(
+            message, retry_after=retry_after_seconds(response), code="Rate Limited"
+        )
+    if status == 408:
+        return RetryableProviderError(message, code="Timeout")
+    if status >= 500:
+        return RetryableProviderError(
+            message, retry_after=retry_after_seconds(response), code="Service Unavailable"
+        )
+    return PermanentProviderError(
+        message, code=PERMANENT_CODES.get(status, "Request Rejected"), details=details
+    )
+
+
+def error_from_exception(
+    exc: requests.RequestException, method: str, path: str, *, timeout: float
+) -> ProviderError:
+    """A request that got no answer: a timeout or a connection failure is worth another
+    attempt, a URL that cannot be requested is the configuration's fault."""
+    if isinstance(exc, requests.Timeout):
+        return RetryableProviderError(
+            f"ServiceTitan {method} {path}: no answer within {timeout:g} s", code="Timeout"
+        )
+    if isinstance(exc, requests.ConnectionError):
+        return RetryableProviderError(
+            f"ServiceTitan {method} {path}: connection failed: {exc}", code="Service Unavailable"
+        )
+    if isinstance(exc, CONFIGURATION_ERRORS):
+        return PermanentProviderError(
+            f"ServiceTitan {method} {path}: the configured URL is invalid: {exc}",
+            code="Configuration Error",
+        )
+    return RetryableProviderError(
+        f"ServiceTitan {method} {path}: {type(exc).__name__}: {exc}", code="Service Unavailable"
+    )
+
+
+def retry_after_seconds(response: requests.Response) -> float | None:
+    """Retry-After as seconds from now: it is either seconds or an HTTP date."""
+    value = response.headers.get("Retry-After", "").strip()
+    if not value:
+        return None
+    try:
+        return max(float(value), 0.0)
+    except ValueError:
+        pass
+    when = parse_http_date_safe(value)
+    return None if when is None else max(when - time.time(), 0.0)
+
+
+def json_object(response: requests.Response, method: str, path: str) -> dict:
+    """A successful answer's body: ``{}`` when empty, else the JSON object it must be."""
+    if not response.content:
+        return {}
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if not isinstance(body, dict):
+        raise RetryableProviderError(
+            f"ServiceTitan {method} {path}: HTTP {response.status_code} with a body that is not "
+            f"a JSON object: {body_snippet(response)}",
+            code="Invalid Response",
+        )
+    return body
+
+
+def json_object_or_empty(response: requests.Response) -> dict:
+    """An error answer's body when it is a JSON object, else ``{}``."""
+    try:
+        body = response.json()
+    except ValueError:
+        return {}
+    return body if isinstance(body, dict) else {}
+
+
+def body_snippet(response: requests.Response) -> str:
+    text = " ".join(response.text.split())
+    return text[:200] if text else "(empty body)"

@@ -1,0 +1,82 @@
+"""``manage.py seed_demo``: the demo network, its history written through the services, and the
+README walkthrough's names and ids."""
+
+import re
+from io import StringIO
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.core.management import call_command
+from django.db.models import Count, Q
+
+from jobs.management.commands.seed_demo import HISTORIC_JOBS
+from jobs.models import Company, Job, JobStatus, Technician
+from routing.models import JobRouting, SyncAttempt, SyncStatus
+
+pytestmark = pytest.mark.django_db
+
+README = Path(settings.BASE_DIR, "README.md").read_text()
+
+
+def seed_demo() -> str:
+    out = StringIO()
+    call_command("seed_demo", stdout=out)
+    return out.getvalue()
+
+
+def test_historic_jobs_are_created_once_and_a_second_run_says_so():
+    first = seed_demo()
+    jobs = Job.objects.count()
+
+    second = seed_demo()
+
+    assert f"{len(HISTORIC_JOBS)} historic jobs created." in first
+    assert "historic jobs kept." in second
+    assert "historic jobs created" not in second
+    assert Job.objects.count() == jobs == len(HISTORIC_JOBS)
+
+
+def test_completed_history_went_through_the_sync_and_the_back_sync():
+    seed_demo()
+
+    completed = Job.objects.filter(status=JobStatus.COMPLETED)
+    assert completed.exists()
+    for job in completed:
+        [routing] = job.routings.filter(sync_status=SyncStatus.COMPLETED)
+        assert routing.external_id.startswith("MOCK-")
+        assert routing.revenue is not None and routing.revenue > 0
+        assert (job.revenue, job.completed_at) == (routing.revenue, routing.completed_at)
+        assert SyncAttempt.objects.filter(routing=routing, outcome="synced").exists()
+
+
+def test_every_company_load_counts_its_open_routings():
+    seed_demo()
+
+    open_routings = Count(
+        "routings",
+        filter=Q(
+            routings__sync_status__in=[
+                SyncStatus.PENDING,
+                SyncStatus.PROCESSING,
+                SyncStatus.SYNCED,
+            ]
+        ),
+    )
+    for company in Company.objects.annotate(open_now=open_routings):
+        assert company.open_routing_count == company.open_now, company.name
+    assert JobRouting.objects.filter(sync_status=SyncStatus.COMPLETED).exists()
+
+
+def test_the_readme_walkthrough_names_demo_companies_and_ids():
+    seed_demo()
+
+    requester = re.search(r'"created_by_company_id": "([0-9a-f-]{36})"', README).group(1)
+    technician = re.search(r'"created_by_technician_id": "([0-9a-f-]{36})"', README).group(1)
+    assert Technician.objects.get(id=technician).company_id == Company.objects.get(id=requester).id
+    names = set(Company.objects.values_list("name", flat=True))
+    walkthrough = README[README.index("## Walkthrough") : README.index("## API at a glance")]
+    for name in re.findall(
+        r"(Springfield(?: (?:Co\.|[A-Z][a-z]+))+|Nationwide [A-Z][a-z]+)", walkthrough
+    ):
+        assert name in names, name

@@ -1,0 +1,405 @@
+"""Pushing routings into the receiving companies' field-service systems (DESIGN.md "The core
+flow", step 3), with retries by ``routing.retry`` and the dead-letter queue.
+
+A sync never holds a database transaction across a provider call. It claims its routings
+(``processing``, ``claimed_at``) in one short transaction, calls the providers, then records
+every outcome in a second one, only for routings it still holds. If the process dies or loses
+the database in between, the routings and their events stay claimed until the lease expires and
+a relay hands them out again; the provider sees the same idempotency key (the routing id) and
+creates nothing twice.
+"""
+
+import logging
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import close_old_connections, connection, transaction
+from django.utils import timezone
+
+from integrations.providers import (
+    Address,
+    Customer,
+    ProviderError,
+    ProviderNotConfigured,
+    Work,
+)
+from integrations.registry import provider_for
+from jobs.models import Job, JobSkill
+from routing.models import JobRouting, OutboxEvent, OutboxStatus, SyncAttempt, SyncStatus
+from routing.retry import PROVIDER_CALL_RETRY
+from routing.services.create import routing_route_manually
+from routing.services.load import company_loads_change
+from routing.services.requeue import OPEN_EVENT, dead_events_reopen, routings_revive
+
+logger = logging.getLogger("routing")
+
+# What a claim found for a routing it could not take: the routing's own status, or BUSY when
+# another sync holds its row right now (or it was deleted).
+BUSY = "busy"
+
+
+@dataclass
+class Attempt:
+    """What one provider call for a claimed routing came to."""
+
+    routing: JobRouting
+    provider: str
+    outcome: str
+    started_at: datetime
+    duration_ms: int
+    external_id: str | None = None
+    error: str = ""
+    retry_after: float | None = None
+
+
+def outbox_events_sync(
+    *, event_ids: list[int], claimed_at: datetime, now: datetime | None = None
+) -> dict[str, int]:
+    """Sync the routings of the ``job_sync`` events a relay claimed at ``claimed_at``.
+
+    Events no longer claimed at that instant (finished, or taken again after their lease
+    expired) are left alone. Returns the number of routings per outcome.
+    """
+    now = now or timezone.now()
+    events = list(
+        OutboxEvent.objects.filter(
+            id__in=event_ids, status=OutboxStatus.PROCESSING, claimed_at=claimed_at
+        )
+    )
+    unknown = [e.id for e in events if e.event_type != OutboxEvent.JOB_SYNC]
+    if unknown:
+        OutboxEvent.objects.filter(id__in=unknown).update(
+            status=OutboxStatus.DEAD, processed_at=now, last_error="No handler for this event type."
+        )
+    events = {e.aggregate_id: e for e in events if e.event_type == OutboxEvent.JOB_SYNC}
+    claimed, settled = routings_claim(routing_ids=list(events), now=now)
+    _events_settle(settled, events, now=now)
+    attempts = _providers_call(claimed, timeout=settings.SYNC_PROVIDER_TIMEOUT_SECONDS)
+    _attempts_record(attempts, events, claimed_at=now, now=timezone.now())
+    counts = {"skipped": len(events) - len(claimed)}
+    for attempt in attempts:
+        counts[attempt.outcome] = counts.get(attempt.outcome, 0) + 1
+    return counts
+
+
+def routing_sync_now(*, routing: JobRouting) -> JobRouting:
+    """Sync one routing within the caller's time (POST /jobs/{id}/sync, the admin's "Retry now").
+
+    A routing already synced or completed is returned unchanged, and so is one another worker
+    is syncing right now. A failed one (in the dead-letter queue) is tried again, its dead event
+    reopened. The provider call is bounded by ``SYNC_REQUEST_TIMEOUT_SECONDS``; a retryable
+    failure schedules the next attempt as the worker would.
+    """
+    now = timezone.now()
+    if routing.sync_status == SyncStatus.FAILED and routings_revive([routing.id]):
+        dead_events_reopen(routing_ids=[routing.id], status=OutboxStatus.PROCESSING, now=now)
+    event = OutboxEvent.objects.filter(OPEN_EVENT, aggregate_id=routing.id).order_by("id").first()
+    events = {routing.id: event} if event else {}
+    claimed, settled = routings_claim(routing_ids=[routing.id], now=now)
+    _events_settle(settled, events, now=now)
+    if claimed:
+        attempts = _providers_call(claimed, timeout=settings.SYNC_REQUEST_TIMEOUT_SECONDS)
+        _attempts_record(attempts, events, claimed_at=now, now=timezone.now(), event_for_each=True)
+    routing.refresh_from_db()
+    return routing
+
+
+def routing_manual_sync(*, job: Job, company_id) -> JobRouting:
+    """POST /jobs/{id}/sync: sync the job's routing to a company now, routing the job to it
+    first (``routing_route_manually``) when it has none."""
+    routing = (
+        JobRouting.objects.select_related("job", "company")
+        .filter(job=job, company_id=company_id)
+        .first()
+    )
+    if routing is None:
+        routing = routing_route_manually(job=job, company_id=company_id)
+    return routing_sync_now(routing=routing)
+
+
+def routings_claim(*, routing_ids: list, now: datetime):
+    """Take the routings that need a sync (``JobRouting.is_takeable``). Returns (claimed
+    routings with job and company, {routing id: status} for the others: their own status, or
+    ``BUSY`` when another sync holds them)."""
+    if not routing_ids:
+        return [], {}
+    lease_cutoff = now - timedelta(seconds=settings.OUTBOX_LEASE_SECONDS)
+    with transaction.atomic():
+        routings = JobRouting.objects.filter(id__in=routing_ids).select_related("job", "company")
+        if connection.vendor == "postgresql":
+            routings = routings.select_for_update(skip_locked=True, of=("self",))
+        claimed, settled = [], {}
+        for routing in routings:
+            if routing.is_takeable(lease_cutoff=lease_cutoff):
+                claimed.append(routing)
+            else:
+                settled[routing.id] = routing.sync_status
+        if claimed:
+            JobRouting.objects.filter(id__in=[r.id for r in claimed]).update(
+                sync_status=SyncStatus.PROCESSING, last_sync_attempt=now, claimed_at=now
+            )
+    taken = {routing.id for routing in claimed}
+    for routing_id in routing_ids:
+        if routing_id not in settled and routing_id not in taken:
+            settled[routing_id] = BUSY
+    return claimed, settled
+
+
+def _events_settle(settled: dict, events: dict, *, now: datetime) -> None:
+    """Close the events of routings that needed no sync: done when already synced, dead when
+    the routing failed meanwhile, due again after the lease when another sync holds it."""
+    finished = {SyncStatus.SYNCED, SyncStatus.COMPLETED}
+    done = [events[r].id for r, s in settled.items() if r in events and s in finished]
+    dead = [events[r].id for r, s in settled.items() if r in events and s == SyncStatus.FAILED]
+    busy = [
+        events[r].id
+        for r, s in settled.items()
+        if r in events and s not in finished and s != SyncStatus.FAILED
+    ]
+    if done:
+        OutboxEvent.objects.filter(id__in=done).update(status=OutboxStatus.DONE, processed_at=now)
+    if dead:
+        OutboxEvent.objects.filter(id__in=dead).update(status=OutboxStatus.DEAD, processed_at=now)
+    if busy:
+        OutboxEvent.objects.filter(id__in=busy).update(
+            status=OutboxStatus.PENDING,
+            claimed_at=None,
+            available_at=now + timedelta(seconds=settings.OUTBOX_LEASE_SECONDS),
+        )
+
+
+def works_for(routings: list[JobRouting]) -> dict:
+    """The provider-neutral work of each routing (its job loaded), by routing id: the job's
+    trades read for all of them in one query."""
+    trades: dict = {}
+    for job_id, trade in (
+        JobSkill.objects.filter(job_id__in={routing.job_id for routing in routings})
+        .order_by("id")
+        .values_list("job_id", "skill__category__slug")
+    ):
+        if trade:
+            trades.setdefault(job_id, []).append(trade)
+    return {
+        routing.id: work_for(routing, trades=tuple(trades.get(routing.job_id, ())))
+        for routing in routings
+    }
+
+
+def work_for(routing: JobRouting, *, trades: tuple[str, ...] = ()) -> Work:
+    job = routing.job
+    return Work(
+        idempotency_key=str(routing.id),
+        summary=job.summary,
+        customer=Customer(
+            name=job.homeowner_name, phone=job.homeowner_phone, email=job.homeowner_email
+        ),
+        address=Address(street=job.street, city=job.city, state=job.state, zip_code=job.zip_code),
+        category=job.category.slug if job.category_id else None,
+        trades=trades,
+    )
+
+
+_executor: ThreadPoolExecutor | None = None
+
+
+def _providers_call(routings: list[JobRouting], *, timeout: float) -> list[Attempt]:
+    """Call each routing's provider; with more than one, side by side in a thread pool of
+    ``SYNC_CALL_CONCURRENCY`` so a slow provider's waits overlap."""
+    global _executor
+    works = works_for(routings)
+    concurrency = settings.SYNC_CALL_CONCURRENCY
+    if concurrency <= 1 or len(routings) <= 1:
+        return [_provider_call(r, works[r.id], timeout=timeout) for r in routings]
+    if _executor is None or _executor._max_workers != concurrency:
+        _executor = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="sync-call")
+    return list(_executor.map(lambda r: _pooled_provider_call(r, works[r.id], timeout), routings))
+
+
+def _pooled_provider_call(routing: JobRouting, work: Work, timeout: float) -> Attempt:
+    """A provider call on one of the pool's threads, which live as long as the worker: their
+    database connections (the mock provider's, a token cache's) are recycled as a task's are,
+    so one the server dropped is not kept failing every call after it."""
+    close_old_connections()
+    return _provider_call(routing, work, timeout=timeout)
+
+
+def _provider_call(routing: JobRouting, work: Work, *, timeout: float) -> Attempt:
+    started_at = timezone.now()
+    clock = time.monotonic()
+    account = routing.company.provider_account()
+    try:
+        external_id = provider_for(account).create_job(work=work, timeout=timeout)
+        outcome = dict(outcome=SyncAttempt.Outcome.SYNCED, external_id=external_id)
+    except ProviderNotConfigured as exc:
+        outcome = dict(outcome=SyncAttempt.Outcome.WAITING, error=str(exc))
+    except ProviderError as exc:
+        outcome = dict(
+            outcome=SyncAttempt.Outcome.RETRY if exc.retryable else SyncAttempt.Outcome.FAILED,
+            error=str(exc) or exc.__class__.__name__,
+            retry_after=exc.retry_after,
+        )
+    except Exception as exc:
+        # A bug or an unexpected answer in a provider: retried like a transient failure, and
+        # logged with its traceback.
+        logger.exception("Provider call raised", extra={"routing_id": str(routing.id)})
+        outcome = dict(outcome=SyncAttempt.Outcome.RETRY, error=f"{exc.__class__.__name__}: {exc}")
+    return Attempt(
+        routing=routing,
+        provider=account.resolved_provider_type,
+        started_at=started_at,
+        duration_ms=round((time.monotonic() - clock) * 1000),
+        **outcome,
+    )
+
+
+def _attempts_record(
+    attempts: list[Attempt],
+    events: dict,
+    *,
+    claimed_at: datetime,
+    now: datetime,
+    event_for_each: bool = False,
+) -> None:
+    """Store what the provider calls came to, for the routings this sync still holds, with
+    their events: synced → event done; retry → routing pending and event due at the next
+    attempt; failed → routing failed and event dead (the dead-letter queue); waiting → both
+    pending until the next look. ``event_for_each`` adds an event where a routing has none (a
+    manual sync of a routing created without one), so its retry is not lost."""
+    if not attempts:
+        return
+    with transaction.atomic():
+        still_ours = JobRouting.objects.filter(
+            id__in=[a.routing.id for a in attempts],
+            sync_status=SyncStatus.PROCESSING,
+            claimed_at=claimed_at,
+        )
+        if connection.vendor == "postgresql":
+            still_ours = still_ours.select_for_update(of=("self",))
+        ours = set(still_ours.values_list("id", flat=True))
+        attempts = [a for a in attempts if a.routing.id in ours]
+        if event_for_each:
+            for attempt in attempts:
+                if attempt.routing.id not in events:
+                    event = OutboxEvent.for_routing(attempt.routing, status=OutboxStatus.PROCESSING)
+                    event.save()
+                    events[attempt.routing.id] = event
+        routings, closed_events, history, freed = [], [], [], []
+        for attempt in attempts:
+            routing, event = attempt.routing, events.get(attempt.routing.id)
+            number = routing.retry_count + 1
+            outcome = _apply(attempt, routing, event, now=now)
+            history.append(
+                SyncAttempt(
+                    routing=routing,
+                    number=number,
+                    provider=attempt.provider,
+                    outcome=outcome,
+                    error=attempt.error,
+                    started_at=attempt.started_at,
+                    duration_ms=attempt.duration_ms,
+                )
+            )
+            if outcome == SyncAttempt.Outcome.FAILED:
+                freed.append((routing.company_id, -1))
+            routings.append(routing)
+            if event is not None:
+                closed_events.append(event)
+            _log(attempt, outcome, number=number)
+        _routings_store(routings, now=now)
+        _events_store(closed_events, now=now)
+        SyncAttempt.objects.bulk_create(history)
+        company_loads_change(freed)
+
+
+def _apply(attempt: Attempt, routing: JobRouting, event: OutboxEvent | None, *, now) -> str:
+    """Move the routing and its event by the attempt's outcome; returns the outcome, which
+    turns from retry to failed when the retries are used up."""
+    outcome = attempt.outcome
+    if outcome == SyncAttempt.Outcome.SYNCED:
+        routing.mark_synced(external_id=attempt.external_id, now=now)
+        if event is not None:
+            event.close(OutboxStatus.DONE, now=now)
+        return outcome
+    if outcome == SyncAttempt.Outcome.RETRY:
+        delay = PROVIDER_CALL_RETRY.delay(
+            retries_so_far=routing.retry_count, retry_after=attempt.retry_after
+        )
+        if delay is None:
+            outcome = attempt.outcome = SyncAttempt.Outcome.FAILED
+        else:
+            routing.retry_count += 1
+    if outcome == SyncAttempt.Outcome.FAILED:
+        routing.mark_failed(error=attempt.error, now=now)
+        if event is not None:
+            event.close(OutboxStatus.DEAD, now=now, error=attempt.error)
+        return outcome
+    if outcome == SyncAttempt.Outcome.WAITING:
+        delay = settings.SYNC_UNCONFIGURED_RECHECK_SECONDS
+    routing.mark_waiting(error=attempt.error, seconds=delay, now=now)
+    if event is not None:
+        event.wait_until(routing.next_retry_at, error=attempt.error)
+    return outcome
+
+
+def _routings_store(routings: list[JobRouting], *, now: datetime) -> None:
+    """Write the routings' new sync state: the synced ones (nearly all of a batch) with one
+    update of their shared values and one of their external ids, the others field by field."""
+    synced = [r for r in routings if r.sync_status == SyncStatus.SYNCED]
+    if synced:
+        JobRouting.objects.filter(id__in=[r.id for r in synced]).update(
+            sync_status=SyncStatus.SYNCED,
+            last_synced_at=now,
+            next_retry_at=None,
+            error_message=None,
+            claimed_at=None,
+            updated_at=now,
+        )
+        JobRouting.objects.bulk_update(synced, ["external_id"])
+    others = [r for r in routings if r.sync_status != SyncStatus.SYNCED]
+    if others:
+        JobRouting.objects.bulk_update(others, ROUTING_SYNC_FIELDS)
+
+
+def _events_store(events: list[OutboxEvent], *, now: datetime) -> None:
+    done = [e for e in events if e.status == OutboxStatus.DONE]
+    if done:
+        OutboxEvent.objects.filter(id__in=[e.id for e in done]).update(
+            status=OutboxStatus.DONE, processed_at=now, claimed_at=None
+        )
+    others = [e for e in events if e.status != OutboxStatus.DONE]
+    if others:
+        OutboxEvent.objects.bulk_update(others, EVENT_SYNC_FIELDS)
+
+
+ROUTING_SYNC_FIELDS = [
+    "sync_status",
+    "external_id",
+    "last_synced_at",
+    "retry_count",
+    "next_retry_at",
+    "error_message",
+    "claimed_at",
+    "updated_at",
+]
+EVENT_SYNC_FIELDS = ["status", "available_at", "claimed_at", "processed_at", "last_error"]
+
+
+def _log(attempt: Attempt, outcome: str, *, number: int) -> None:
+    routing = attempt.routing
+    logger.log(
+        logging.INFO if outcome == SyncAttempt.Outcome.SYNCED else logging.WARNING,
+        "Sync attempt",
+        extra={
+            "routing_id": str(routing.id),
+            "job_id": str(routing.job_id),
+            "company_id": str(routing.company_id),
+            "provider": attempt.provider,
+            "attempt": number,
+            "outcome": outcome,
+            "duration_ms": attempt.duration_ms,
+            "error": attempt.error or None,
+        },
+    )
