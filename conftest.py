@@ -1,9 +1,14 @@
 import pytest
+from django.core.cache import cache
 from django.db import connection
 from rest_framework.test import APIClient
 
+from jobs import matching
 from jobs.models import SkillLevel
+from jobs.selectors import managed_lists_forget
 from jobs.tests.factories import CompanyFactory, TechnicianFactory, category
+from routing.outbox import outbox_relay_kick_forget
+from routing.tests.celery_workers import Workers
 from tradeengage.celery import app as celery_app
 
 
@@ -25,10 +30,6 @@ def _private_cache(settings):
             "LOCATION": "tests",
         }
     }
-    from django.core.cache import cache
-
-    from jobs.selectors import managed_lists_forget
-    from routing.outbox import outbox_relay_kick_forget
 
     cache.clear()
     managed_lists_forget()
@@ -46,7 +47,6 @@ def _provider_calls_in_the_test_thread(settings):
 def _network_counted_afresh():
     """Matching counts the network at most once a minute per process to choose how to rank it;
     each test starts uncounted, so no test sees the size of another test's network."""
-    from jobs import matching
 
     matching._network_size.clear()
 
@@ -66,8 +66,6 @@ def api_client():
 def workers(tmp_path):
     """Real Celery worker processes (``workers.start(**environment)``) on the test database and
     broker; the queues are purged before and after."""
-    from routing.tests.celery_workers import Workers
-
     celery_app.conf.task_always_eager = False
     celery_app.control.purge()
     workers = Workers(tmp_path)

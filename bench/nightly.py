@@ -19,8 +19,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import random
 import sys
 import time
+from datetime import timedelta
 from pathlib import Path
 
 if __package__ in (None, ""):
@@ -36,7 +38,7 @@ RUN_DAY = "2026-11-15"
 def driver(argv: list[str]) -> None:
     sys.path.insert(0, str(REPO))
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tradeengage.settings")
-    import django
+    import django  # only the driver side needs Django; the measuring side runs without it
 
     django.setup()
     command, *rest = argv
@@ -45,12 +47,12 @@ def driver(argv: list[str]) -> None:
 
 def _prepare(jobs: str) -> None:
     """Every company due on RUN_DAY with an email, and ``jobs`` open jobs over 90 days."""
-    import random
-    from datetime import timedelta
 
+    # Application modules load only once driver() has set Django up.
     from django.db import transaction
     from django.utils import timezone
 
+    from jobs.management.commands.seed_demo import network_areas
     from jobs.models import Company, Job, JobSkill, Skill, Technician
 
     rng = random.Random(0)
@@ -58,8 +60,6 @@ def _prepare(jobs: str) -> None:
     technicians = list(Technician.objects.select_related("company")[:200])
     trade_slugs = ["plumbing", "electrical", "hvac", "roofing", "garage_doors", "general"]
     trades = list(Skill.objects.filter(slug__in=trade_slugs))
-    from jobs.management.commands.seed_demo import network_areas
-
     places = [(zip3, state) for state, codes in network_areas().items() for zip3 in codes]
     now = timezone.now()
     with transaction.atomic():
@@ -90,6 +90,7 @@ def _prepare(jobs: str) -> None:
 
 
 def _trigger() -> None:
+    # Application modules load only once driver() has set Django up.
     from processing.tasks import run_nightly
 
     run_nightly.delay(RUN_DAY)

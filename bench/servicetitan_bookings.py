@@ -59,9 +59,10 @@ def driver(argv: list[str]) -> None:
     """Inside Django: create bookings through the real client; prints the results as JSON."""
     sys.path.insert(0, str(REPO))
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tradeengage.settings")
-    import django
+    import django  # only the driver side needs Django; the measuring side runs without it
 
     django.setup()
+    # Application modules load only once Django is set up.
     from integrations.providers import ProviderError
     from integrations.servicetitan.client import ServiceTitanApi
     from integrations.servicetitan.service import servicetitan_config

@@ -29,10 +29,12 @@ import argparse
 import json
 import math
 import os
+import random
 import signal
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 if __package__ in (None, ""):
@@ -64,7 +66,7 @@ def driver(argv: list[str]) -> None:
     """The part that runs inside Django (``sync_throughput.py --driver ...``)."""
     sys.path.insert(0, str(REPO))
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tradeengage.settings")
-    import django
+    import django  # only the driver side needs Django; the measuring side runs without it
 
     django.setup()
     command, *rest = argv
@@ -72,6 +74,7 @@ def driver(argv: list[str]) -> None:
 
 
 def _reset(latency_ms: str) -> None:
+    # Application modules load only once driver() has set Django up.
     from integrations.models import MockJob
     from jobs.models import Company, Job
     from routing.models import JobRouting, OutboxEvent, SyncAttempt
@@ -89,11 +92,11 @@ def _reset(latency_ms: str) -> None:
 def _backlog(count: str) -> None:
     """``count`` pending routings with their events, three per job, as job creation leaves
     them (written in bulk: the backlog's creation is not what is measured)."""
+    # Application modules load only once driver() has set Django up.
     from django.db import transaction
 
     from jobs.models import Company, Job, Technician
     from routing.models import JobRouting, OutboxEvent
-    from routing.services import job_sync_event
 
     count = int(count)
     companies = list(Company.objects.all())
@@ -117,11 +120,12 @@ def _backlog(count: str) -> None:
             for n in range(count)
         )
         OutboxEvent.objects.bulk_create(
-            (OutboxEvent(**job_sync_event(routing)) for routing in routings), batch_size=1000
+            (OutboxEvent.for_routing(routing) for routing in routings), batch_size=1000
         )
 
 
 def _kick() -> None:
+    # Application modules load only once driver() has set Django up.
     from routing.tasks import relay_outbox
 
     relay_outbox.delay()
@@ -129,12 +133,11 @@ def _kick() -> None:
 
 def _steady(rate: str, seconds: str, data_path: str) -> None:
     """Create jobs at ``rate`` per second for ``seconds`` with job_create, paced by the clock."""
-    import random
-    import uuid
 
     sys.path.insert(0, str(REPO.parent / "shared" / "bench"))
-    from loadgen import BodyFactory
+    from loadgen import BodyFactory  # the shared load generator, found on the path just added
 
+    # Application modules load only once driver() has set Django up.
     from jobs.services import job_create
 
     bodies = BodyFactory(json.loads(Path(data_path).read_text()), random.Random(0), (1, 2))

@@ -53,7 +53,7 @@ def error_in_full(message: str | None):
 def action_result_message(
     action: str, outcomes: list[tuple[int, str]], *, nothing: str, not_tried_note: str = ""
 ) -> str:
-    """"Retry now: 2 synced, 1 failed again." from ``(count, what)`` pairs (zero counts left
+    """ "Retry now: 2 synced, 1 failed again." from ``(count, what)`` pairs (zero counts left
     out), ``nothing`` when every count is zero, and a note on what was not tried, if any."""
     said = ", ".join(f"{count} {what}" for count, what in outcomes if count)
     message = f"{action}: {said or nothing}."

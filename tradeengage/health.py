@@ -2,6 +2,7 @@
 
 import time
 
+import redis
 from django.conf import settings
 from django.core.cache import cache
 from django.db import connection
@@ -39,8 +40,6 @@ def check_database() -> dict:
 def check_redis() -> dict:
     """Redis when REDIS_URL is set; on the embedded default, the file-based cache and broker."""
     if settings.REDIS_URL:
-        import redis
-
         client = redis.Redis.from_url(
             settings.REDIS_URL, socket_timeout=2, socket_connect_timeout=2
         )

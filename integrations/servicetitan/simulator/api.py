@@ -12,6 +12,7 @@ import json
 import secrets
 import zlib
 
+from django.conf import settings
 from django.core.cache import cache
 from django.http import JsonResponse
 from django.views.decorators.csrf import csrf_exempt
@@ -19,7 +20,6 @@ from rest_framework import serializers
 
 from integrations.models import SimulatedJob
 from integrations.providers import PermanentProviderError, RetryableProviderError
-from integrations.servicetitan.service import servicetitan_config
 from integrations.servicetitan.simulator.simulation import SimulatedServiceTitan
 from integrations.servicetitan.types import PROBLEM_TYPES, Booking
 from tradeengage.exceptions import flatten_errors
@@ -327,7 +327,8 @@ def _tenant_job(tenant: str, job_id: int, kind: str = "Job") -> SimulatedJob:
 
 
 def _simulation(tenant: str) -> SimulatedServiceTitan:
-    return SimulatedServiceTitan(servicetitan_config(), tenant=tenant)
+    # The simulation behind the slice is the global one: the slice is the vendor, not a company.
+    return SimulatedServiceTitan(settings.SERVICETITAN, tenant=tenant)
 
 
 @csrf_exempt
