@@ -86,6 +86,10 @@ class JobRouting(models.Model):
     def is_finished(self) -> bool:
         return self.sync_status in (SyncStatus.SYNCED, SyncStatus.COMPLETED)
 
+    # A provider's completion applies to a routing it holds: synced, or still being recorded as
+    # synced by the sync that pushed it.
+    COMPLETABLE_STATUSES = (SyncStatus.SYNCED, SyncStatus.PROCESSING)
+
     def mark_synced(self, *, external_id: str, now: datetime) -> None:
         self.sync_status = SyncStatus.SYNCED
         self.external_id = external_id

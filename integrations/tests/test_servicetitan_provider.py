@@ -89,7 +89,10 @@ def test_the_problem_type_falls_back_to_the_skills_trade():
     routing, _ = servicetitan_routing(summary="Water heater pops")
     JobSkillFactory(job=routing.job, skill=skill("water_heater"), level=SkillLevel.BASIC)
 
-    assert booking_for(work_for(routing, trades=trades_of(routing))).problem_type == skill("water_heater").category.slug
+    assert (
+        booking_for(work_for(routing, trades=trades_of(routing))).problem_type
+        == skill("water_heater").category.slug
+    )
 
 
 def test_a_servicetitan_routing_syncs_to_a_simulated_job_and_its_completion_comes_back():

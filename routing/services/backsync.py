@@ -87,7 +87,7 @@ def routing_complete(
     routings. Returns False when the routing was already completed (a repeated report)."""
     with transaction.atomic():
         changed = JobRouting.objects.filter(
-            id=routing.id, sync_status__in=[SyncStatus.SYNCED, SyncStatus.PROCESSING]
+            id=routing.id, sync_status__in=JobRouting.COMPLETABLE_STATUSES
         ).update(
             sync_status=SyncStatus.COMPLETED,
             completed_at=completed_at,

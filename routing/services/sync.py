@@ -12,7 +12,7 @@ creates nothing twice.
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -36,9 +36,17 @@ from routing.services.requeue import OPEN_EVENT, dead_events_reopen, routings_re
 
 logger = logging.getLogger("routing")
 
-# What a claim found for a routing it could not take: the routing's own status, or BUSY when
-# another sync holds its row right now (or it was deleted).
-BUSY = "busy"
+
+@dataclass
+class Claim:
+    """What a sync took, and what it found for the routings it could not take: already synced
+    or completed, failed meanwhile, or busy (another sync holds its row right now, or it was
+    deleted), by routing id."""
+
+    claimed: list[JobRouting]
+    finished: set = field(default_factory=set)
+    failed: set = field(default_factory=set)
+    busy: set = field(default_factory=set)
 
 
 @dataclass
@@ -75,11 +83,11 @@ def outbox_events_sync(
             status=OutboxStatus.DEAD, processed_at=now, last_error="No handler for this event type."
         )
     events = {e.aggregate_id: e for e in events if e.event_type == OutboxEvent.JOB_SYNC}
-    claimed, settled = routings_claim(routing_ids=list(events), now=now)
-    _events_settle(settled, events, now=now)
-    attempts = _providers_call(claimed, timeout=settings.SYNC_PROVIDER_TIMEOUT_SECONDS)
+    claim = routings_claim(routing_ids=list(events), now=now)
+    _events_settle(claim, events, now=now)
+    attempts = _providers_call(claim.claimed, timeout=settings.SYNC_PROVIDER_TIMEOUT_SECONDS)
     _attempts_record(attempts, events, claimed_at=now, now=timezone.now())
-    counts = {"skipped": len(events) - len(claimed)}
+    counts = {"skipped": len(events) - len(claim.claimed)}
     for attempt in attempts:
         counts[attempt.outcome] = counts.get(attempt.outcome, 0) + 1
     return counts
@@ -98,10 +106,10 @@ def routing_sync_now(*, routing: JobRouting) -> JobRouting:
         dead_events_reopen(routing_ids=[routing.id], status=OutboxStatus.PROCESSING, now=now)
     event = OutboxEvent.objects.filter(OPEN_EVENT, aggregate_id=routing.id).order_by("id").first()
     events = {routing.id: event} if event else {}
-    claimed, settled = routings_claim(routing_ids=[routing.id], now=now)
-    _events_settle(settled, events, now=now)
-    if claimed:
-        attempts = _providers_call(claimed, timeout=settings.SYNC_REQUEST_TIMEOUT_SECONDS)
+    claim = routings_claim(routing_ids=[routing.id], now=now)
+    _events_settle(claim, events, now=now)
+    if claim.claimed:
+        attempts = _providers_call(claim.claimed, timeout=settings.SYNC_REQUEST_TIMEOUT_SECONDS)
         _attempts_record(attempts, events, claimed_at=now, now=timezone.now(), event_for_each=True)
     routing.refresh_from_db()
     return routing
@@ -120,45 +128,41 @@ def routing_manual_sync(*, job: Job, company_id) -> JobRouting:
     return routing_sync_now(routing=routing)
 
 
-def routings_claim(*, routing_ids: list, now: datetime):
-    """Take the routings that need a sync (``JobRouting.is_takeable``). Returns (claimed
-    routings with job and company, {routing id: status} for the others: their own status, or
-    ``BUSY`` when another sync holds them)."""
+def routings_claim(*, routing_ids: list, now: datetime) -> Claim:
+    """Take the routings that need a sync (``JobRouting.is_takeable``), with their job and
+    company, as ``processing`` claimed at ``now``."""
+    claim = Claim(claimed=[])
     if not routing_ids:
-        return [], {}
+        return claim
     lease_cutoff = now - timedelta(seconds=settings.OUTBOX_LEASE_SECONDS)
     with transaction.atomic():
         routings = JobRouting.objects.filter(id__in=routing_ids).select_related("job", "company")
         if connection.vendor == "postgresql":
             routings = routings.select_for_update(skip_locked=True, of=("self",))
-        claimed, settled = [], {}
         for routing in routings:
             if routing.is_takeable(lease_cutoff=lease_cutoff):
-                claimed.append(routing)
+                claim.claimed.append(routing)
+            elif routing.is_finished:
+                claim.finished.add(routing.id)
+            elif routing.sync_status == SyncStatus.FAILED:
+                claim.failed.add(routing.id)
             else:
-                settled[routing.id] = routing.sync_status
-        if claimed:
-            JobRouting.objects.filter(id__in=[r.id for r in claimed]).update(
+                claim.busy.add(routing.id)
+        if claim.claimed:
+            JobRouting.objects.filter(id__in=[r.id for r in claim.claimed]).update(
                 sync_status=SyncStatus.PROCESSING, last_sync_attempt=now, claimed_at=now
             )
-    taken = {routing.id for routing in claimed}
-    for routing_id in routing_ids:
-        if routing_id not in settled and routing_id not in taken:
-            settled[routing_id] = BUSY
-    return claimed, settled
+    seen = {r.id for r in claim.claimed} | claim.finished | claim.failed | claim.busy
+    claim.busy.update(routing_id for routing_id in routing_ids if routing_id not in seen)
+    return claim
 
 
-def _events_settle(settled: dict, events: dict, *, now: datetime) -> None:
+def _events_settle(claim: Claim, events: dict, *, now: datetime) -> None:
     """Close the events of routings that needed no sync: done when already synced, dead when
     the routing failed meanwhile, due again after the lease when another sync holds it."""
-    finished = {SyncStatus.SYNCED, SyncStatus.COMPLETED}
-    done = [events[r].id for r, s in settled.items() if r in events and s in finished]
-    dead = [events[r].id for r, s in settled.items() if r in events and s == SyncStatus.FAILED]
-    busy = [
-        events[r].id
-        for r, s in settled.items()
-        if r in events and s not in finished and s != SyncStatus.FAILED
-    ]
+    done = [events[r].id for r in claim.finished if r in events]
+    dead = [events[r].id for r in claim.failed if r in events]
+    busy = [events[r].id for r in claim.busy if r in events]
     if done:
         OutboxEvent.objects.filter(id__in=done).update(status=OutboxStatus.DONE, processed_at=now)
     if dead:

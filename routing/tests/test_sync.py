@@ -1,137 +1,23 @@
-"""The sync engine in-process: relay claims, the sync of a batch, retries with backoff, the
-dead-letter queue, requeueing, leases, and the back-sync. Time is a controllable clock
-(``django.utils.timezone.now`` patched), never a sleep."""
+"""The sync engine in-process (``routing.services.sync``): the sync of a claimed batch, retries
+with backoff, the dead-letter queue, leases, companies without a provider, crashes and a lost
+database, and the manual sync. Time is a controllable clock (``django.utils.timezone.now``
+patched), never a sleep."""
 
 from datetime import timedelta
-from decimal import Decimal
 
 import pytest
 from django.db import OperationalError
-from django.utils import timezone
 
 from integrations.models import MockJob
-from jobs.models import Company, Job, JobStatus
+from jobs.models import Company
 from routing.models import JobRouting, OutboxEvent, OutboxStatus, SyncAttempt, SyncStatus
-from routing.outbox import outbox_claim_batch, outbox_relay
-from routing.retry import PROVIDER_CALL_RETRY
+from routing.outbox import outbox_claim_batch
 from routing.services import sync
-from routing.services.backsync import routing_complete, routings_backsync
-from routing.services.requeue import routings_requeue
 from routing.services.sync import outbox_events_sync, routing_sync_now
 from routing.tests.factories import JobRoutingFactory, OutboxEventFactory, routing_with_event
+from routing.tests.in_process import fresh, relay
 
 pytestmark = pytest.mark.django_db
-
-
-class Clock:
-    def __init__(self, start):
-        self.now = start
-
-    def __call__(self):
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += timedelta(seconds=seconds)
-
-
-@pytest.fixture
-def clock(monkeypatch):
-    # A second ahead of the real clock, which model defaults such as available_at still read.
-    clock = Clock(timezone.now() + timedelta(seconds=1))
-    monkeypatch.setattr(timezone, "now", clock)
-    return clock
-
-
-def relay(**kwargs) -> list[dict]:
-    """Run the relay and sync every claimed batch in-process; returns each batch's counts."""
-    results = []
-
-    def dispatch(event_ids, claimed_at):
-        results.append(outbox_events_sync(event_ids=event_ids, claimed_at=claimed_at))
-
-    outbox_relay(dispatch=dispatch, **kwargs)
-    return results
-
-
-def fresh(instance):
-    instance.refresh_from_db()
-    return instance
-
-
-# Retry policy
-
-
-@pytest.mark.parametrize(
-    ("retries_so_far", "retry_after", "expected"),
-    [(0, None, 5), (1, None, 10), (2, None, 20), (3, None, None), (0, 60, 60), (2, 3, 20)],
-)
-def test_retry_delay_follows_the_backoff_schedule_and_honours_retry_after(
-    retries_so_far, retry_after, expected
-):
-    assert (
-        PROVIDER_CALL_RETRY.delay(retries_so_far=retries_so_far, retry_after=retry_after)
-        == expected
-    )
-
-
-def test_retry_after_is_capped(settings):
-    settings.SYNC_MAX_RETRY_AFTER_SECONDS = 120
-    assert PROVIDER_CALL_RETRY.delay(retries_so_far=0, retry_after=86400) == 120
-
-
-def test_the_backoff_schedule_is_a_setting(settings):
-    settings.SYNC_RETRY_BACKOFF_SECONDS = [1.0]
-    assert PROVIDER_CALL_RETRY.delay(retries_so_far=0) == 1.0
-    assert PROVIDER_CALL_RETRY.delay(retries_so_far=1) is None
-
-
-# Relay claims
-
-
-def test_relay_claims_due_events_in_batches_with_a_lease(clock, settings):
-    settings.OUTBOX_RELAY_BATCH_SIZE = 2
-    events = [routing_with_event()[1] for _ in range(5)]
-    later = OutboxEventFactory(available_at=clock.now + timedelta(seconds=30))
-    batches = []
-
-    claimed, more_due = outbox_relay(
-        dispatch=lambda ids, at: batches.append((ids, at)), max_batches=2
-    )
-
-    assert claimed == 4 and more_due
-    ids = [event.id for event in events]
-    assert [batch for batch, _ in batches] == [ids[0:2], ids[2:4]]
-    for event in events[:4]:
-        event = fresh(event)
-        assert (event.status, event.claimed_at, event.attempts) == ("processing", clock.now, 1)
-    assert fresh(events[4]).status == OutboxStatus.PENDING
-    assert fresh(later).status == OutboxStatus.PENDING
-
-
-def test_relay_takes_events_again_once_their_lease_expired(clock, settings):
-    _, event = routing_with_event()
-    assert outbox_claim_batch(now=clock.now, batch_size=10) == [event.id]
-    assert outbox_claim_batch(now=clock.now, batch_size=10) == []
-
-    clock.advance(settings.OUTBOX_LEASE_SECONDS - 1)
-    assert outbox_claim_batch(now=clock.now, batch_size=10) == []
-    clock.advance(2)
-    assert outbox_claim_batch(now=clock.now, batch_size=10) == [event.id]
-    assert fresh(event).attempts == 2
-
-
-def test_a_batch_that_cannot_be_enqueued_is_released_due_at_once(clock):
-    _, event = routing_with_event()
-
-    def broker_down(ids, at):
-        raise ConnectionError("broker unreachable")
-
-    with pytest.raises(ConnectionError):
-        outbox_relay(dispatch=broker_down)
-
-    event = fresh(event)
-    assert (event.status, event.claimed_at) == (OutboxStatus.PENDING, None)
-    assert outbox_claim_batch(now=clock.now, batch_size=10) == [event.id]
 
 
 # Sync
@@ -341,47 +227,6 @@ def test_a_provider_bug_is_retried_and_logged(clock, monkeypatch, caplog):
     assert "Provider call raised" in caplog.text
 
 
-def test_requeue_from_the_dead_letter_queue(clock):
-    routing, event = routing_with_event(
-        company__provider_settings={"fail_first": 1, "failure": "validation"}
-    )
-    relay()
-    assert fresh(routing).sync_status == SyncStatus.FAILED
-    load = fresh(routing.company).open_routing_count
-
-    assert routings_requeue(routing_ids=[routing.id]) == [routing.id]
-
-    routing, event = fresh(routing), fresh(event)
-    assert (routing.sync_status, routing.retry_count) == (SyncStatus.PENDING, 0)
-    assert (event.status, event.available_at, event.processed_at) == ("pending", clock.now, None)
-    assert fresh(routing.company).open_routing_count == load + 1
-    relay()
-    routing = fresh(routing)
-    assert routing.sync_status == SyncStatus.SYNCED
-    assert fresh(event).status == OutboxStatus.DONE
-    assert MockJob.objects.get().external_id == routing.external_id
-
-
-def test_requeue_leaves_synced_and_in_flight_routings_alone(clock):
-    synced, _ = routing_with_event(sync_status=SyncStatus.SYNCED, external_id="MOCK-1")
-    busy, _ = routing_with_event(sync_status=SyncStatus.PROCESSING, claimed_at=clock.now)
-
-    assert routings_requeue(routing_ids=[synced.id, busy.id]) == []
-
-    assert fresh(synced).sync_status == SyncStatus.SYNCED
-    assert fresh(busy).sync_status == SyncStatus.PROCESSING
-
-
-def test_requeue_gives_a_routing_without_an_event_one(clock):
-    routing = JobRoutingFactory(sync_status=SyncStatus.FAILED, company__provider_type="mock")
-
-    assert routings_requeue(routing_ids=[routing.id]) == [routing.id]
-
-    event = OutboxEvent.objects.get(aggregate_id=routing.id)
-    assert (event.event_type, event.status) == ("job_sync", "pending")
-    assert event.event_data["routing_id"] == str(routing.id)
-
-
 # Companies without a provider
 
 
@@ -481,6 +326,35 @@ def test_the_database_lost_while_claiming_leaves_the_event_to_its_lease(clock, m
     assert not MockJob.objects.exists()
 
 
+@pytest.mark.postgres  # SQLite's in-memory test database is never closed
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_a_call_thread_replaces_a_connection_the_server_dropped():
+    from concurrent.futures import ThreadPoolExecutor
+
+    from django.db import connection
+
+    routing, _ = routing_with_event()
+    routing = JobRouting.objects.select_related("company", "job").get(id=routing.id)
+
+    def drop_the_connection():
+        connection.ensure_connection()
+        connection.connection.close()  # as a server restart would
+        connection.errors_occurred = True
+        return connection.connection
+
+    with ThreadPoolExecutor(max_workers=1) as call_thread:  # one long-lived thread, as in a worker
+        dropped = call_thread.submit(drop_the_connection).result()
+        attempt = call_thread.submit(
+            sync._pooled_provider_call, routing, sync.work_for(routing), 5.0
+        ).result()
+        after = call_thread.submit(lambda: connection.connection).result()
+        call_thread.submit(lambda: connection.close()).result()
+
+    assert attempt.outcome == SyncAttempt.Outcome.SYNCED
+    assert after is not dropped
+    assert MockJob.objects.filter(idempotency_key=str(routing.id)).exists()
+
+
 # Manual sync
 
 
@@ -531,102 +405,3 @@ def test_sync_now_failing_schedules_a_retry_with_an_event(clock):
     clock.advance(5)
     relay()
     assert fresh(routing).sync_status == SyncStatus.SYNCED
-
-
-# Back-sync
-
-
-def test_back_sync_completes_routings_and_rolls_them_up_into_the_job(clock):
-    first, _ = routing_with_event(company__provider_settings={"complete_after_seconds": 60})
-    second, _ = routing_with_event(
-        job=first.job, company__provider_settings={"complete_after_seconds": 600}
-    )
-    Company.objects.filter(id__in=[first.company_id, second.company_id]).update(
-        open_routing_count=1
-    )
-    relay()
-    assert routings_backsync() == {"checked": 2, "completed": 0, "errors": 0}
-
-    clock.advance(301)
-    assert routings_backsync() == {"checked": 2, "completed": 1, "errors": 0}
-    first, job = fresh(first), fresh(first.job)
-    assert first.sync_status == SyncStatus.COMPLETED
-    assert first.revenue == MockJob.objects.get(external_id=first.external_id).revenue
-    assert (job.status, job.revenue, job.completed_at) == (
-        JobStatus.COMPLETED,
-        first.revenue,
-        first.completed_at,
-    )
-    assert fresh(first.company).open_routing_count == 0
-    assert routings_backsync() == {"checked": 0, "completed": 0, "errors": 0}  # checked recently
-
-    clock.advance(301)
-    assert routings_backsync()["completed"] == 1
-    second, job = fresh(second), fresh(job)
-    assert job.revenue == first.revenue + second.revenue
-    assert job.completed_at == second.completed_at
-
-
-def test_back_sync_reads_the_least_recently_checked_first(clock):
-    routings = [
-        routing_with_event(sync_status=SyncStatus.SYNCED, external_id=f"MOCK-{n}")[0]
-        for n in range(3)
-    ]
-    for routing in routings:
-        MockJob.objects.create(
-            idempotency_key=str(routing.id),
-            external_id=routing.external_id,
-            company_id=routing.company_id,
-            created_at=clock.now,
-        )
-    JobRouting.objects.filter(id=routings[0].id).update(status_checked_at=clock.now)
-    clock.advance(301)
-
-    assert routings_backsync(batch_size=2)["checked"] == 2
-    assert fresh(routings[0]).status_checked_at != clock.now
-
-
-def test_back_sync_survives_a_provider_error(clock, caplog):
-    routing, _ = routing_with_event(sync_status=SyncStatus.SYNCED, external_id="MOCK-GONE")
-
-    assert routings_backsync() == {"checked": 1, "completed": 0, "errors": 1}
-    assert fresh(routing).sync_status == SyncStatus.SYNCED
-    assert "Status back-sync failed" in caplog.text
-
-
-def test_a_repeated_completion_report_changes_nothing(clock):
-    routing, _ = routing_with_event(sync_status=SyncStatus.SYNCED, external_id="MOCK-1")
-
-    assert routing_complete(routing=routing, completed_at=clock.now, revenue=Decimal(10))
-    assert not routing_complete(routing=routing, completed_at=clock.now, revenue=Decimal(99))
-    assert fresh(routing.job).revenue == Decimal(10)
-    assert Job.objects.get(id=routing.job_id).status == JobStatus.COMPLETED
-
-
-@pytest.mark.postgres  # SQLite's in-memory test database is never closed
-@pytest.mark.django_db(transaction=True, serialized_rollback=True)
-def test_a_call_thread_replaces_a_connection_the_server_dropped():
-    from concurrent.futures import ThreadPoolExecutor
-
-    from django.db import connection
-
-    routing, _ = routing_with_event()
-    routing = JobRouting.objects.select_related("company", "job").get(id=routing.id)
-
-    def drop_the_connection():
-        connection.ensure_connection()
-        connection.connection.close()  # as a server restart would
-        connection.errors_occurred = True
-        return connection.connection
-
-    with ThreadPoolExecutor(max_workers=1) as call_thread:  # one long-lived thread, as in a worker
-        dropped = call_thread.submit(drop_the_connection).result()
-        attempt = call_thread.submit(
-            sync._pooled_provider_call, routing, sync.work_for(routing), 5.0
-        ).result()
-        after = call_thread.submit(lambda: connection.connection).result()
-        call_thread.submit(lambda: connection.close()).result()
-
-    assert attempt.outcome == SyncAttempt.Outcome.SYNCED
-    assert after is not dropped
-    assert MockJob.objects.filter(idempotency_key=str(routing.id)).exists()

@@ -1,0 +1,363 @@
+"""The back-sync (``routing.services.backsync``): polling providers about synced routings,
+completing them and rolling them up into their jobs; provider webhooks (verify, record once,
+apply) and the status updates they carry."""
+
+import base64
+import uuid
+from datetime import UTC, datetime
+from decimal import Decimal
+
+import pytest
+
+from integrations.models import MockJob, WebhookReceipt
+from integrations.providers import ProviderJobStatus, StatusUpdate, WebhookRejected
+from integrations.servicetitan.webhooks import payload_signed
+from jobs.models import Company, Job, JobStatus
+from routing.models import JobRouting, SyncStatus
+from routing.services.backsync import (
+    provider_webhook_receive,
+    routing_complete,
+    routings_backsync,
+    status_update_apply,
+)
+from routing.tests.factories import JobRoutingFactory, routing_with_event
+from routing.tests.in_process import fresh, relay
+
+pytestmark = pytest.mark.django_db
+
+
+# Back-sync
+
+
+def test_back_sync_completes_routings_and_rolls_them_up_into_the_job(clock):
+    first, _ = routing_with_event(company__provider_settings={"complete_after_seconds": 60})
+    second, _ = routing_with_event(
+        job=first.job, company__provider_settings={"complete_after_seconds": 600}
+    )
+    Company.objects.filter(id__in=[first.company_id, second.company_id]).update(
+        open_routing_count=1
+    )
+    relay()
+    assert routings_backsync() == {"checked": 2, "completed": 0, "errors": 0}
+
+    clock.advance(301)
+    assert routings_backsync() == {"checked": 2, "completed": 1, "errors": 0}
+    first, job = fresh(first), fresh(first.job)
+    assert first.sync_status == SyncStatus.COMPLETED
+    assert first.revenue == MockJob.objects.get(external_id=first.external_id).revenue
+    assert (job.status, job.revenue, job.completed_at) == (
+        JobStatus.COMPLETED,
+        first.revenue,
+        first.completed_at,
+    )
+    assert fresh(first.company).open_routing_count == 0
+    assert routings_backsync() == {"checked": 0, "completed": 0, "errors": 0}  # checked recently
+
+    clock.advance(301)
+    assert routings_backsync()["completed"] == 1
+    second, job = fresh(second), fresh(job)
+    assert job.revenue == first.revenue + second.revenue
+    assert job.completed_at == second.completed_at
+
+
+def test_back_sync_reads_the_least_recently_checked_first(clock):
+    routings = [
+        routing_with_event(sync_status=SyncStatus.SYNCED, external_id=f"MOCK-{n}")[0]
+        for n in range(3)
+    ]
+    for routing in routings:
+        MockJob.objects.create(
+            idempotency_key=str(routing.id),
+            external_id=routing.external_id,
+            company_id=routing.company_id,
+            created_at=clock.now,
+        )
+    JobRouting.objects.filter(id=routings[0].id).update(status_checked_at=clock.now)
+    clock.advance(301)
+
+    assert routings_backsync(batch_size=2)["checked"] == 2
+    assert fresh(routings[0]).status_checked_at != clock.now
+
+
+def test_back_sync_survives_a_provider_error(clock, caplog):
+    routing, _ = routing_with_event(sync_status=SyncStatus.SYNCED, external_id="MOCK-GONE")
+
+    assert routings_backsync() == {"checked": 1, "completed": 0, "errors": 1}
+    assert fresh(routing).sync_status == SyncStatus.SYNCED
+    assert "Status back-sync failed" in caplog.text
+
+
+def test_a_repeated_completion_report_changes_nothing(clock):
+    routing, _ = routing_with_event(sync_status=SyncStatus.SYNCED, external_id="MOCK-1")
+
+    assert routing_complete(routing=routing, completed_at=clock.now, revenue=Decimal(10))
+    assert not routing_complete(routing=routing, completed_at=clock.now, revenue=Decimal(99))
+    assert fresh(routing.job).revenue == Decimal(10)
+    assert Job.objects.get(id=routing.job_id).status == JobStatus.COMPLETED
+
+
+# Provider webhooks: verify, record once, apply
+
+SECRET = "whsec_" + base64.b64encode(b"a-secret-for-routing-tests-only").decode()
+COMPLETED_ON = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def servicetitan_routing(settings):
+    """A routing synced to a ServiceTitan company that signs its webhooks with its own secret;
+    no global secret, so only the company's account can verify them."""
+    settings.SERVICETITAN = {**settings.SERVICETITAN, "webhook_secret": ""}
+    routing = JobRoutingFactory(
+        company__provider_type="servicetitan",
+        company__provider_settings={"webhook_secret": SECRET},
+        company__open_routing_count=1,
+        sync_status=SyncStatus.SYNCED,
+        external_id="JOB-001001",
+    )
+    return routing
+
+
+def completion(routing, *, event_id="evt_1", **data) -> dict:
+    return {
+        "eventId": event_id,
+        "eventType": "job.status_changed",
+        "data": {
+            "jobId": 1001,
+            "jobNumber": routing.external_id or "JOB-009999",
+            "externalId": str(routing.id),
+            "status": "completed",
+            "completedOn": "2026-11-24T10:00:00Z",
+            "invoiceTotal": "325.00",
+            **data,
+        },
+    }
+
+
+def receive(payload: dict, *, company_id, secret: str = SECRET, provider_type="servicetitan"):
+    body, headers = payload_signed(secret=secret, payload=payload)
+    return provider_webhook_receive(
+        provider_type=provider_type,
+        body=body.encode(),
+        headers=headers,
+        company_id=str(company_id) if company_id else company_id,
+    )
+
+
+def test_a_webhook_signed_by_the_companys_account_completes_its_routing(servicetitan_routing):
+    routing = servicetitan_routing
+
+    result = receive(completion(routing), company_id=routing.company_id)
+
+    assert result == {"eventId": "evt_1", "applied": "completed", "routingId": str(routing.id)}
+    routing, job = fresh(routing), fresh(routing.job)
+    assert (routing.sync_status, routing.revenue) == (SyncStatus.COMPLETED, Decimal("325.00"))
+    assert (job.status, job.revenue, job.completed_at) == (
+        JobStatus.COMPLETED,
+        Decimal("325.00"),
+        COMPLETED_ON,
+    )
+    assert WebhookReceipt.objects.filter(provider="servicetitan", event_id="evt_1").exists()
+
+
+@pytest.mark.parametrize(
+    "company_id", [str(uuid.UUID(int=7)), "not-a-uuid"], ids=["unknown", "malformed"]
+)
+def test_a_webhook_for_an_unknown_company_is_rejected_and_changes_nothing(
+    servicetitan_routing, company_id
+):
+    routing = servicetitan_routing
+
+    with pytest.raises(WebhookRejected, match="Unknown provider account"):
+        receive(completion(routing), company_id=company_id)
+
+    assert fresh(routing).sync_status == SyncStatus.SYNCED
+    assert not WebhookReceipt.objects.exists()
+
+
+def test_a_webhook_for_a_company_on_another_provider_is_rejected(servicetitan_routing):
+    other = JobRoutingFactory(
+        company__provider_type="mock", company__provider_settings={"webhook_secret": SECRET}
+    )
+
+    with pytest.raises(WebhookRejected, match="Unknown provider account"):
+        receive(completion(servicetitan_routing), company_id=other.company_id)
+
+    assert fresh(servicetitan_routing).sync_status == SyncStatus.SYNCED
+    assert not WebhookReceipt.objects.exists()
+
+
+def test_a_webhook_from_an_unknown_provider_is_rejected(servicetitan_routing):
+    with pytest.raises(WebhookRejected, match="Unknown provider 'fieldpulse'"):
+        receive(
+            completion(servicetitan_routing),
+            company_id=servicetitan_routing.company_id,
+            provider_type="fieldpulse",
+        )
+
+    assert not WebhookReceipt.objects.exists()
+
+
+def test_a_webhook_signed_with_another_secret_is_rejected_and_records_nothing(
+    servicetitan_routing,
+):
+    other_secret = "whsec_" + base64.b64encode(b"somebody-elses-secret").decode()
+
+    with pytest.raises(WebhookRejected, match="Invalid webhook signature"):
+        receive(
+            completion(servicetitan_routing),
+            company_id=servicetitan_routing.company_id,
+            secret=other_secret,
+        )
+
+    assert fresh(servicetitan_routing).sync_status == SyncStatus.SYNCED
+    assert not WebhookReceipt.objects.exists()
+
+
+def test_a_webhook_without_a_company_is_verified_with_the_global_secret(
+    servicetitan_routing, settings
+):
+    settings.SERVICETITAN = {**settings.SERVICETITAN, "webhook_secret": SECRET}
+
+    result = receive(completion(servicetitan_routing), company_id=None)
+
+    assert result["applied"] == "completed"
+
+
+def test_a_webhook_without_a_company_or_a_global_secret_is_rejected(servicetitan_routing):
+    with pytest.raises(WebhookRejected, match="No webhook secret"):
+        receive(completion(servicetitan_routing), company_id=None)
+
+    assert not WebhookReceipt.objects.exists()
+
+
+def test_a_replayed_event_id_is_a_duplicate_and_changes_nothing_again(servicetitan_routing):
+    """The replay names another routing under the same event id: only the receipt stops it."""
+    first = servicetitan_routing
+    second = JobRoutingFactory(
+        company=first.company, sync_status=SyncStatus.SYNCED, external_id="JOB-002002"
+    )
+    receive(completion(first), company_id=first.company_id)
+
+    replay = receive(
+        completion(second, event_id="evt_1", invoiceTotal="999.00"), company_id=first.company_id
+    )
+
+    assert replay == {"eventId": "evt_1", "applied": "duplicate"}
+    assert fresh(second).sync_status == SyncStatus.SYNCED
+    assert fresh(first).revenue == Decimal("325.00")
+    assert fresh(first.job).revenue == Decimal("325.00")
+    assert WebhookReceipt.objects.count() == 1
+
+
+def test_the_same_event_id_from_another_provider_is_not_a_duplicate(servicetitan_routing):
+    WebhookReceipt.objects.create(provider="crm", event_id="evt_1")
+
+    result = receive(completion(servicetitan_routing), company_id=servicetitan_routing.company_id)
+
+    assert result["applied"] == "completed"
+
+
+# Status updates
+
+
+def update(**fields) -> StatusUpdate:
+    fields.setdefault("provider_type", "servicetitan")
+    fields.setdefault("event_id", "evt_1")
+    fields.setdefault("status", ProviderJobStatus.COMPLETED)
+    return StatusUpdate(**fields)
+
+
+def test_a_completion_completes_the_routing_and_rolls_it_up_into_the_job(servicetitan_routing):
+    routing = servicetitan_routing
+
+    result = status_update_apply(
+        update(routing_ids=(str(routing.id),), completed_at=COMPLETED_ON, revenue=Decimal(410))
+    )
+
+    assert result == {"applied": "completed", "routingId": str(routing.id)}
+    routing, job = fresh(routing), fresh(routing.job)
+    assert (routing.sync_status, routing.completed_at, routing.revenue) == (
+        SyncStatus.COMPLETED,
+        COMPLETED_ON,
+        Decimal(410),
+    )
+    assert (job.status, job.completed_at, job.revenue) == (
+        JobStatus.COMPLETED,
+        COMPLETED_ON,
+        Decimal(410),
+    )
+    assert fresh(routing.company).open_routing_count == 0
+
+
+def test_a_completion_without_a_date_completes_now(servicetitan_routing, clock):
+    status_update_apply(update(routing_ids=(str(servicetitan_routing.id),)))
+
+    routing = fresh(servicetitan_routing)
+    assert (routing.completed_at, routing.revenue) == (clock.now, None)
+    assert fresh(routing.job).completed_at == clock.now
+
+
+def test_a_completion_of_a_completed_routing_is_reported_as_such(servicetitan_routing):
+    routing = servicetitan_routing
+    status_update_apply(update(routing_ids=(str(routing.id),), revenue=Decimal(10)))
+
+    again = status_update_apply(update(routing_ids=(str(routing.id),), revenue=Decimal(99)))
+
+    assert again == {"applied": "already completed", "routingId": str(routing.id)}
+    assert fresh(routing.job).revenue == Decimal(10)
+    assert fresh(routing.company).open_routing_count == 0
+
+
+@pytest.mark.parametrize(
+    "status", [ProviderJobStatus.OPEN, ProviderJobStatus.CANCELLED, "in_progress"]
+)
+def test_a_status_other_than_completion_is_only_recorded(servicetitan_routing, status):
+    routing = servicetitan_routing
+
+    result = status_update_apply(update(status=status, routing_ids=(str(routing.id),)))
+
+    assert result == {"applied": "recorded", "routingId": str(routing.id)}
+    routing = fresh(routing)
+    assert (routing.sync_status, routing.completed_at) == (SyncStatus.SYNCED, None)
+    assert fresh(routing.job).status == JobStatus.PENDING
+    assert fresh(routing.company).open_routing_count == 1
+
+
+def test_a_routing_is_found_by_the_providers_id_among_routings_on_that_provider(
+    servicetitan_routing,
+):
+    JobRoutingFactory(
+        company__provider_type="mock", sync_status=SyncStatus.SYNCED, external_id="JOB-001001"
+    )
+
+    result = status_update_apply(update(routing_ids=("routing-42",), external_ids=("JOB-001001",)))
+
+    assert result == {"applied": "completed", "routingId": str(servicetitan_routing.id)}
+    assert JobRouting.objects.filter(sync_status=SyncStatus.COMPLETED).get() == (
+        servicetitan_routing
+    )
+
+
+@pytest.mark.parametrize(
+    "references",
+    [
+        {},
+        {"routing_ids": ("not-a-routing-id",)},
+        {"routing_ids": (str(uuid.UUID(int=42)),)},
+        {"external_ids": ("JOB-404404",)},
+        {"routing_ids": ("booking-7",), "external_ids": ("booking-7",)},
+    ],
+    ids=["none", "malformed-id", "unknown-id", "unknown-external-id", "unknown-booking"],
+)
+def test_an_update_naming_no_routing_of_ours_is_an_unknown_job(servicetitan_routing, references):
+    result = status_update_apply(update(**references))
+
+    assert result == {"applied": "unknown job", "routingId": None}
+    assert fresh(servicetitan_routing).sync_status == SyncStatus.SYNCED
+
+
+def test_the_providers_id_on_another_provider_is_an_unknown_job(servicetitan_routing):
+    result = status_update_apply(update(provider_type="crm", external_ids=("JOB-001001",)))
+
+    assert result == {"applied": "unknown job", "routingId": None}
+    assert fresh(servicetitan_routing).sync_status == SyncStatus.SYNCED
