@@ -1,9 +1,11 @@
 import copy
 import json
+import re
 import uuid
 from datetime import datetime, timedelta
 
 import pytest
+from django.db import connection
 from django.utils import timezone
 from rest_framework.test import APIClient
 
@@ -628,20 +630,25 @@ def test_unknown_api_path_answers_404_json(api_client, db, path):
     assert_error_shape(body, "NOT_FOUND")
 
 
-def test_unexpected_error_answers_500_in_the_error_shape(monkeypatch, job_payload):
-    def bug(**kwargs):
-        raise RuntimeError("a bug")
+def test_unexpected_error_answers_500_in_the_error_shape(job_payload):
+    """An error no layer expects, raised where the job is stored: at the database driver."""
 
-    monkeypatch.setattr("jobs.services.job_create", bug)
+    def bug(execute, sql, params, many, context):
+        if re.search(r'\bINSERT INTO "?jobs_job"?\s', sql):
+            raise RuntimeError("a bug")
+        return execute(sql, params, many, context)
+
     client = APIClient(raise_request_exception=False)
 
-    response = post_job(client, job_payload)
+    with connection.execute_wrapper(bug):
+        response = post_job(client, job_payload)
 
     assert response.status_code == 500
     body = response.json()
     assert set(body) == ERROR_FIELDS
     assert_error_shape(body, "INTERNAL_ERROR")
     assert "a bug" not in body["detail"]
+    assert not Job.objects.exists()
 
 
 # Query count

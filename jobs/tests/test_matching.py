@@ -18,9 +18,18 @@ from jobs.matching import (
     ZIP_PREFIX_WEIGHT,
     Requirement,
     match_companies,
+    match_company,
 )
 from jobs.models import Category, Company, CompanySkill, ServiceArea, SkillLevel
-from jobs.tests.factories import CompanyFactory, TechnicianFactory, category, service_area, skill
+from jobs.tests.factories import (
+    CompanyFactory,
+    JobFactory,
+    JobSkillFactory,
+    TechnicianFactory,
+    category,
+    service_area,
+    skill,
+)
 from routing.models import JobRouting
 
 BASIC, INTERMEDIATE, EXPERT = SkillLevel.BASIC, SkillLevel.INTERMEDIATE, SkillLevel.EXPERT
@@ -1078,3 +1087,192 @@ def test_requesting_company_receives_jobs_other_companies_request(
     assert [r.company_id for r in JobRouting.objects.filter(job=job)] == [
         requesting_technician.company_id
     ]
+
+
+# One company: match_company scores any company as matching ranks its candidates
+
+
+def job_requiring(*requirements: Requirement, category_slug=None, state="IL", zip_code="62701"):
+    """A job (in Springfield, IL unless told) requiring ``requirements``, its skills stored in
+    the order listed, as matching and ``match_company`` read them."""
+    job = JobFactory(
+        state=state,
+        zip_code=zip_code,
+        category=category(category_slug) if category_slug else None,
+    )
+    for r in requirements:
+        JobSkillFactory(job=job, skill=skill(r.slug), level=r.level)
+    return job
+
+
+@pytest.mark.parametrize(
+    ("requirements", "category_slug"),
+    [
+        pytest.param([("plumbing", BASIC), ("electrical", INTERMEDIATE)], "plumbing", id="skills"),
+        pytest.param([("electrical", EXPERT)], None, id="one-skill-no-category"),
+        pytest.param([], "plumbing", id="category-only"),
+    ],
+)
+def test_one_company_gets_the_score_and_skills_matching_gives_it(
+    requirements, category_slug, strategy
+):
+    companies = [
+        CompanyFactory(
+            primary_category=category("plumbing"),
+            service_areas=["627"],
+            skills={"plumbing": EXPERT, "electrical": EXPERT},
+            provider_type="servicetitan",
+        ),
+        CompanyFactory(
+            primary_category=category("electrical"),
+            service_areas=["IL"],
+            skills={"plumbing": INTERMEDIATE, "electrical": INTERMEDIATE},
+            provider_type="mock",
+        ),
+        CompanyFactory(
+            primary_category=category("plumbing"),
+            service_areas=["WI", "IL", "62"],
+            skills={"plumbing": BASIC, "electrical": EXPERT},
+        ),
+        CompanyFactory(
+            primary_category=category("plumbing"),
+            service_areas=["TX"],
+            skills={"plumbing": EXPERT, "electrical": INTERMEDIATE},
+        ),
+        CompanyFactory(service_areas=[], skills={"plumbing": INTERMEDIATE, "electrical": EXPERT}),
+    ]
+    required = [requirement(slug, level) for slug, level in requirements]
+    job = job_requiring(*required, category_slug=category_slug)
+    ranked = match(
+        *required,
+        category_id=job.category_id,
+        exclude_company_id=job.created_by_company_id,
+    )
+    assert len(ranked) >= 3
+    by_id = {company.id: company for company in companies}
+
+    for candidate in ranked:
+        alone = match_company(job=job, company=by_id[candidate.company_id])
+
+        assert alone.company_id == candidate.company_id
+        assert alone.provider_type == candidate.provider_type
+        assert alone.score == candidate.score, candidate.reason
+        assert alone.matched_skills == candidate.matched_skills
+        assert alone.missing_skills == [] == candidate.missing_skills
+        assert alone.reason == candidate.reason
+
+
+@pytest.mark.parametrize("seed", [4, 5])
+def test_one_company_is_scored_as_matching_scores_it_in_random_networks(seed, strategy):
+    rng = random.Random(seed)
+    categories = list(Category.objects.filter(slug__in=TRADES))
+    companies = {}
+    for _ in range(30):
+        company = CompanyFactory(
+            primary_category=rng.choice([*categories, None]),
+            service_areas=rng.choice(AREAS),
+            skills={
+                slug: SkillLevel(rng.randint(1, 3))
+                for slug in rng.sample(TRADES, rng.randint(0, 4))
+            },
+        )
+        companies[company.id] = company
+    for _ in range(15):
+        state, zip_code = rng.choice(PLACES)
+        required = [
+            requirement(slug, SkillLevel(rng.randint(1, 3)))
+            for slug in rng.sample(TRADES, rng.randint(0, 3))
+        ]
+        category_slug = rng.choice([*TRADES, None])
+        job = job_requiring(*required, category_slug=category_slug, state=state, zip_code=zip_code)
+
+        for candidate in match(
+            *required, category_id=job.category_id, state=state, zip_code=zip_code
+        ):
+            alone = match_company(job=job, company=companies[candidate.company_id])
+            assert (alone.score, alone.matched_skills, alone.missing_skills) == (
+                candidate.score,
+                candidate.matched_skills,
+                [],
+            ), candidate.reason
+
+
+@pytest.mark.parametrize(
+    ("skills", "matched", "missing", "expected_score", "reason"),
+    [
+        pytest.param(
+            {"plumbing": BASIC, "electrical": INTERMEDIATE},
+            ["plumbing", "electrical"],
+            [],
+            SKILL_COVERAGE_WEIGHT + STATE_WEIGHT,
+            "Skills match: plumbing basic (needs basic), electrical intermediate (needs "
+            "intermediate); serves IL",
+            id="qualified",
+        ),
+        pytest.param(
+            {"plumbing": BASIC},
+            ["plumbing"],
+            ["electrical"],
+            SKILL_COVERAGE_WEIGHT / 2 + STATE_WEIGHT,
+            "Skills match: plumbing basic (needs basic); missing: electrical not held (needs "
+            "intermediate); serves IL",
+            id="lacking-a-skill",
+        ),
+        pytest.param(
+            {"plumbing": BASIC, "electrical": BASIC},
+            ["plumbing"],
+            ["electrical"],
+            SKILL_COVERAGE_WEIGHT / 2 + STATE_WEIGHT,
+            "Skills match: plumbing basic (needs basic); missing: electrical basic (needs "
+            "intermediate); serves IL",
+            id="below-the-level",
+        ),
+        pytest.param(
+            {"plumbing": EXPERT},
+            ["plumbing"],
+            ["electrical"],
+            SKILL_COVERAGE_WEIGHT / 2 + STATE_WEIGHT + 2 * LEVEL_MARGIN_WEIGHT / 2,
+            "Skills match: plumbing expert (needs basic); missing: electrical not held (needs "
+            "intermediate); serves IL",
+            id="lacking-a-skill-with-a-margin-on-another",
+        ),
+        pytest.param(
+            {},
+            [],
+            ["plumbing", "electrical"],
+            STATE_WEIGHT,
+            "missing: plumbing not held (needs basic), electrical not held (needs "
+            "intermediate); serves IL",
+            id="lacking-every-skill",
+        ),
+    ],
+)
+def test_a_company_lacking_a_skill_has_it_missing_and_less_coverage(
+    skills, matched, missing, expected_score, reason
+):
+    job = job_requiring(requirement("plumbing", BASIC), requirement("electrical", INTERMEDIATE))
+    company = CompanyFactory(service_areas=["IL"], skills=skills)
+
+    alone = match_company(job=job, company=company)
+
+    assert (alone.matched_skills, alone.missing_skills) == (matched, missing)
+    assert alone.score == round(expected_score, 2)
+    assert alone.reason == reason
+    candidates = matched_ids(
+        requirement("plumbing", BASIC), requirement("electrical", INTERMEDIATE)
+    )
+    assert (company.id in candidates) is (not missing)
+
+
+def test_a_company_lacking_a_skill_scores_below_an_otherwise_equal_qualified_one():
+    job = job_requiring(requirement("plumbing", BASIC), requirement("electrical", BASIC))
+    qualified = CompanyFactory(
+        service_areas=["627"], skills={"plumbing": BASIC, "electrical": BASIC}
+    )
+    lacking = CompanyFactory(service_areas=["627"], skills={"plumbing": BASIC})
+
+    full = match_company(job=job, company=qualified)
+    partial = match_company(job=job, company=lacking)
+
+    assert full.score - partial.score == SKILL_COVERAGE_WEIGHT / 2
+    assert (partial.missing_skills, full.missing_skills) == (["electrical"], [])

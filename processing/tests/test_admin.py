@@ -10,9 +10,9 @@ from django.core import mail
 from django.urls import reverse
 from django.utils import timezone
 
-from jobs.tests.factories import CompanyFactory
 from processing import admin as processing_admin
 from processing.models import ProcessingJob
+from processing.tests.factories import ProcessingJobFactory
 from tradeengage.admin import ERROR_PREVIEW_CHARS
 
 pytestmark = pytest.mark.django_db
@@ -28,19 +28,13 @@ LONG_ERROR = (
 def processing_job(**kwargs) -> ProcessingJob:
     """A run as the retry queue leaves it after its retries: failed, with its error. Company
     fields go in as ``client__...``."""
-    client_fields = {
-        key.removeprefix("client__"): kwargs.pop(key)
-        for key in list(kwargs)
-        if key.startswith("client__")
-    }
-    kwargs.setdefault("client", CompanyFactory(**client_fields))
     kwargs.setdefault("status", ProcessingJob.Status.FAILED)
     kwargs.setdefault("trigger", ProcessingJob.Trigger.NIGHTLY)
     kwargs.setdefault("run_date", date(2026, 4, 30))
     kwargs.setdefault("attempt_count", 4)
     kwargs.setdefault("last_attempt", timezone.now() - timedelta(hours=1))
     kwargs.setdefault("error_message", LONG_ERROR)
-    return ProcessingJob.objects.create(**kwargs)
+    return ProcessingJobFactory(**kwargs)
 
 
 def completed_job(**kwargs) -> ProcessingJob:

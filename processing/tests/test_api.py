@@ -10,6 +10,7 @@ from django.utils import timezone
 from jobs.models import SkillLevel
 from jobs.tests.factories import CompanyFactory, JobFactory, JobSkillFactory, skill
 from processing.models import ProcessingJob
+from processing.tests.factories import ProcessingJobFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -52,19 +53,10 @@ def client_company():
     )
 
 
-def processing_job(company, **fields) -> ProcessingJob:
-    return ProcessingJob.objects.create(
-        client=company,
-        trigger=ProcessingJob.Trigger.API,
-        run_date=timezone.localdate(),
-        **fields,
-    )
-
-
 def due_retry(company) -> ProcessingJob:
     """A run that failed once and whose next attempt is due."""
-    return processing_job(
-        company,
+    return ProcessingJobFactory(
+        client=company,
         attempt_count=1,
         error_message="ConnectionError: provider down",
         next_attempt=timezone.now() - timedelta(minutes=1),
@@ -253,7 +245,9 @@ def test_a_content_type_other_than_json_is_422(keyed, client_company, content_ty
 
 
 def test_seed_example_job_status(keyed, client_company):
-    job = processing_job(client_company, status=ProcessingJob.Status.COMPLETED, leads_assigned=5)
+    job = ProcessingJobFactory(
+        client=client_company, status=ProcessingJob.Status.COMPLETED, leads_assigned=5
+    )
 
     response = keyed.get(f"/api/job-status/{job.job_id}")
 
@@ -339,7 +333,9 @@ def test_retry_queue_runs_a_due_job(keyed, client_company):
 def test_retry_queue_counts_a_run_that_fails_again(keyed, client_company):
     failing = due_retry(CompanyFactory(is_active=False))
     due_retry(client_company)
-    not_due = processing_job(client_company, next_attempt=timezone.now() + timedelta(hours=1))
+    not_due = ProcessingJobFactory(
+        client=client_company, next_attempt=timezone.now() + timedelta(hours=1)
+    )
 
     response = keyed.post("/api/process-retry-queue")
 

@@ -14,6 +14,7 @@ from jobs.models import SkillLevel
 from jobs.tests.factories import CompanyFactory, JobFactory, JobSkillFactory, skill
 from processing import tasks
 from processing.models import ProcessingJob
+from processing.tests.factories import ProcessingJobFactory
 from routing.models import JobRouting
 
 pytestmark = pytest.mark.django_db
@@ -217,7 +218,7 @@ def test_run_nightly_twice_for_the_same_date_processes_each_client_once(month_en
 
 
 def test_run_nightly_runs_the_retry_queue_after_the_clients_due(month_end_clients):
-    waiting = ProcessingJob.objects.create(
+    waiting = ProcessingJobFactory(
         client=month_end_clients[15],
         trigger=ProcessingJob.Trigger.API,
         run_date=date(2026, 4, 15),

@@ -136,7 +136,9 @@ def routings_claim(*, routing_ids: list, now: datetime) -> Claim:
         return claim
     lease_cutoff = now - timedelta(seconds=settings.OUTBOX_LEASE_SECONDS)
     with transaction.atomic():
-        routings = JobRouting.objects.filter(id__in=routing_ids).select_related("job", "company")
+        routings = JobRouting.objects.filter(id__in=routing_ids).select_related(
+            "job__category", "company"
+        )
         if connection.vendor == "postgresql":
             routings = routings.select_for_update(skip_locked=True, of=("self",))
         for routing in routings:

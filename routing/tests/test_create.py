@@ -2,6 +2,7 @@
 ``job_sync`` events and the companies' load; the one-statement write (PostgreSQL) against the
 ORM's, and the order in which company rows are locked."""
 
+import re
 import threading
 import time
 import uuid
@@ -10,10 +11,14 @@ import pytest
 from django.db import OperationalError, connection, transaction
 
 from jobs.matching import Match
-from jobs.models import Company
-from jobs.tests.factories import CompanyFactory, JobFactory
-from routing.models import JobRouting, OutboxEvent
+from jobs.models import Company, JobStatus, SkillLevel
+from jobs.tests.factories import CompanyFactory, JobFactory, JobSkillFactory, category, skill
+from routing.models import JobRouting, OutboxEvent, OutboxStatus, SyncStatus
 from routing.services import create
+from routing.tasks import relay_outbox
+from tradeengage.exceptions import BusinessRuleError
+
+pytestmark = pytest.mark.django_db
 
 
 def stored_routing_rows() -> list[tuple]:
@@ -153,3 +158,204 @@ def test_routing_writes_lock_company_rows_in_id_order():
         low.id: 1,
         job.created_by_company_id: 0,
     }
+
+
+# The write, whatever the database
+
+
+class DatabaseFailure(Exception):
+    pass
+
+
+def failing_writes_to(table: str):
+    """An execute wrapper that fails any statement writing ``table`` as a lost connection would."""
+    writes = re.compile(rf'\b(INSERT INTO|UPDATE) "?{table}"?\s')
+
+    def wrapper(execute, sql, params, many, context):
+        if writes.search(sql):
+            raise DatabaseFailure("connection lost")
+        return execute(sql, params, many, context)
+
+    return wrapper
+
+
+def test_routings_create_writes_a_routing_an_event_and_the_load_of_each_pair(settings):
+    settings.SYNC_UNCONFIGURED_WITH_MOCK = True
+    first, second = JobFactory(), JobFactory()
+    busy = CompanyFactory(provider_type="servicetitan", open_routing_count=4)
+    unconfigured = CompanyFactory(provider_type="")
+    pairs = [
+        (first, Match(busy.id, "servicetitan", 5.5, ["plumbing"], [], "Skills match: plumbing")),
+        (second, Match(busy.id, "servicetitan", 3.0, ["hvac"], ["plumbing"], "Partial match")),
+        (second, Match(unconfigured.id, "", 2.25, ["plumbing"], [], "Skills match")),
+    ]
+
+    ids = create.routings_create(pairs=pairs)
+
+    routings = [JobRouting.objects.get(id=routing_id) for routing_id in ids]
+    assert [
+        (r.job_id, r.company_id, r.matching_score, r.matched_skills, r.missing_skills)
+        for r in routings
+    ] == [
+        (first.id, busy.id, 5.5, ["plumbing"], []),
+        (second.id, busy.id, 3.0, ["hvac"], ["plumbing"]),
+        (second.id, unconfigured.id, 2.25, ["plumbing"], []),
+    ]
+    assert [r.match_reason for r in routings] == [m.reason for _, m in pairs]
+    assert {(r.sync_status, r.retry_count, r.external_id) for r in routings} == {
+        (SyncStatus.PENDING, 0, None)
+    }
+    for routing, (job, match) in zip(routings, pairs, strict=True):
+        event = OutboxEvent.objects.get(aggregate_id=routing.id)
+        assert (event.event_type, event.status, event.attempts) == ("job_sync", "pending", 0)
+        assert event.event_data == OutboxEvent.job_sync_data(
+            routing_id=routing.id,
+            job_id=job.id,
+            company_id=match.company_id,
+            matching_score=match.score,
+            matched_skills=match.matched_skills,
+            provider_type=match.provider_type,
+        )
+    assert OutboxEvent.objects.get(aggregate_id=ids[2]).event_data["provider_type"] == "mock"
+    assert Company.objects.get(id=busy.id).open_routing_count == 6
+    assert Company.objects.get(id=unconfigured.id).open_routing_count == 1
+
+
+def test_routings_create_writes_in_a_fixed_number_of_statements(django_assert_num_queries):
+    job = JobFactory()
+    companies = CompanyFactory.create_batch(5)
+    pairs = [(job, Match(company.id, "mock", 2.0)) for company in companies]
+    # PostgreSQL: one statement; elsewhere routings, events and one load update (each company
+    # gains one routing, so one distinct change).
+    statements = 1 if connection.vendor == "postgresql" else 3
+
+    with django_assert_num_queries(statements):
+        create.routings_create(pairs=pairs)
+
+    assert JobRouting.objects.count() == 5
+
+
+def test_routings_create_without_pairs_writes_nothing_and_kicks_nothing(
+    django_assert_num_queries, django_capture_on_commit_callbacks
+):
+    with (
+        django_assert_num_queries(0),
+        django_capture_on_commit_callbacks(execute=False) as callbacks,
+    ):
+        assert create.routings_create(pairs=[]) == []
+
+    assert callbacks == []
+
+
+def test_routings_create_kicks_the_relay_once_its_transaction_commits(
+    monkeypatch, django_capture_on_commit_callbacks
+):
+    kicks = []
+    monkeypatch.setattr(relay_outbox, "apply_async", lambda **kwargs: kicks.append(kwargs))
+    job = JobFactory()
+    pairs = [(job, Match(company.id, "mock", 2.0)) for company in CompanyFactory.create_batch(3)]
+
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        create.routings_create(pairs=pairs)
+
+    assert kicks == [], "nothing is enqueued before the transaction commits"
+    assert len(callbacks) == 1
+    callbacks[0]()
+    assert kicks == [{"countdown": 1.0}]
+
+
+@pytest.mark.parametrize("table", ["routing_jobrouting", "routing_outboxevent", "jobs_company"])
+def test_a_failed_routing_write_leaves_no_routing_event_or_load(
+    table, django_capture_on_commit_callbacks
+):
+    job = JobFactory()
+    company = CompanyFactory(open_routing_count=2)
+
+    with (
+        connection.execute_wrapper(failing_writes_to(table)),
+        django_capture_on_commit_callbacks(execute=False) as callbacks,
+        pytest.raises(DatabaseFailure),
+        transaction.atomic(),
+    ):
+        create.routings_create(pairs=[(job, Match(company.id, "mock", 2.0))])
+
+    assert not JobRouting.objects.exists()
+    assert not OutboxEvent.objects.exists()
+    assert Company.objects.get(id=company.id).open_routing_count == 2
+    assert callbacks == [], "the relay is not kicked for a write that rolled back"
+
+
+# A manual route
+
+
+def test_a_manual_route_to_a_company_routed_a_moment_ago_returns_that_routing(
+    django_capture_on_commit_callbacks,
+):
+    """The route a concurrent request made between the caller's look and its write: the unique
+    (job, company) constraint refuses the second, which writes nothing."""
+    job = JobFactory()
+    company = CompanyFactory(provider_type="mock")
+    with transaction.atomic():
+        [routing_id] = create.routings_create(pairs=[(job, Match(company.id, "mock", 2.0))])
+
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        routing = create.routing_route_manually(job=job, company_id=company.id)
+
+    assert routing.id == routing_id
+    assert JobRouting.objects.count() == OutboxEvent.objects.count() == 1
+    assert Company.objects.get(id=company.id).open_routing_count == 1
+    assert callbacks == []
+
+
+def test_a_manual_route_explains_the_match_and_lists_missing_skills():
+    job = JobFactory(category=category("plumbing"))
+    JobSkillFactory(job=job, skill=skill("plumbing"), level=SkillLevel.BASIC)
+    JobSkillFactory(job=job, skill=skill("electrical"), level=SkillLevel.BASIC)
+    company = CompanyFactory(
+        provider_type="mock",
+        primary_category=category("plumbing"),
+        service_areas=["IL"],
+        skills={"plumbing": SkillLevel.INTERMEDIATE},
+    )
+
+    routing = create.routing_route_manually(job=job, company_id=company.id)
+
+    assert (routing.job_id, routing.company_id) == (job.id, company.id)
+    # Half the coverage (1.0), plumbing a level above over two skills (0.125), the category
+    # (0.5), its state (1.5).
+    assert routing.matching_score == 3.12
+    assert (routing.matched_skills, routing.missing_skills) == (["plumbing"], ["electrical"])
+    assert routing.match_reason == (
+        "Manual route through POST /jobs/{id}/sync; Skills match: plumbing intermediate (needs "
+        "basic); missing: electrical not held (needs basic); category match; serves IL"
+    )
+    assert OutboxEvent.objects.get(aggregate_id=routing.id).status == OutboxStatus.PENDING
+    assert Company.objects.get(id=company.id).open_routing_count == 1
+
+
+@pytest.mark.parametrize(
+    ("company", "message"),
+    [
+        (lambda job: CompanyFactory(is_active=False), "is not active or does not accept jobs"),
+        (lambda job: CompanyFactory(accepts_jobs=False), "is not active or does not accept jobs"),
+        (lambda job: job.created_by_company, "never routed to the company that requested it"),
+    ],
+    ids=["inactive", "not-accepting-jobs", "requester"],
+)
+def test_a_manual_route_to_a_company_that_may_not_receive_the_job_is_refused(company, message):
+    job = JobFactory()
+
+    with pytest.raises(BusinessRuleError, match=message):
+        create.routing_route_manually(job=job, company_id=company(job).id)
+
+    assert not JobRouting.objects.exists()
+
+
+@pytest.mark.parametrize("status", [JobStatus.COMPLETED, JobStatus.CANCELLED])
+def test_a_closed_job_takes_no_manual_route(status):
+    job = JobFactory(status=status)
+
+    with pytest.raises(BusinessRuleError, match="takes no new routings"):
+        create.routing_route_manually(job=job, company_id=CompanyFactory().id)
+
+    assert not JobRouting.objects.exists()

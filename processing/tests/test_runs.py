@@ -1,9 +1,9 @@
-"""Client processing (seed 004): the pipeline's steps, lead assignment, the report, the retry
-queue with its backoff and alert, and who is due on which night."""
+"""A client's processing runs (``processing.services.runs``): a run's steps from refresh to
+report, a step that fails, the retry queue with its backoff and alert, and who is due on which
+night."""
 
 import threading
-from datetime import UTC, date, datetime, timedelta
-from decimal import Decimal
+from datetime import date, timedelta
 
 import pytest
 from django.core import mail
@@ -11,110 +11,57 @@ from django.db import connection
 from django.utils import timezone
 
 from integrations.models import MockJob
-from jobs.models import Job, JobStatus, SkillLevel
-from jobs.tests.factories import CompanyFactory, JobFactory, JobSkillFactory, skill
+from jobs.tests.factories import CompanyFactory
 from processing.models import ProcessingJob
 from processing.services import runs
-from processing.services.leads import leads_assign, leads_collect, leads_order
 from processing.services.runs import (
     clients_due,
     nightly_run,
+    processing_job_claim,
     processing_job_create,
     processing_job_run,
     retry_queue_process,
 )
-from routing.models import JobRouting, OutboxEvent, SyncStatus
-from routing.retry import CLIENT_PROCESSING_RETRY
+from processing.tests.factories import NOW, ProcessingJobFactory, lead, run
+from routing.models import JobRouting, SyncStatus
 from routing.tests.factories import JobRoutingFactory
 
 pytestmark = pytest.mark.django_db
 
-NOW = datetime(2026, 11, 24, 0, 0, tzinfo=UTC)
+
+# Claiming a run
 
 
-@pytest.fixture
-def client_company():
-    """A plumber serving Illinois and ZIP area 606, on the mock provider."""
-    return CompanyFactory(
-        name="Windy City Plumbing",
-        service_areas=["IL", "606"],
-        skills={"plumbing": SkillLevel.INTERMEDIATE},
-        leads_per_report=5,
-        notification_email="dispatch@windy.example",
-        provider_type="mock",
+def test_a_run_is_claimed_by_one_taker_only(client_company):
+    job = ProcessingJobFactory(client=client_company)
+
+    taken = processing_job_claim(job_id=job.job_id, now=NOW)
+
+    assert (taken.status, taken.last_attempt) == (ProcessingJob.Status.PROCESSING, NOW)
+    assert processing_job_claim(job_id=job.job_id, now=NOW) is None
+
+
+def test_a_first_attempt_is_claimed_before_its_dispatch_grace_ends(client_company):
+    job = ProcessingJobFactory(client=client_company, next_attempt=NOW + timedelta(minutes=10))
+
+    assert processing_job_claim(job_id=job.job_id, now=NOW) is not None
+
+
+def test_a_retry_is_claimed_only_once_it_is_due(client_company):
+    job = ProcessingJobFactory(
+        client=client_company, attempt_count=1, next_attempt=NOW + timedelta(hours=1)
     )
 
-
-def lead(*, days_ago: float = 10, state="IL", zip_code="62701", level=SkillLevel.BASIC, **job):
-    """An open plumbing job posted ``days_ago`` days before NOW."""
-    created = JobFactory(state=state, zip_code=zip_code, **job)
-    JobSkillFactory(job=created, skill=skill("plumbing"), level=level)
-    Job.objects.filter(id=created.id).update(created_at=NOW - timedelta(days=days_ago))
-    created.refresh_from_db()
-    return created
+    assert processing_job_claim(job_id=job.job_id, now=NOW) is None
+    assert processing_job_claim(job_id=job.job_id, now=NOW + timedelta(hours=1)) is not None
 
 
-def run(company, *, now=NOW, seed="pinned"):
-    job, _ = processing_job_create(client_id=company.id, trigger=ProcessingJob.Trigger.API)
-    return processing_job_run(job_id=job.job_id, now=now, seed=seed)
+@pytest.mark.parametrize("status", [ProcessingJob.Status.COMPLETED, ProcessingJob.Status.FAILED])
+def test_a_finished_run_is_not_claimed(client_company, status):
+    job = ProcessingJobFactory(client=client_company, status=status)
 
-
-# Leads
-
-
-def test_leads_are_open_recent_jobs_in_the_area_that_the_client_can_do(client_company):
-    wanted = [
-        lead(),  # in IL
-        lead(state="WI", zip_code="60601"),  # ZIP area 606, another state
-        lead(level=SkillLevel.INTERMEDIATE),  # the level it holds
-    ]
-    lead(state="WI", zip_code="53201")  # outside the area
-    lead(level=SkillLevel.EXPERT)  # above its level
-    lead(days_ago=91)  # older than 3 months
-    lead(status=JobStatus.COMPLETED)
-    lead(status=JobStatus.CANCELLED)
-    lead(created_by_technician__company=client_company)  # its own request
-    JobRoutingFactory(job=lead(), company=client_company)  # already routed to it
-    electrical = JobFactory(state="IL")
-    JobSkillFactory(job=electrical, skill=skill("electrical"))  # a skill it lacks
-
-    found = {ref.id for ref in leads_collect(client=client_company, now=NOW)}
-
-    assert found == {job.id for job in wanted}
-
-
-def test_leads_are_ordered_oldest_month_first_shuffled_within_a_month():
-    leads = [lead(days_ago=days) for days in (5, 6, 7, 8, 40, 41, 42, 43)]
-    october = {lead for lead in leads if lead.created_at.month == 10}
-
-    first = leads_order(leads, seed="a")
-    orders = {tuple(job.id for job in leads_order(leads, seed=seed)) for seed in "abcdefgh"}
-
-    assert set(first[:4]) == october  # the older month first
-    assert leads_order(leads, seed="a") == first  # seeded: the same seed, the same order
-    assert len(orders) > 1  # randomised within the months
-
-
-def test_assignment_stops_at_the_quota_and_routes_like_job_creation(client_company):
-    client_company.leads_per_report = 3
-    client_company.save()
-    leads = [lead(days_ago=days) for days in (5, 40, 41, 42, 70)]
-
-    assigned = leads_assign(
-        client=client_company, leads=leads_collect(client=client_company, now=NOW), seed="x"
-    )
-
-    assert len(assigned) == 3
-    assert set(assigned) <= set(leads[1:])  # the oldest months first: the 5-day-old one waits
-    assert leads[4] in assigned  # August before October
-    routings = JobRouting.objects.filter(company=client_company)
-    assert {r.job_id for r in routings} == {job.id for job in assigned}
-    assert all(r.sync_status == SyncStatus.PENDING for r in routings)
-    events = OutboxEvent.objects.filter(aggregate_id__in=[r.id for r in routings])
-    assert events.count() == 3
-    assert {e.event_data["provider_type"] for e in events} == {"mock"}
-    client_company.refresh_from_db()
-    assert client_company.open_routing_count == 3
+    assert processing_job_claim(job_id=job.job_id, now=NOW) is None
+    assert processing_job_run(job_id=job.job_id, now=NOW) is None
 
 
 # The run
@@ -138,23 +85,6 @@ def test_a_run_assigns_leads_emails_the_report_and_completes(client_company):
         assert job_lead.summary in email.body and job_lead.summary in html
         assert f"{job_lead.street}, Springfield, IL 62701" in email.body
     assert "Jobs you completed in the period: 0" in email.body
-
-
-def test_the_report_counts_jobs_completed_and_revenue_since_the_last_report(client_company):
-    client_company.last_processed_at = NOW - timedelta(days=30)
-    client_company.save()
-    for revenue, days_ago in [(Decimal("300.00"), 3), (Decimal("150.50"), 20), (Decimal(999), 45)]:
-        JobRoutingFactory(
-            company=client_company,
-            sync_status=SyncStatus.COMPLETED,
-            completed_at=NOW - timedelta(days=days_ago),
-            revenue=revenue,
-        )
-
-    job = run(client_company)
-
-    assert (job.jobs_completed, job.revenue) == (2, Decimal("450.50"))
-    assert "Revenue from them: $450.50" in mail.outbox[0].body
 
 
 def test_stale_client_data_is_refreshed_from_the_provider_first(client_company):
@@ -184,16 +114,6 @@ def test_fresh_client_data_is_not_refreshed(client_company, monkeypatch):
     monkeypatch.setattr(runs, "routings_poll", lambda **kwargs: pytest.fail("refreshed"))
 
     assert run(client_company).status == ProcessingJob.Status.COMPLETED
-
-
-def test_a_client_without_an_email_still_completes(client_company):
-    client_company.notification_email = ""
-    client_company.save()
-
-    job = run(client_company)
-
-    assert (job.status, job.report_sent_to) == (ProcessingJob.Status.COMPLETED, "")
-    assert mail.outbox == []
 
 
 def test_a_failed_email_retries_the_run_and_the_retry_reports_the_same_leads(
@@ -240,14 +160,6 @@ def test_a_step_that_fails_rolls_back_its_writes(client_company):
 # The retry queue
 
 
-@pytest.mark.parametrize(
-    ("failed", "hours"), [(1, 1), (2, 2), (3, 4), (4, None)], ids=["1st", "2nd", "3rd", "4th"]
-)
-def test_retry_delays(failed, hours):
-    expected = hours * 3600.0 if hours else None
-    assert CLIENT_PROCESSING_RETRY.delay(retries_so_far=failed - 1) == expected
-
-
 def test_a_failing_run_is_retried_after_1_2_and_4_hours_then_fails_with_an_alert(
     client_company, settings
 ):
@@ -284,7 +196,7 @@ def test_a_failing_run_is_retried_after_1_2_and_4_hours_then_fails_with_an_alert
 
 
 def test_the_retry_queue_runs_due_jobs_that_now_succeed(client_company):
-    job = ProcessingJob.objects.create(
+    job = ProcessingJobFactory(
         client=client_company,
         trigger="nightly",
         run_date=NOW.date(),
@@ -297,6 +209,16 @@ def test_the_retry_queue_runs_due_jobs_that_now_succeed(client_company):
 
     job.refresh_from_db()
     assert (job.status, job.attempt_count, job.error_message) == ("completed", 2, None)
+
+
+def test_a_run_whose_task_was_lost_is_picked_up_by_the_retry_queue(client_company):
+    job, _ = processing_job_create(client_id=client_company.id, trigger="api")  # never enqueued
+
+    assert retry_queue_process(now=timezone.now()) == {"processed": 0, "failed": 0}
+    later = timezone.now() + timedelta(minutes=11)
+    assert retry_queue_process(now=later) == {"processed": 1, "failed": 0}
+    job.refresh_from_db()
+    assert job.status == ProcessingJob.Status.COMPLETED
 
 
 # Who is due
@@ -371,13 +293,3 @@ def test_two_nightly_triggers_at_once_process_each_client_once():
     assert errors == []
     assert len(enqueued) == len(set(enqueued)) == len(clients)
     assert ProcessingJob.objects.filter(run_date=day).count() == len(clients)
-
-
-def test_a_run_whose_task_was_lost_is_picked_up_by_the_retry_queue(client_company):
-    job, _ = processing_job_create(client_id=client_company.id, trigger="api")  # never enqueued
-
-    assert retry_queue_process(now=timezone.now()) == {"processed": 0, "failed": 0}
-    later = timezone.now() + timedelta(minutes=11)
-    assert retry_queue_process(now=later) == {"processed": 1, "failed": 0}
-    job.refresh_from_db()
-    assert job.status == ProcessingJob.Status.COMPLETED
