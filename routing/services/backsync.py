@@ -123,13 +123,12 @@ def provider_webhook_receive(
     provider = provider_class(provider_type)
     if provider is None:
         raise WebhookRejected(f"Unknown provider {provider_type!r}.")
-    update = provider(_webhook_account(provider_type, company_id)).webhook_status_update(
-        body=body, headers=headers
-    )
+    account = _webhook_account(provider_type, company_id)
+    update = provider(account).webhook_status_update(body=body, headers=headers)
     with transaction.atomic():
         if not WebhookReceipt.record(provider=provider_type, event_id=update.event_id):
             return {"eventId": update.event_id, "applied": "duplicate"}
-        result = status_update_apply(update)
+        result = status_update_apply(update, company_id=account.company_id)
     logger.info(
         "Provider webhook applied",
         extra={"provider": provider_type, "event_id": update.event_id, **result},
@@ -151,10 +150,12 @@ def _webhook_account(provider_type: str, company_id: str | None) -> ProviderAcco
     return company.provider_account()
 
 
-def status_update_apply(update: StatusUpdate) -> dict:
+def status_update_apply(update: StatusUpdate, *, company_id=None) -> dict:
     """A job's new status at its provider, for the routing it came from: a completion
-    completes the routing (and rolls up into the job); any other status is recorded only."""
-    routing = routing_for_update(update)
+    completes the routing (and rolls up into the job); any other status is recorded only.
+    With ``company_id`` (the account whose secret signed the webhook), only that company's
+    routings are considered: one company's system cannot complete another's routing."""
+    routing = routing_for_update(update, company_id=company_id)
     if routing is None:
         return {"applied": "unknown job", "routingId": None}
     if update.status != ProviderJobStatus.COMPLETED:
@@ -170,23 +171,20 @@ def status_update_apply(update: StatusUpdate) -> dict:
     }
 
 
-def routing_for_update(update: StatusUpdate) -> JobRouting | None:
+def routing_for_update(update: StatusUpdate, *, company_id=None) -> JobRouting | None:
     """Our routing for a provider's job: by our routing id echoed back, else by the provider's
-    ids for the job among routings synced to that provider."""
+    ids for the job among routings synced to that provider (to ``company_id`` when given)."""
+    routings = JobRouting.objects.filter(company__provider_type=update.provider_type)
+    if company_id is not None:
+        routings = routings.filter(company_id=company_id)
     for reference in update.routing_ids:
         try:
             routing_id = uuid.UUID(reference)
         except ValueError:
             continue
-        routing = JobRouting.objects.filter(id=routing_id).first()
+        routing = routings.filter(id=routing_id).first()
         if routing is not None:
             return routing
     if not update.external_ids:
         return None
-    return (
-        JobRouting.objects.filter(
-            external_id__in=list(update.external_ids), company__provider_type=update.provider_type
-        )
-        .order_by("created_at")
-        .first()
-    )
+    return routings.filter(external_id__in=list(update.external_ids)).order_by("created_at").first()

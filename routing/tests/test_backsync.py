@@ -260,6 +260,33 @@ def test_the_same_event_id_from_another_provider_is_not_a_duplicate(servicetitan
 # Status updates
 
 
+@pytest.mark.parametrize("named_by", ["routing id", "job number"])
+def test_a_companys_webhook_cannot_complete_another_companys_routing(
+    servicetitan_routing, named_by
+):
+    """ServiceTitan job numbers are per tenant, so two companies may both hold JOB-001001; and
+    a routing id is no secret to the company it was routed to."""
+    other = JobRoutingFactory(
+        company__provider_type="servicetitan",
+        company__provider_settings={"webhook_secret": SECRET},
+        sync_status=SyncStatus.SYNCED,
+        external_id="JOB-001001",
+    )
+    payload = completion(servicetitan_routing)
+    if named_by == "job number":
+        payload["data"].pop("externalId")
+    else:
+        payload["data"]["jobNumber"] = "JOB-000404"
+
+    result = receive(payload, company_id=other.company_id)
+
+    if named_by == "job number":
+        assert result["routingId"] == str(other.id)
+    else:
+        assert result == {"eventId": "evt_1", "applied": "unknown job", "routingId": None}
+    assert fresh(servicetitan_routing).sync_status == SyncStatus.SYNCED
+
+
 def update(**fields) -> StatusUpdate:
     fields.setdefault("provider_type", "servicetitan")
     fields.setdefault("event_id", "evt_1")

@@ -2,6 +2,7 @@ import re
 from datetime import datetime
 
 import pytest
+from django.db import OperationalError, connection
 
 HEALTH_URL = "/api/v1/health"
 DETAILED_URL = "/api/v1/health/detailed"
@@ -12,8 +13,15 @@ RESPONSE_TIME = re.compile(r"^\d+ms$")
 pytestmark = pytest.mark.django_db
 
 
+@pytest.fixture
 def database_down():
-    raise ConnectionError("could not connect to server")
+    """Every statement fails at the driver, as when PostgreSQL is gone."""
+
+    def refuse(execute, sql, params, many, context):
+        raise OperationalError("could not connect to server")
+
+    with connection.execute_wrapper(refuse):
+        yield
 
 
 def test_health_reports_healthy_with_version(client):
@@ -45,9 +53,7 @@ def test_detailed_health_reports_each_component_with_response_time(client):
     assert "servicetitan" in providers
 
 
-def test_detailed_health_is_unhealthy_with_503_when_the_database_is_down(client, monkeypatch):
-    monkeypatch.setattr("tradeengage.health.check_database", database_down)
-
+def test_detailed_health_is_unhealthy_with_503_when_the_database_is_down(client, database_down):
     response = client.get(DETAILED_URL)
 
     assert response.status_code == 503
@@ -74,16 +80,18 @@ def test_detailed_health_is_unhealthy_with_503_when_redis_is_down(client, settin
     assert body["components"]["database"]["status"] == "healthy"
 
 
-def test_detailed_health_is_unhealthy_when_the_cache_is_down(client, monkeypatch):
-    def cache_down():
-        raise RuntimeError("cache did not return the value just written")
-
-    monkeypatch.setattr("tradeengage.health.check_redis", cache_down)
+def test_detailed_health_is_unhealthy_when_the_cache_is_down(client, settings):
+    # Without REDIS_URL the check writes to the cache and reads it back; a cache that keeps
+    # nothing fails it as a broken one would.
+    settings.REDIS_URL = ""
+    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.dummy.DummyCache"}}
 
     response = client.get(DETAILED_URL)
 
     assert response.status_code == 503
-    assert response.json()["components"]["redis"]["status"] == "unhealthy"
+    redis = response.json()["components"]["redis"]
+    assert redis["status"] == "unhealthy"
+    assert "did not return the value just written" in redis["error"]
 
 
 def test_ready_while_the_database_answers(client):
@@ -95,9 +103,7 @@ def test_ready_while_the_database_answers(client):
     assert body["status"] == "ready"
 
 
-def test_not_ready_with_503_when_the_database_is_down(client, monkeypatch):
-    monkeypatch.setattr("tradeengage.health.check_database", database_down)
-
+def test_not_ready_with_503_when_the_database_is_down(client, database_down):
     response = client.get(READY_URL)
 
     assert response.status_code == 503
@@ -107,9 +113,7 @@ def test_not_ready_with_503_when_the_database_is_down(client, monkeypatch):
     datetime.fromisoformat(body["timestamp"])
 
 
-def test_live_answers_alive_even_when_the_database_is_down(client, monkeypatch):
-    monkeypatch.setattr("tradeengage.health.check_database", database_down)
-
+def test_live_answers_alive_even_when_the_database_is_down(client, database_down):
     response = client.get(LIVE_URL)
 
     assert response.status_code == 200
