@@ -1,4 +1,6 @@
-"""The transactional outbox's relay: claim due events in batches and hand them to sync tasks.
+"""The transactional outbox, shared by every kind of deferred work: the relay that claims due
+events in batches and hands them to sync tasks, the kick that starts a relay run soon after a
+commit, and dead letters recorded by work that failed outside a relay (vendor queue tasks).
 
 An event is claimed by setting ``status=processing`` and ``claimed_at`` (the lease) in one short
 transaction; on PostgreSQL the rows are read with ``FOR UPDATE SKIP LOCKED`` so concurrent relays
