@@ -90,6 +90,20 @@ class JobRouting(models.Model):
     # synced by the sync that pushed it.
     COMPLETABLE_STATUSES = (SyncStatus.SYNCED, SyncStatus.PROCESSING)
 
+    @classmethod
+    def mark_completed(cls, routing_id, *, completed_at: datetime, revenue, now: datetime) -> bool:
+        """Completed as its provider reports it, with its revenue: a conditional update, so of
+        two reports at once only one changes it. False when it was not completable (already
+        completed, or never synced)."""
+        return bool(
+            cls.objects.filter(id=routing_id, sync_status__in=cls.COMPLETABLE_STATUSES).update(
+                sync_status=SyncStatus.COMPLETED,
+                completed_at=completed_at,
+                revenue=revenue,
+                updated_at=now,
+            )
+        )
+
     def mark_synced(self, *, external_id: str, now: datetime) -> None:
         self.sync_status = SyncStatus.SYNCED
         self.external_id = external_id

@@ -86,15 +86,9 @@ def routing_complete(
     completed, at its latest routing completion, with the revenue of all its completed
     routings. Returns False when the routing was already completed (a repeated report)."""
     with transaction.atomic():
-        changed = JobRouting.objects.filter(
-            id=routing.id, sync_status__in=JobRouting.COMPLETABLE_STATUSES
-        ).update(
-            sync_status=SyncStatus.COMPLETED,
-            completed_at=completed_at,
-            revenue=revenue,
-            updated_at=timezone.now(),
-        )
-        if not changed:
+        if not JobRouting.mark_completed(
+            routing.id, completed_at=completed_at, revenue=revenue, now=timezone.now()
+        ):
             return False
         company_loads_change([(routing.company_id, -1)])
         totals = JobRouting.objects.filter(

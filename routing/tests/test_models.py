@@ -1,15 +1,18 @@
 """The state rules on routing's models: when a sync may take a routing, what each outcome of a
-sync leaves on it and on its outbox event, and the one builder of a ``job_sync`` payload. Rows
-are built in memory: a rule reads and writes the instance, never the database."""
+sync leaves on it and on its outbox event, the one builder of a ``job_sync`` payload, and
+completion. Rows are built in memory where a rule reads and writes only the instance; completion
+is a conditional update, so its tests store their rows."""
 
 import uuid
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 
 import pytest
 from django.utils import timezone
 
 from jobs.models import Company
 from routing.models import JobRouting, OutboxEvent, OutboxStatus, SyncStatus
+from routing.tests.factories import JobRoutingFactory
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 LEASE_CUTOFF = NOW - timedelta(minutes=5)
@@ -275,3 +278,36 @@ def test_a_waiting_event_without_an_error_clears_the_last_one():
     event.wait_until(NOW)
 
     assert event.last_error == ""
+
+
+# JobRouting: completion as its provider reports it
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("sync_status", "completed"),
+    [
+        (SyncStatus.SYNCED, True),
+        (SyncStatus.PROCESSING, True),
+        (SyncStatus.PENDING, False),
+        (SyncStatus.FAILED, False),
+        (SyncStatus.COMPLETED, False),
+    ],
+)
+def test_only_a_routing_its_provider_holds_is_marked_completed(sync_status, completed):
+    stored = JobRoutingFactory(sync_status=sync_status)
+
+    changed = JobRouting.mark_completed(
+        stored.id, completed_at=NOW, revenue=Decimal("325.00"), now=NOW
+    )
+
+    stored.refresh_from_db()
+    assert changed is completed
+    if completed:
+        assert (stored.sync_status, stored.completed_at, stored.revenue) == (
+            SyncStatus.COMPLETED,
+            NOW,
+            Decimal("325.00"),
+        )
+    else:
+        assert (stored.sync_status, stored.revenue) == (sync_status, None)
