@@ -1,3 +1,4 @@
+from django.core.validators import RegexValidator
 from rest_framework import serializers
 
 from jobs.models import JobStatus, SkillLevel
@@ -14,7 +15,15 @@ class AddressSerializer(serializers.Serializer):
         r"^[A-Z]{2}$",
         error_messages={"invalid": "State must be exactly two uppercase letters, e.g. CA."},
     )
-    zip_code = StrictCharField(min_length=5, max_length=10)
+    zip_code = StrictCharField(
+        max_length=10,
+        validators=[
+            RegexValidator(
+                r"^[0-9]{5}(-[0-9]{4})?$",
+                "A US ZIP code: 5 digits, or ZIP+4, e.g. 62701 or 62701-1234.",
+            )
+        ],
+    )
 
 
 class HomeownerSerializer(serializers.Serializer):

@@ -5,6 +5,7 @@ import re
 from rest_framework import serializers
 
 from integrations.servicetitan.types import PROBLEM_TYPES, STATUSES, Booking
+from tradeengage.fields import printable_text
 
 NAME_PATTERN = re.compile(r"^[A-Za-z][A-Za-z .'\-]*$")
 PHONE_PATTERN = re.compile(r"^\+?1?\D*(\d{3})\D*(\d{3})\D*(\d{4})$")
@@ -24,13 +25,15 @@ class StrictBooleanField(serializers.BooleanField):
 
 
 class BookingSerializer(serializers.Serializer):
-    bookingId = serializers.CharField(max_length=100, required=False, allow_blank=True)
+    bookingId = serializers.CharField(
+        max_length=100, required=False, allow_blank=True, validators=[printable_text]
+    )
     firstName = serializers.CharField(max_length=100)
     lastName = serializers.CharField(max_length=100)
     phone = serializers.CharField(max_length=20)
     email = serializers.EmailField(max_length=255)
-    address = serializers.CharField(max_length=255)
-    city = serializers.CharField(max_length=100)
+    address = serializers.CharField(max_length=255, validators=[printable_text])
+    city = serializers.CharField(max_length=100, validators=[printable_text])
     state = serializers.RegexField(
         r"^[A-Z]{2}$", error_messages={"invalid": "State must be two uppercase letters."}
     )
@@ -48,7 +51,9 @@ class BookingSerializer(serializers.Serializer):
         allow_blank=True,
         error_messages={"invalid": 'Time slot must look like "9:00 AM - 11:00 AM".'},
     )
-    specialInstructions = serializers.CharField(max_length=1000, required=False, allow_blank=True)
+    specialInstructions = serializers.CharField(
+        max_length=1000, required=False, allow_blank=True, validators=[printable_text]
+    )
 
     def validate_firstName(self, value):
         return _name(value)
@@ -98,7 +103,7 @@ class StatusUpdateSerializer(serializers.Serializer):
 
 
 class CancelSerializer(serializers.Serializer):
-    reason = serializers.CharField(max_length=500)
+    reason = serializers.CharField(max_length=500, validators=[printable_text])
 
 
 class DateRangeSerializer(serializers.Serializer):
