@@ -89,6 +89,13 @@ JobEnvelope = inline_serializer(
     "ServiceTitanJobEnvelope",
     {"success": serializers.BooleanField(default=True), "data": serializers.DictField()},
 )
+JobListEnvelope = inline_serializer(
+    "ServiceTitanJobListEnvelope",
+    {
+        "success": serializers.BooleanField(default=True),
+        "data": serializers.ListField(child=serializers.DictField()),
+    },
+)
 ERRORS = {
     400: OpenApiResponse(ErrorEnvelope, description="Validation Error or a rejected change"),
     404: OpenApiResponse(ErrorEnvelope, description="Not Found"),
@@ -132,7 +139,7 @@ class JobsApi(ServiceTitanView):
         tags=["servicetitan"],
         summary="Jobs created in a date range (at most 31 days)",
         parameters=[st.DateRangeSerializer],
-        responses={200: JobEnvelope, 400: ERRORS[400], 503: ERRORS[503]},
+        responses={200: JobListEnvelope, 400: ERRORS[400], 503: ERRORS[503]},
     )
     def get(self, request):
         query = _validated(st.DateRangeSerializer, request.query_params.dict()).validated_data

@@ -8,7 +8,9 @@ from integrations.servicetitan.types import PROBLEM_TYPES, STATUSES, Booking
 from tradeengage.fields import printable_text
 
 NAME_PATTERN = re.compile(r"^[A-Za-z][A-Za-z .'\-]*$")
+NAME_RULE = "Names may hold letters, spaces, apostrophes, periods and hyphens."
 PHONE_PATTERN = re.compile(r"^\+?1?\D*(\d{3})\D*(\d{3})\D*(\d{4})$")
+PHONE_RULE = "Phone must be a 10-digit US number."
 ZIP_PATTERN = r"^\d{5}(-\d{4})?$"
 TIME_SLOT_PATTERN = r"^\d{1,2}:\d{2} ?(AM|PM) ?- ?\d{1,2}:\d{2} ?(AM|PM)$"
 MAX_BATCH_SIZE = 50
@@ -28,9 +30,15 @@ class BookingSerializer(serializers.Serializer):
     bookingId = serializers.CharField(
         max_length=100, required=False, allow_blank=True, validators=[printable_text]
     )
-    firstName = serializers.CharField(max_length=100)
-    lastName = serializers.CharField(max_length=100)
-    phone = serializers.CharField(max_length=20)
+    firstName = serializers.RegexField(
+        NAME_PATTERN, max_length=100, error_messages={"invalid": NAME_RULE}
+    )
+    lastName = serializers.RegexField(
+        NAME_PATTERN, max_length=100, error_messages={"invalid": NAME_RULE}
+    )
+    phone = serializers.RegexField(
+        PHONE_PATTERN, max_length=20, error_messages={"invalid": PHONE_RULE}
+    )
     email = serializers.EmailField(max_length=255)
     address = serializers.CharField(max_length=255, validators=[printable_text])
     city = serializers.CharField(max_length=100, validators=[printable_text])
@@ -55,17 +63,8 @@ class BookingSerializer(serializers.Serializer):
         max_length=1000, required=False, allow_blank=True, validators=[printable_text]
     )
 
-    def validate_firstName(self, value):
-        return _name(value)
-
-    def validate_lastName(self, value):
-        return _name(value)
-
     def validate_phone(self, value):
-        match = PHONE_PATTERN.match(value.strip())
-        if not match:
-            raise serializers.ValidationError("Phone must be a 10-digit US number.")
-        return "".join(match.groups())
+        return "".join(PHONE_PATTERN.match(value).groups())
 
     def to_booking(self) -> Booking:
         data = self.validated_data
@@ -87,15 +86,6 @@ class BookingSerializer(serializers.Serializer):
             time_slot=data.get("timeSlot", ""),
             special_instructions=data.get("specialInstructions", ""),
         )
-
-
-def _name(value: str) -> str:
-    value = value.strip()
-    if not NAME_PATTERN.match(value):
-        raise serializers.ValidationError(
-            "Names may hold letters, spaces, apostrophes, periods and hyphens."
-        )
-    return value
 
 
 class StatusUpdateSerializer(serializers.Serializer):

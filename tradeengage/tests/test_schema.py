@@ -87,3 +87,18 @@ def test_api_documentation_pages_answer(client, path):
 
 def test_the_servicetitan_simulator_is_not_our_api(schema):
     assert not [path for path in schema["paths"] if path.startswith("/servicetitan-sim")]
+
+
+def test_servicetitan_jobs_by_date_range_is_described_as_a_list(schema):
+    response = schema["paths"]["/api/integrations/servicetitan/jobs"]["get"]["responses"]["200"]
+    envelope = resolve(schema, response["content"]["application/json"]["schema"]["$ref"])
+
+    assert envelope["properties"]["data"]["type"] == "array"
+
+
+def test_a_booking_is_described_with_its_name_and_phone_rules(schema):
+    request = schema["paths"]["/api/integrations/servicetitan/jobs"]["post"]["requestBody"]
+    booking = resolve(schema, request["content"]["application/json"]["schema"]["$ref"])
+
+    for field in ("firstName", "lastName", "phone"):
+        assert booking["properties"][field]["pattern"], field
