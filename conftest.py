@@ -3,6 +3,7 @@ from django.core.cache import cache
 from django.db import connection
 from rest_framework.test import APIClient
 
+from access.services import api_key_create
 from jobs import matching
 from jobs.models import SkillLevel
 from jobs.selectors import managed_lists_forget
@@ -58,8 +59,35 @@ def _skip_postgres_only_tests_elsewhere(request):
 
 
 @pytest.fixture
-def api_client():
+def ops_key(db) -> str:
+    """An operations API key: sees and does everything, for every company."""
+    return api_key_create(name="tests (ops)")[1]
+
+
+@pytest.fixture
+def api_client(ops_key):
+    """An API client carrying an ops key. Tenant rules are tested with company keys
+    (``company_key``) in access/tests/test_tenant_matrix.py and the view tests that need them."""
+    client = APIClient()
+    client.credentials(HTTP_X_API_KEY=ops_key)
+    return client
+
+
+@pytest.fixture
+def anonymous_client():
     return APIClient()
+
+
+@pytest.fixture
+def company_key(db):
+    """``company_key(company, scopes=None)``: a new API key of that company, as its text."""
+
+    def create(company, scopes=None) -> str:
+        return api_key_create(name=f"tests ({company.name})", company_id=company.id, scopes=scopes)[
+            1
+        ]
+
+    return create
 
 
 @pytest.fixture

@@ -23,6 +23,9 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 REPO = Path(__file__).resolve().parent.parent
+# The benchmarks run with DEBUG off, which needs a field-encryption key: this one is public
+# (base64 of "benchmark-only-not-a-secret-key!") and good for benchmark databases only.
+BENCH_FIELD_ENCRYPTION_KEYS = "YmVuY2htYXJrLW9ubHktbm90LWEtc2VjcmV0LWtleSE="
 
 
 class BenchError(Exception):
@@ -181,9 +184,15 @@ def cpu_split(before: dict, after: dict, server_pgid: int, other_pgids: set[int]
 _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
-def http(method: str, url: str, body: bytes | None = None, timeout: float = 10.0):
+def http(
+    method: str,
+    url: str,
+    body: bytes | None = None,
+    timeout: float = 10.0,
+    headers: dict | None = None,
+):
     """(status, body text); an HTTP error status is returned, not raised."""
-    req = urllib.request.Request(url, data=body, method=method)
+    req = urllib.request.Request(url, data=body, method=method, headers=headers or {})
     req.add_header("Accept", "application/json")
     if body is not None:
         req.add_header("Content-Type", "application/json")

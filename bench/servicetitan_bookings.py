@@ -35,6 +35,7 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from harness import (
+    BENCH_FIELD_ENCRYPTION_KEYS,
     REPO,
     BenchError,
     Postgres,
@@ -46,6 +47,9 @@ from harness import (
     run,
 )
 from harness import wait_until as wait_for_server
+
+# The benchmark's client at the simulator, which the server is configured to accept.
+CLIENT_ID, CLIENT_SECRET = "bench", "bench-secret"
 
 CASES = [
     # (label, simulation delays, requests per second per tenant)
@@ -73,8 +77,8 @@ def driver(argv: list[str]) -> None:
         {
             "api_url": f"{base_url}/servicetitan-sim",
             "auth_url": f"{base_url}/servicetitan-sim",
-            "client_id": "bench",
-            "client_secret": "bench-secret",
+            "client_id": CLIENT_ID,
+            "client_secret": CLIENT_SECRET,
             "app_key": "bench-app-key",
             "tenant_id": "2001",
             "booking_provider_id": "7",
@@ -170,9 +174,13 @@ def main(argv=None) -> int:
         "REDIS_URL": args.redis_url,
         "DEBUG": "false",
         "SECRET_KEY": "servicetitan-benchmark-only-" + "x" * 40,
+        "FIELD_ENCRYPTION_KEYS": BENCH_FIELD_ENCRYPTION_KEYS,
         "ALLOWED_HOSTS": "127.0.0.1,localhost",
         "SECURE_SSL_REDIRECT": "false",
         "LOG_LEVEL": "WARNING",
+        # DEBUG is off, so the simulator is mounted and its client configured explicitly.
+        "SERVICETITAN_SIMULATOR_ENABLED": "true",
+        "SERVICETITAN_SIMULATOR_CLIENTS": f"{CLIENT_ID}:{CLIENT_SECRET}",
     }
     base_url = f"http://127.0.0.1:{args.port}"
     results = []

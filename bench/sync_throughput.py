@@ -41,6 +41,7 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from harness import (
+    BENCH_FIELD_ENCRYPTION_KEYS,
     REPO,
     BenchError,
     Postgres,
@@ -178,6 +179,7 @@ class Bench:
             "REDIS_URL": args.redis_url,
             "DEBUG": "false",
             "SECRET_KEY": "sync-benchmark-only-not-a-secret-" + "x" * 40,
+            "FIELD_ENCRYPTION_KEYS": BENCH_FIELD_ENCRYPTION_KEYS,
             "ALLOWED_HOSTS": "127.0.0.1,localhost",
             "LOG_LEVEL": "INFO",
             "LOG_FORMAT": "json",

@@ -14,6 +14,7 @@ import tempfile
 from pathlib import Path
 
 from harness import (
+    BENCH_FIELD_ENCRYPTION_KEYS,
     REPO,
     BenchError,
     Postgres,
@@ -87,6 +88,7 @@ class Testbed:
             REDIS_URL=self.args.redis_url,
             DEBUG="false",
             SECRET_KEY="bench-not-a-secret-" + "x" * 40,
+            FIELD_ENCRYPTION_KEYS=BENCH_FIELD_ENCRYPTION_KEYS,
             ALLOWED_HOSTS="127.0.0.1,localhost",
             LOG_LEVEL="WARNING",
             SECURE_SSL_REDIRECT="false",
@@ -155,7 +157,9 @@ class Testbed:
         run([self.python, "manage.py", "migrate", "--noinput", "-v", "0"], env=env, cwd=self.app)
         raw = self.work / f"ours-{n}.seed.out"
         run(
-            [self.python, "manage.py", "seed_demo", "--companies", n, "--json"],
+            # Every company gets its (demo) API key, and loadgen posts each job with its
+            # company's own key, as integrators would.
+            [self.python, "manage.py", "seed_demo", "--companies", n, "--json", "--api-keys"],
             env=env,
             cwd=self.app,
             stdout_path=raw,
@@ -276,14 +280,17 @@ class Testbed:
     def sanity_ours(self, server: Server, data: dict) -> dict:
         base = f"http://127.0.0.1:{server.port}"
         body = self.body(data)
-        status, text = http("POST", base + JOBS_PATH, body, 30)
+        key = {"X-API-Key": data["ops_api_key"]}
+        status, text = http("POST", base + JOBS_PATH, body, 30, headers=key)
         if status != 201:
             raise BenchError(
                 f"sanity POST {JOBS_PATH} answered {status}, expected 201:\n"
                 f"request  {body.decode()}\nresponse {text[:1000]}"
             )
         job = json.loads(text)
-        r_status, r_text = http("GET", f"{base}/api/v1/jobs/{job['id']}/routings", timeout=30)
+        r_status, r_text = http(
+            "GET", f"{base}/api/v1/jobs/{job['id']}/routings", timeout=30, headers=key
+        )
         routings = json.loads(r_text) if r_status == 200 else None
         n_routings = len(routings) if isinstance(routings, list) else None
         log(

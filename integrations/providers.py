@@ -161,12 +161,13 @@ class WebhookRejected(ProblemError):
 @dataclass(frozen=True)
 class ProviderAccount:
     """Whose field-service system this is and how to reach it: what a provider is built from.
-    ``settings`` are the company's provider settings (credentials, URLs, options)."""
+    ``settings`` are the company's provider settings (URLs, options) with its credentials merged
+    over them; left out of the repr so that no log line or traceback shows a secret."""
 
     company_id: object
     company_name: str
     provider_type: str
-    settings: dict = field(default_factory=dict)
+    settings: dict = field(default_factory=dict, repr=False)
 
     @property
     def resolved_provider_type(self) -> str:
@@ -182,6 +183,9 @@ class Provider(ABC):
     """
 
     provider_type = ""
+    # The settings that are secrets: a company's encrypted provider credentials, never its plain
+    # provider settings.
+    credential_keys: tuple[str, ...] = ()
 
     def __init__(self, account: ProviderAccount):
         self.account = account

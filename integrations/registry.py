@@ -20,6 +20,15 @@ def provider_class(provider_type: str) -> type[Provider] | None:
     return PROVIDER_CLASSES.get(provider_type)
 
 
+def credential_keys() -> tuple[str, ...]:
+    """Every provider's secret settings, in order: what a company keeps in its encrypted provider
+    credentials, whichever provider it uses."""
+    keys = {}
+    for implementation in PROVIDER_CLASSES.values():
+        keys.update(dict.fromkeys(implementation.credential_keys))
+    return tuple(keys)
+
+
 def provider_for(account: ProviderAccount) -> Provider:
     """The provider instance for an account, or ``ProviderNotConfigured`` saying why not."""
     provider_type = account.resolved_provider_type

@@ -1,5 +1,9 @@
+from django import forms
 from django.contrib import admin
+from django.core.exceptions import ValidationError
+from django.utils.html import format_html_join
 
+from integrations.registry import credential_keys
 from jobs.models import (
     Category,
     Company,
@@ -51,8 +55,77 @@ class TechnicianInline(admin.TabularInline):
     fields = ["name", "email", "phone", "is_active"]
 
 
+# One write-only form field per provider secret: "credential_client_secret" for "client_secret".
+CREDENTIAL_FIELDS = {f"credential_{key}": key for key in credential_keys()}
+
+
+class CompanyFormBase(forms.ModelForm):
+    """Provider credentials are write-only: a blank field keeps the stored value, a filled one
+    replaces it, and "Remove" deletes it; no stored secret is ever put on the page (nor is one
+    just typed, when the form comes back with an error). Secrets are refused in the plain
+    ``provider_settings``. (The admin gives it its model and fields, from the fieldsets.)"""
+
+    credentials_clear = forms.MultipleChoiceField(
+        label="Remove credentials",
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        help_text="Delete the ticked credentials (a new value typed above is kept instead).",
+    )
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        stored = self.instance.provider_credentials or {}
+        self.fields["credentials_clear"].choices = [
+            (key, key) for key in credential_keys() if key in stored
+        ]
+
+    def clean_provider_settings(self):
+        provider_settings = self.cleaned_data.get("provider_settings")
+        if isinstance(provider_settings, dict):
+            secrets = [key for key in credential_keys() if key in provider_settings]
+            if secrets:
+                raise ValidationError(
+                    f"Secrets do not belong in the provider settings, which are stored in plain "
+                    f"text: remove {', '.join(secrets)} here and enter "
+                    f"{'it' if len(secrets) == 1 else 'them'} in the credential fields below, "
+                    "which are stored encrypted."
+                )
+        return provider_settings
+
+    def provider_credentials(self) -> dict:
+        credentials = dict(self.instance.provider_credentials or {})
+        for key in self.cleaned_data.get("credentials_clear") or []:
+            credentials.pop(key, None)
+        for name, key in CREDENTIAL_FIELDS.items():
+            if self.cleaned_data.get(name):
+                credentials[key] = self.cleaned_data[name]
+        return credentials
+
+    def save(self, commit=True):
+        self.instance.provider_credentials = self.provider_credentials()
+        return super().save(commit)
+
+
+def credential_form_field(key: str) -> forms.CharField:
+    return forms.CharField(
+        label=key,
+        required=False,
+        # new-password: browsers must not fill in the admin's own saved password.
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
+        help_text="Write-only: leave blank to keep the stored value.",
+    )
+
+
+CompanyAdminForm = type(
+    "CompanyAdminForm",
+    (CompanyFormBase,),
+    {name: credential_form_field(key) for name, key in CREDENTIAL_FIELDS.items()},
+)
+
+
 @admin.register(Company)
 class CompanyAdmin(admin.ModelAdmin):
+    form = CompanyAdminForm
     list_display = [
         "name",
         "is_active",
@@ -71,7 +144,13 @@ class CompanyAdmin(admin.ModelAdmin):
         "provider_type",
     ]
     search_fields = ["name", "=id", "notification_email"]
-    readonly_fields = ["id", "open_routing_count", "created_at", "updated_at"]
+    readonly_fields = [
+        "id",
+        "open_routing_count",
+        "created_at",
+        "updated_at",
+        "credentials_stored",
+    ]
     inlines = [ServiceAreaInline, CompanySkillInline, TechnicianInline]
     fieldsets = [
         (
@@ -83,8 +162,22 @@ class CompanyAdmin(admin.ModelAdmin):
             {"fields": ["plan", "leads_per_report", "send_day", "notification_email"]},
         ),
         ("Field-service system", {"fields": ["provider_type", "provider_settings"]}),
+        (
+            "Provider credentials (encrypted, write-only)",
+            {"fields": ["credentials_stored", *CREDENTIAL_FIELDS, "credentials_clear"]},
+        ),
         ("Load", {"fields": ["open_routing_count", "created_at", "updated_at"]}),
     ]
+
+    @admin.display(description="stored")
+    def credentials_stored(self, company):
+        """Which credentials are set, never their values."""
+        stored = company.provider_credentials if company else {}
+        return format_html_join(
+            "",
+            "<div>{}: {}</div>",
+            ((key, "set" if stored.get(key) else "not set") for key in credential_keys()),
+        )
 
 
 @admin.register(Technician)

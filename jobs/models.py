@@ -7,6 +7,7 @@ from django.db import models
 from django.db.models import Q
 
 from integrations.providers import ProviderAccount, ProviderType
+from tradeengage.encryption import EncryptedJSONField
 
 state_code_validator = RegexValidator(r"^[A-Z]{2}$", "State must be two uppercase letters.")
 
@@ -90,7 +91,14 @@ class Company(models.Model):
     provider_type = models.CharField(
         max_length=20, choices=ProviderType.choices, blank=True, default=""
     )
-    provider_settings = models.JSONField(default=dict, blank=True)
+    provider_settings = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="Options of its field-service system (URLs, the mock's behaviour); no secrets.",
+    )
+    # Secrets (integrations.registry.credential_keys()) are encrypted at rest, apart from the
+    # plain options: never logged, never served by an API, write-only in the admin.
+    provider_credentials = EncryptedJSONField(default=dict, blank=True)
     open_routing_count = models.PositiveIntegerField(
         default=0,
         editable=False,
@@ -116,11 +124,13 @@ class Company(models.Model):
         return self.name
 
     def provider_account(self) -> ProviderAccount:
+        """What its provider is built from: the credentials merged over the settings, so a
+        provider reads one set of options, secrets included."""
         return ProviderAccount(
             company_id=self.id,
             company_name=self.name,
             provider_type=self.provider_type,
-            settings=self.provider_settings or {},
+            settings={**(self.provider_settings or {}), **(self.provider_credentials or {})},
         )
 
 

@@ -10,11 +10,14 @@ from django.db import transaction
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
-from rest_framework import exceptions, status
-from rest_framework.authentication import BaseAuthentication
+from rest_framework import status
+from rest_framework.exceptions import PermissionDenied
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from access.authentication import ApiKeyAuthentication, presented_key
+from access.callers import Caller
+from access.models import KEY_MARK, Scope
 from processing.models import ProcessingJob
 from processing.serializers import (
     DetailErrorSerializer,
@@ -42,23 +45,31 @@ def api_key_valid(key: str) -> bool:
     return matched
 
 
-class ApiKeyAuthentication(BaseAuthentication):
-    """The ``X-API-Key`` header of seed 004 "Authentication". A missing or unknown key fails
-    here (401) rather than passing on as anonymous: no endpoint that uses it serves anyone
-    without a key."""
+# PROCESSING_API_KEYS: the seed's operator keys, for these endpoints only.
+PROCESSING_KEY_CALLER = Caller(
+    key_id="PROCESSING_API_KEYS",
+    key_name="PROCESSING_API_KEYS",
+    company_id=None,
+    scopes=frozenset({Scope.OPS, Scope.PROCESSING}),
+)
+
+
+class ProcessingKeyAuthentication(ApiKeyAuthentication):
+    """Seed 004 "Authentication" (``X-API-Key``): the product's API keys with the
+    ``processing`` scope, and, as a fallback, the operator keys of ``PROCESSING_API_KEYS``."""
 
     def authenticate(self, request):
-        key = request.headers.get("X-API-Key", "")
-        if not key or not api_key_valid(key):
-            raise exceptions.AuthenticationFailed(INVALID_API_KEY)
-        return None, key
+        key = presented_key(request)
+        if key and not key.startswith(KEY_MARK) and api_key_valid(key):
+            return PROCESSING_KEY_CALLER, key
+        return super().authenticate(request)
 
     def authenticate_header(self, request):
         return "API-Key"
 
 
-class ApiKeyScheme(OpenApiAuthenticationExtension):
-    target_class = ApiKeyAuthentication
+class ProcessingKeyScheme(OpenApiAuthenticationExtension):
+    target_class = ProcessingKeyAuthentication
     name = "ProcessingApiKey"
 
     def get_security_definition(self, auto_schema):
@@ -66,13 +77,14 @@ class ApiKeyScheme(OpenApiAuthenticationExtension):
             "type": "apiKey",
             "in": "header",
             "name": "X-API-Key",
-            "description": "One of the keys in PROCESSING_API_KEYS. With none configured, "
-            "every request is refused (401).",
+            "description": "An API key with the processing scope (a company's key acts for its "
+            "own company only), or one of the operator keys in PROCESSING_API_KEYS.",
         }
 
 
 class ProcessingView(APIView):
-    authentication_classes = [ApiKeyAuthentication]
+    authentication_classes = [ProcessingKeyAuthentication]
+    required_scopes = {"GET": Scope.PROCESSING, "POST": Scope.PROCESSING}
 
     def get_exception_handler(self):
         return processing_exception_handler
@@ -83,18 +95,24 @@ def _error(description: str) -> OpenApiResponse:
 
 
 UNAUTHORIZED = _error("Invalid or missing API key (header WWW-Authenticate: API-Key).")
+FORBIDDEN = _error(
+    "The key lacks the processing scope, or a company's key names another company (or runs "
+    "the retry queue, which is ops' to run)."
+)
 MALFORMED = _error(
     "Malformed input: not JSON, a content type other than application/json, a body that is "
     "not a JSON object, a missing or malformed field."
 )
 KEY_NOTE = (
-    " Requires the X-API-Key header with one of PROCESSING_API_KEYS; with none configured, "
+    " Requires the X-API-Key header: an API key with the processing scope (a company's key "
+    "acts for its own company only), or one of PROCESSING_API_KEYS; with neither, "
     "every request is 401."
 )
 
 
 class HealthApi(ProcessingView):
     authentication_classes = []
+    permission_classes = []
 
     @extend_schema(
         operation_id="processing_health",
@@ -120,6 +138,7 @@ class ProcessClientApi(ProcessingView):
             202: ProcessingStartedSerializer,
             400: _error("The client is not active."),
             401: UNAUTHORIZED,
+            403: FORBIDDEN,
             404: _error("No client with that id."),
             422: MALFORMED,
         },
@@ -127,8 +146,11 @@ class ProcessClientApi(ProcessingView):
     def post(self, request):
         serializer = ProcessClientSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
+        client_id = serializer.validated_data["client_id"]
+        if not request.user.acts_for(client_id):
+            raise PermissionDenied("A company's key processes only its own company.")
         job, _ = processing_job_create(
-            client_id=serializer.validated_data["client_id"],
+            client_id=client_id,
             trigger=ProcessingJob.Trigger.API,
         )
         transaction.on_commit(partial(process_client.delay, str(job.job_id)))
@@ -158,12 +180,16 @@ class JobStatusApi(ProcessingView):
         responses={
             200: ProcessingJobStatusSerializer,
             401: UNAUTHORIZED,
+            403: FORBIDDEN,
             404: _error("Unknown or malformed job id."),
         },
     )
     def get(self, request, job_id: str):
+        jobs = ProcessingJob.objects.all()
+        if not request.user.is_ops:
+            jobs = jobs.filter(client_id=request.user.company_id)
         try:
-            job = ProcessingJob.objects.get(job_id=uuid.UUID(job_id))
+            job = jobs.get(job_id=uuid.UUID(job_id))
         except (ValueError, ProcessingJob.DoesNotExist):
             raise NotFoundError(f"Job {job_id} not found.") from None
         return Response(ProcessingJobStatusSerializer(job).data)
@@ -178,8 +204,10 @@ class RetryQueueApi(ProcessingView):
         "most 100, oldest due first); the beat does the same every 15 minutes. A request body "
         "is ignored." + KEY_NOTE,
         request=None,
-        responses={200: RetryQueueResultSerializer, 401: UNAUTHORIZED},
+        responses={200: RetryQueueResultSerializer, 401: UNAUTHORIZED, 403: FORBIDDEN},
     )
     def post(self, request):
+        if not request.user.is_ops:
+            raise PermissionDenied("The retry queue is every company's: an ops key runs it.")
         counts = retry_queue_process()
         return Response({"success": True, **counts})

@@ -47,6 +47,11 @@ class JobRouting(models.Model):
     matched_skills = models.JSONField(default=list, blank=True)
     missing_skills = models.JSONField(default=list, blank=True)
     match_reason = models.TextField(blank=True)
+    routed_by = models.CharField(
+        max_length=100,
+        blank=True,
+        help_text="Who routed the job here by hand (a manual route); empty when matching did.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

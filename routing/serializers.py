@@ -35,9 +35,14 @@ class JobRoutingSerializer(serializers.ModelSerializer):
             "created_at",
             "updated_at",
             "match",
+            "routed_by",
         ]
         read_only_fields = fields
 
 
 class ManualSyncSerializer(serializers.Serializer):
     company_id = StrictUUIDField(help_text="The company to sync the job to (routed to it first)")
+    override = serializers.BooleanField(
+        default=False,
+        help_text="Ops keys only: route to a company that lacks the job's required skills.",
+    )

@@ -1,4 +1,5 @@
-"""Health probes (seed 000 "Health Checks")."""
+"""Health probes (seed 000 "Health Checks"): open to anyone, no API key, for load balancers and
+orchestrators."""
 
 import time
 
@@ -9,7 +10,7 @@ from django.db import connection
 from django.utils import timezone
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers
-from rest_framework.decorators import api_view
+from rest_framework.decorators import api_view, authentication_classes, permission_classes
 from rest_framework.response import Response
 
 from integrations.providers import ProviderType
@@ -115,6 +116,8 @@ ProbeStatus = inline_serializer(
 
 @extend_schema(operation_id="health", summary="Basic health check", responses={200: BasicHealth})
 @api_view(["GET"])
+@authentication_classes([])
+@permission_classes([])
 def health(request):
     return Response({"status": HEALTHY, "timestamp": _now(), "version": settings.APP_VERSION})
 
@@ -125,6 +128,8 @@ def health(request):
     responses={200: DetailedHealth, 503: DetailedHealth},
 )
 @api_view(["GET"])
+@authentication_classes([])
+@permission_classes([])
 def health_detailed(request):
     providers = provider_statuses()
     components = {
@@ -151,6 +156,8 @@ def health_detailed(request):
     responses={200: ProbeStatus, 503: ProbeStatus},
 )
 @api_view(["GET"])
+@authentication_classes([])
+@permission_classes([])
 def health_ready(request):
     database = _timed(check_database)
     if database["status"] != HEALTHY:
@@ -167,5 +174,7 @@ def health_ready(request):
 
 @extend_schema(operation_id="health_live", summary="Liveness probe", responses={200: ProbeStatus})
 @api_view(["GET"])
+@authentication_classes([])
+@permission_classes([])
 def health_live(request):
     return Response({"status": "alive", "timestamp": _now()})

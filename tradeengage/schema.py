@@ -51,3 +51,11 @@ BUSINESS_RULE = OpenApiResponse(
     ValidationErrorSerializer,
     description="A business rule was broken (VALIDATION_ERROR).",
 )
+UNAUTHORIZED = OpenApiResponse(
+    ErrorSerializer,
+    description="No API key, or one that is unknown, revoked or expired (UNAUTHORIZED).",
+)
+FORBIDDEN = OpenApiResponse(
+    ErrorSerializer,
+    description="The key may not do this: a missing scope, or another company's (FORBIDDEN).",
+)

@@ -2,14 +2,19 @@
 
 With no environment at all the project runs on the embedded default: a SQLite file in WAL mode
 and kombu's filesystem broker under ``var/``. ``DATABASE_URL`` and ``REDIS_URL`` switch to
-PostgreSQL and Redis. With ``DEBUG`` off, ``SECRET_KEY`` must be set.
+PostgreSQL and Redis. With ``DEBUG`` off, ``SECRET_KEY`` and ``FIELD_ENCRYPTION_KEYS`` must be
+set.
 """
 
+import base64
+import hashlib
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
 from celery.schedules import crontab
+from cryptography.fernet import Fernet
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -58,12 +63,67 @@ def env_list(name: str, default: list[str] | None = None) -> list[str]:
     return [item.strip() for item in value.split(",") if item.strip()]
 
 
+def env_credentials(name: str, default: dict[str, str]) -> dict[str, str]:
+    """``id:secret`` pairs, comma-separated, as secrets by id. The secret may hold colons; a
+    malformed pair fails loudly, without echoing the secret."""
+    if os.environ.get(name) is None:
+        return dict(default)
+    credentials = {}
+    for position, pair in enumerate(env_list(name), start=1):
+        credential_id, separator, secret = pair.partition(":")
+        credential_id, secret = credential_id.strip(), secret.strip()
+        if not separator or not credential_id or not secret:
+            raise ImproperlyConfigured(f"{name}: pair {position} is not id:secret")
+        if credential_id in credentials:
+            raise ImproperlyConfigured(f"{name}: {credential_id!r} is given twice")
+        credentials[credential_id] = secret
+    return credentials
+
+
+# The key of the embedded default (DEBUG only): derived from a fixed phrase, so it is public and
+# protects nothing; it only lets a laptop run without configuration. Never used with DEBUG off.
+DEVELOPMENT_FIELD_ENCRYPTION_KEY = base64.urlsafe_b64encode(
+    hashlib.sha256(b"tradeengage development field encryption key").digest()
+).decode()
+
+
+def field_encryption_keys(keys: list[str], *, debug: bool) -> list[str]:
+    """The Fernet keys of the values encrypted at rest (tradeengage/encryption.py), newest first:
+    the first encrypts, every one decrypts, so a key is rotated by putting a new one first and
+    running ``manage.py rotate_encryption_keys``. They are not ``SECRET_KEY``: a leaked or
+    rotated ``SECRET_KEY`` must neither expose nor lose the stored provider credentials."""
+    if not keys:
+        if not debug:
+            raise ImproperlyConfigured(
+                "FIELD_ENCRYPTION_KEYS must be set when DEBUG is off (comma-separated Fernet keys, "
+                "newest first; make one with: python -c 'from cryptography.fernet import Fernet; "
+                "print(Fernet.generate_key().decode())')"
+            )
+        return [DEVELOPMENT_FIELD_ENCRYPTION_KEY]
+    for position, key in enumerate(keys, start=1):
+        try:
+            Fernet(key)
+        except (ValueError, TypeError):
+            # The key itself stays out of the message: it is a secret.
+            raise ImproperlyConfigured(
+                f"FIELD_ENCRYPTION_KEYS: key {position} is not a Fernet key (32 url-safe "
+                "base64-encoded bytes)"
+            ) from None
+    if not debug and DEVELOPMENT_FIELD_ENCRYPTION_KEY in keys:
+        raise ImproperlyConfigured(
+            "FIELD_ENCRYPTION_KEYS holds the public development key, which must not be used when "
+            "DEBUG is off"
+        )
+    return keys
+
+
 DEBUG = env_bool("DEBUG", default=True)
 SECRET_KEY = env_str("SECRET_KEY")
 if not SECRET_KEY:
     if not DEBUG:
         raise ImproperlyConfigured("SECRET_KEY must be set when DEBUG is off")
     SECRET_KEY = "insecure-development-key-only-for-debug-mode"
+FIELD_ENCRYPTION_KEYS = field_encryption_keys(env_list("FIELD_ENCRYPTION_KEYS"), debug=DEBUG)
 
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]", "testserver"])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
@@ -80,6 +140,10 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "django_celery_beat",
+    "axes",
+    # Its abstract key model is ours' base; its own concrete model (and table) go unused.
+    "rest_framework_api_key",
+    "access",
     "jobs",
     "routing",
     "integrations",
@@ -96,6 +160,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes asks: turns a locked-out login into its lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "tradeengage.urls"
@@ -241,6 +307,21 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 
+# Failed logins are throttled (django-axes): AXES_FAILURE_LIMIT failures for one username from one
+# IP address lock that pair out for AXES_COOLOFF_MINUTES, the right password included. Its
+# backend comes first so a locked-out pair never reaches the password check; it logs nobody in,
+# so force_login still picks ModelBackend. It needs the request: the test client's login is
+# called with request=HttpRequest().
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env_int("AXES_FAILURE_LIMIT", 5)
+AXES_COOLOFF_TIME = timedelta(minutes=env_float("AXES_COOLOFF_MINUTES", 15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "admin/lockout.html"
+
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = env_str("TIME_ZONE", "UTC")
 USE_I18N = True
@@ -261,8 +342,10 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "tradeengage.exceptions.api_exception_handler",
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["tradeengage.parsers.JSONParser"],
-    "DEFAULT_AUTHENTICATION_CLASSES": [],
-    "DEFAULT_PERMISSION_CLASSES": [],
+    # Every API view needs a usable API key unless it says otherwise (the health probes, the
+    # docs, and inbound webhooks, which are signed instead).
+    "DEFAULT_AUTHENTICATION_CLASSES": ["access.authentication.ApiKeyAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["access.authentication.HasApiKey"],
     "UNAUTHENTICATED_USER": None,
     "COERCE_DECIMAL_TO_STRING": False,
 }
@@ -276,6 +359,8 @@ SPECTACULAR_SETTINGS = {
     ),
     "VERSION": APP_VERSION,
     "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
+    "SERVE_AUTHENTICATION": [],
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
@@ -340,6 +425,21 @@ SERVICETITAN = {
     "simulation_seed": env_str("SERVICETITAN_SIMULATION_SEED"),
 }
 
+
+def servicetitan_simulator_settings(*, debug: bool) -> tuple[bool, dict[str, str]]:
+    """Whether the simulator's slice of ServiceTitan's API is mounted at /servicetitan-sim/, and
+    the client credentials its token endpoint accepts. By default on, accepting the demo's
+    Phoenix Garage Doors (seed_demo's ``demo_provider``), when DEBUG is on; off, accepting
+    nobody, when it is off."""
+    enabled = env_bool("SERVICETITAN_SIMULATOR_ENABLED", default=debug)
+    demo_clients = {"demo-phoenix": "demo-secret"} if debug else {}
+    return enabled, env_credentials("SERVICETITAN_SIMULATOR_CLIENTS", demo_clients)
+
+
+SERVICETITAN_SIMULATOR_ENABLED, SERVICETITAN_SIMULATOR_CLIENTS = servicetitan_simulator_settings(
+    debug=DEBUG
+)
+
 # The mock provider's defaults; a company's provider_settings override them (integrations/mock.py).
 MOCK_PROVIDER = {
     "latency_ms": env_int("MOCK_PROVIDER_LATENCY_MS", 0),
@@ -388,6 +488,8 @@ LOGGING = {
     "loggers": {
         "django.server": {"level": "WARNING"},
         "django.request": {"level": "ERROR"},
+        # Failed logins and lockouts are warnings; its per-attempt housekeeping is not worth a line.
+        "axes": {"level": "WARNING"},
     },
 }
 

@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path, re_path
 from django.views.decorators.csrf import csrf_exempt
@@ -35,12 +36,17 @@ urlpatterns = [
     path("openapi.json", SpectacularJSONAPIView.as_view(), name="openapi"),
     path("docs", SpectacularSwaggerView.as_view(url_name="openapi"), name="docs"),
     path("redoc", SpectacularRedocView.as_view(url_name="openapi"), name="redoc"),
-    path("servicetitan-sim/", include("integrations.servicetitan.simulator.urls")),
     path("api/", include("processing.urls")),
     # Unknown API paths answer 404 in their prefix's contract, for every method and in DEBUG
     # too; exempt from CSRF, or a POST would get the CSRF failure page instead.
     re_path(r"^api/", csrf_exempt(json_not_found)),
 ]
+# A test double of ServiceTitan's API for the demo and tests: where it is off, its paths are a
+# plain 404 like any unknown path.
+if settings.SERVICETITAN_SIMULATOR_ENABLED:
+    urlpatterns.append(
+        path("servicetitan-sim/", include("integrations.servicetitan.simulator.urls"))
+    )
 
 handler400 = "tradeengage.exceptions.json_bad_request"
 handler404 = "tradeengage.exceptions.json_not_found"

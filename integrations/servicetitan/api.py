@@ -14,6 +14,7 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from access.models import Scope
 from integrations.servicetitan import serializers as st
 from integrations.servicetitan.service import servicetitan_service
 from integrations.servicetitan.types import ServiceTitanJob
@@ -107,6 +108,11 @@ JOB_ID = OpenApiParameter("job_id", int, OpenApiParameter.PATH, description="Ser
 
 
 class ServiceTitanView(APIView):
+    """Seed 001's module acts on any tenant's simulated or real ServiceTitan jobs: ops keys
+    only."""
+
+    required_scopes = {method: Scope.OPS for method in ("GET", "POST", "PATCH", "DELETE")}
+
     def get_exception_handler(self):
         return servicetitan_exception_handler
 

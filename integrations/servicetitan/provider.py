@@ -14,7 +14,11 @@ from integrations.providers import (
     WebhookRejected,
     Work,
 )
-from integrations.servicetitan.service import servicetitan_config, servicetitan_service
+from integrations.servicetitan.service import (
+    CREDENTIAL_KEYS,
+    servicetitan_config,
+    servicetitan_service,
+)
 from integrations.servicetitan.types import PROBLEM_TYPES, Booking
 from integrations.servicetitan.webhooks import servicetitan_webhook_parse
 
@@ -71,6 +75,7 @@ def booking_for(work: Work) -> Booking:
 
 class ServiceTitanProvider(Provider):
     provider_type = ProviderType.SERVICETITAN
+    credential_keys = (*CREDENTIAL_KEYS, "webhook_secret")
 
     def _service(self, timeout: float):
         """One service per configuration and thread, so the real client's HTTP session (and

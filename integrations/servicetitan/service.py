@@ -1,5 +1,6 @@
 """Which ServiceTitan service a company gets. The real one is used when credentials are
-configured, on the company (``provider_settings``) or globally (``SERVICETITAN_*`` settings);
+configured, on the company (its provider account: the encrypted ``provider_credentials`` over
+``provider_settings``) or globally (``SERVICETITAN_*`` settings);
 otherwise the simulation. Pointing ``api_url`` and ``auth_url`` at the simulator's own slice of
 the real API (``/servicetitan-sim/``) runs the real client against the simulation.
 """
@@ -14,8 +15,8 @@ CREDENTIAL_KEYS = ("client_id", "client_secret", "app_key", "tenant_id", "bookin
 
 
 def servicetitan_config(options: dict | None = None) -> dict:
-    """The ServiceTitan configuration for a company: its ``provider_settings`` over the global
-    ``SERVICETITAN`` settings."""
+    """The ServiceTitan configuration for a company: its provider account's settings (credentials
+    included) over the global ``SERVICETITAN`` settings."""
     merged = dict(settings.SERVICETITAN)
     merged.update({key: value for key, value in (options or {}).items() if value not in ("", None)})
     return merged

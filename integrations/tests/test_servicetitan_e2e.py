@@ -21,15 +21,16 @@ TENANT = "1001"
 
 
 def test_a_servicetitan_routing_goes_through_the_real_client_and_comes_back_completed(
-    workers, live_server, api_client
+    workers, live_server, api_client, settings
 ):
+    # The live server runs in this process: the simulator accepts the company's credentials.
+    settings.SERVICETITAN_SIMULATOR_CLIENTS = {"e2e-client": "e2e-secret"}
     workers.start(BACKSYNC_RECHECK_SECONDS=0)
     simulator = f"{live_server.url}/servicetitan-sim"
     company = CompanyFactory(
         provider_type="servicetitan",
-        provider_settings={
-            "api_url": simulator,
-            "auth_url": simulator,
+        provider_settings={"api_url": simulator, "auth_url": simulator},
+        provider_credentials={
             "client_id": "e2e-client",
             "client_secret": "e2e-secret",
             "app_key": "e2e-app-key",

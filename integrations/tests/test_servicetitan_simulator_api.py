@@ -38,6 +38,7 @@ def _simulation_without_failures_or_delays(settings):
         "simulation_failure_rate": 0.0,
         "simulation_delays": False,
     }
+    settings.SERVICETITAN_SIMULATOR_CLIENTS = {"tradeengage": "s3cret", "partner": "p4ss:word"}
 
 
 def issue_token(client, **form) -> dict:
@@ -113,10 +114,21 @@ def test_token_is_issued_for_client_credentials(client):
     assert issue_token(client).json()["access_token"] != body["access_token"]
 
 
+def test_token_is_issued_to_each_configured_client(client):
+    response = issue_token(client, client_id="partner", client_secret="p4ss:word")
+
+    assert response.status_code == 200
+    assert cache.get(TOKEN_CACHE_PREFIX + response.json()["access_token"]) == "partner"
+
+
 @pytest.mark.parametrize(
     ("form", "error"),
     [
         ({"client_secret": "wrong"}, "invalid_client"),
+        ({"client_secret": "s3cret "}, "invalid_client"),
+        ({"client_secret": "p4ss:word"}, "invalid_client"),
+        ({"client_id": "stranger"}, "invalid_client"),
+        ({"client_id": "partner"}, "invalid_client"),
         ({"client_secret": ""}, "invalid_client"),
         ({"client_id": ""}, "invalid_client"),
         ({"grant_type": "password"}, "unsupported_grant_type"),
@@ -128,6 +140,15 @@ def test_token_is_refused_for_bad_credentials_or_grant(client, form, error):
 
     assert response.status_code == 400
     assert response.json() == {"error": error}
+
+
+def test_token_is_refused_to_everyone_when_no_client_is_configured(client, settings):
+    settings.SERVICETITAN_SIMULATOR_CLIENTS = {}
+
+    response = issue_token(client)
+
+    assert response.status_code == 400
+    assert response.json() == {"error": "invalid_client"}
 
 
 @pytest.mark.parametrize(

@@ -80,3 +80,12 @@ def test_the_readme_walkthrough_names_demo_companies_and_ids():
         r"(Springfield(?: (?:Co\.|[A-Z][a-z]+))+|Nationwide [A-Z][a-z]+)", walkthrough
     ):
         assert name in names, name
+
+
+def test_the_phoenix_servicetitan_credentials_are_stored_encrypted_not_in_the_settings():
+    seed_demo()
+
+    phoenix = Company.objects.get(name__startswith="Phoenix", provider_type="servicetitan")
+    assert set(phoenix.provider_settings) == {"api_url", "auth_url"}
+    assert phoenix.provider_credentials["client_secret"] == "demo-secret"
+    assert phoenix.provider_account().settings["client_id"] == "demo-phoenix"

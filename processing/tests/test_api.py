@@ -37,9 +37,9 @@ def _api_keys(settings):
 
 
 @pytest.fixture
-def keyed(api_client):
-    api_client.credentials(HTTP_X_API_KEY=KEY)
-    return api_client
+def keyed(anonymous_client):
+    anonymous_client.credentials(HTTP_X_API_KEY=KEY)
+    return anonymous_client
 
 
 @pytest.fixture
@@ -77,8 +77,8 @@ def start(client, body, **kwargs):
 # Health and the API key
 
 
-def test_health_answers_without_a_key(api_client):
-    response = api_client.get("/api/health")
+def test_health_answers_without_a_key(anonymous_client):
+    response = anonymous_client.get("/api/health")
 
     assert response.status_code == 200
     assert response.json() == {"status": "ok"}
@@ -92,8 +92,8 @@ REQUESTS = [
 
 
 @pytest.mark.parametrize(("method", "path"), REQUESTS)
-def test_request_without_a_key_is_401(api_client, method, path):
-    response = getattr(api_client, method)(path)
+def test_request_without_a_key_is_401(anonymous_client, method, path):
+    response = getattr(anonymous_client, method)(path)
 
     assert assert_detail(response, 401) == "Invalid or missing API key"
     assert response["WWW-Authenticate"] == "API-Key"
@@ -101,27 +101,27 @@ def test_request_without_a_key_is_401(api_client, method, path):
 
 @pytest.mark.parametrize(("method", "path"), REQUESTS)
 @pytest.mark.parametrize("key", ["wrong-key", "test-key ", "TEST-KEY", "test-keyx", "clé"])
-def test_request_with_a_wrong_key_is_401(api_client, method, path, key):
-    api_client.credentials(HTTP_X_API_KEY=key)
+def test_request_with_a_wrong_key_is_401(anonymous_client, method, path, key):
+    anonymous_client.credentials(HTTP_X_API_KEY=key)
 
-    response = getattr(api_client, method)(path)
+    response = getattr(anonymous_client, method)(path)
 
     assert assert_detail(response, 401) == "Invalid or missing API key"
     assert response["WWW-Authenticate"] == "API-Key"
 
 
 @pytest.mark.parametrize("key", ["test-key", ""])
-def test_every_keyed_request_is_401_when_no_keys_are_configured(api_client, settings, key):
+def test_every_keyed_request_is_401_when_no_keys_are_configured(anonymous_client, settings, key):
     settings.PROCESSING_API_KEYS = []
-    api_client.credentials(HTTP_X_API_KEY=key)
+    anonymous_client.credentials(HTTP_X_API_KEY=key)
 
-    response = api_client.post("/api/process-retry-queue")
+    response = anonymous_client.post("/api/process-retry-queue")
 
     assert assert_detail(response, 401) == "Invalid or missing API key"
 
 
-def test_unauthenticated_request_does_not_start_processing(api_client, client_company):
-    response = start(api_client, {"client_id": str(client_company.id)})
+def test_unauthenticated_request_does_not_start_processing(anonymous_client, client_company):
+    response = start(anonymous_client, {"client_id": str(client_company.id)})
 
     assert response.status_code == 401
     assert not ProcessingJob.objects.exists()
@@ -130,11 +130,11 @@ def test_unauthenticated_request_does_not_start_processing(api_client, client_co
 # Process client
 
 
-def test_seed_example_process_a_client(api_client, django_capture_on_commit_callbacks):
+def test_seed_example_process_a_client(anonymous_client, django_capture_on_commit_callbacks):
     company = CompanyFactory(id=uuid.UUID(SEED_CLIENT_ID))
 
     with django_capture_on_commit_callbacks() as callbacks:
-        response = api_client.post(
+        response = anonymous_client.post(
             "/api/process-client",
             f'{{"client_id": "{SEED_CLIENT_ID}"}}',
             content_type="application/json",
@@ -312,8 +312,8 @@ def test_job_status_404_names_the_job(keyed):
 # Retry queue
 
 
-def test_seed_example_process_the_retry_queue(api_client):
-    response = api_client.post("/api/process-retry-queue", headers={"X-API-Key": KEY})
+def test_seed_example_process_the_retry_queue(anonymous_client):
+    response = anonymous_client.post("/api/process-retry-queue", headers={"X-API-Key": KEY})
 
     assert response.status_code == 200
     assert response.json() == {"success": True, "processed": 0, "failed": 0}
@@ -398,7 +398,7 @@ def test_schema_documents_the_processing_endpoints(client):
     assert (scheme["type"], scheme["in"], scheme["name"]) == ("apiKey", "header", "X-API-Key")
     process_client = schema["paths"]["/api/process-client"]["post"]
     assert process_client["security"] == [{"ProcessingApiKey": []}]
-    assert set(process_client["responses"]) == {"202", "400", "401", "404", "422"}
+    assert set(process_client["responses"]) == {"202", "400", "401", "403", "404", "422"}
     error = process_client["responses"]["422"]["content"]["application/json"]["schema"]["$ref"]
     properties = schema["components"]["schemas"][error.rsplit("/", 1)[1]]["properties"]
     assert set(properties) == {"detail"}

@@ -20,18 +20,18 @@ from tradeengage.exceptions import BusinessRuleError
 logger = logging.getLogger("routing")
 
 
-def routings_create(*, pairs: list[tuple[Job, Match]]) -> list[UUID]:
+def routings_create(*, pairs: list[tuple[Job, Match]], routed_by: str = "") -> list[UUID]:
     """Routings for ``(job, match)`` pairs, one ``job_sync`` outbox event each, and each
     company's load raised by its new routings; the new routings' ids. Must run inside the
     caller's transaction; the relay is kicked when it commits (if the kick is lost, the relay's
-    beat finds the events anyway).
+    beat finds the events anyway). ``routed_by`` names who routed them by hand, if anyone.
 
     On PostgreSQL all of it is one statement: the routings are the part of job creation that
     grows with the matches, and one statement costs less than half of the ORM's three.
     """
     if not pairs:
         return []
-    rows = routing_rows(pairs)
+    rows = routing_rows(pairs, routed_by=routed_by)
     if connection.vendor == "postgresql":
         routing_rows_write_in_one_statement(rows)
     else:
@@ -52,7 +52,7 @@ class RoutingRows(NamedTuple):
     loads: list[tuple[UUID, int]]
 
 
-def routing_rows(pairs: list[tuple[Job, Match]]) -> RoutingRows:
+def routing_rows(pairs: list[tuple[Job, Match]], *, routed_by: str = "") -> RoutingRows:
     now = timezone.now()
     routings = [
         {
@@ -85,6 +85,7 @@ def routing_rows(pairs: list[tuple[Job, Match]]) -> RoutingRows:
         routing_defaults={
             "sync_status": SyncStatus.PENDING,
             "retry_count": 0,
+            "routed_by": routed_by,
             "created_at": now,
             "updated_at": now,
         },
@@ -123,11 +124,15 @@ def routing_rows_write_per_table(rows: RoutingRows) -> None:
     company_loads_change(rows.loads)
 
 
-def routing_route_manually(*, job: Job, company_id) -> JobRouting:
+def routing_route_manually(
+    *, job: Job, company_id, routed_by: str, require_skills: bool = True
+) -> JobRouting:
     """Route a job to a company an operator or integrator chose (POST /jobs/{id}/sync), with the
-    match explained as matching would (a skill it lacks is listed as missing). The company must
-    be active, accept jobs and not be the requester, and the job still open; anything else is a
-    business-rule error. A routing made by a concurrent request a moment ago is returned."""
+    match explained as matching would (a skill it lacks is listed as missing) and ``routed_by``
+    recorded. The company must be active, accept jobs and not be the requester, the job still
+    open, and (unless ``require_skills`` is off: an ops override) the company must hold the
+    job's required skills at their levels; anything else is a business-rule error. A routing
+    made by a concurrent request a moment ago is returned."""
     company = Company.objects.filter(id=company_id).first()
     if company is None:
         raise BusinessRuleError(f"Company {company_id} does not exist.", field="company_id")
@@ -142,10 +147,17 @@ def routing_route_manually(*, job: Job, company_id) -> JobRouting:
     if job.status in (JobStatus.COMPLETED, JobStatus.CANCELLED):
         raise BusinessRuleError(f"Job {job.id} is {job.status}; it takes no new routings.")
     match = match_company(job=job, company=company)
+    if require_skills and match.missing_skills:
+        raise BusinessRuleError(
+            f"Company {company_id} does not hold the job's required skills at their levels "
+            f"(missing: {', '.join(match.missing_skills)}); only an ops key may route it there, "
+            'with "override": true.',
+            field="company_id",
+        )
     match.reason = f"Manual route through POST /jobs/{{id}}/sync; {match.reason}"
     try:
         with transaction.atomic():
-            routings_create(pairs=[(job, match)])
+            routings_create(pairs=[(job, match)], routed_by=routed_by)
     except IntegrityError:
         pass
     routing = JobRouting.objects.select_related("job", "company").get(job=job, company=company)

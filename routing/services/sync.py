@@ -115,16 +115,20 @@ def routing_sync_now(*, routing: JobRouting) -> JobRouting:
     return routing
 
 
-def routing_manual_sync(*, job: Job, company_id) -> JobRouting:
+def routing_manual_sync(
+    *, job: Job, company_id, routed_by: str, require_skills: bool = True
+) -> JobRouting:
     """POST /jobs/{id}/sync: sync the job's routing to a company now, routing the job to it
-    first (``routing_route_manually``) when it has none."""
+    first (``routing_route_manually``, by ``routed_by``) when it has none."""
     routing = (
         JobRouting.objects.select_related("job", "company")
         .filter(job=job, company_id=company_id)
         .first()
     )
     if routing is None:
-        routing = routing_route_manually(job=job, company_id=company_id)
+        routing = routing_route_manually(
+            job=job, company_id=company_id, routed_by=routed_by, require_skills=require_skills
+        )
     return routing_sync_now(routing=routing)
 
 

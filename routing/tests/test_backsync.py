@@ -109,7 +109,7 @@ def servicetitan_routing(settings):
     settings.SERVICETITAN = {**settings.SERVICETITAN, "webhook_secret": ""}
     routing = JobRoutingFactory(
         company__provider_type="servicetitan",
-        company__provider_settings={"webhook_secret": SECRET},
+        company__provider_credentials={"webhook_secret": SECRET},
         company__open_routing_count=1,
         sync_status=SyncStatus.SYNCED,
         external_id="JOB-001001",
@@ -176,7 +176,7 @@ def test_a_webhook_for_an_unknown_company_is_rejected_and_changes_nothing(
 
 def test_a_webhook_for_a_company_on_another_provider_is_rejected(servicetitan_routing):
     other = JobRoutingFactory(
-        company__provider_type="mock", company__provider_settings={"webhook_secret": SECRET}
+        company__provider_type="mock", company__provider_credentials={"webhook_secret": SECRET}
     )
 
     with pytest.raises(WebhookRejected, match="Unknown provider account"):
@@ -268,7 +268,7 @@ def test_a_companys_webhook_cannot_complete_another_companys_routing(
     a routing id is no secret to the company it was routed to."""
     other = JobRoutingFactory(
         company__provider_type="servicetitan",
-        company__provider_settings={"webhook_secret": SECRET},
+        company__provider_credentials={"webhook_secret": SECRET},
         sync_status=SyncStatus.SYNCED,
         external_id="JOB-001001",
     )

@@ -299,7 +299,9 @@ def test_a_manual_route_to_a_company_routed_a_moment_ago_returns_that_routing(
         [routing_id] = create.routings_create(pairs=[(job, Match(company.id, "mock", 2.0))])
 
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
-        routing = create.routing_route_manually(job=job, company_id=company.id)
+        routing = create.routing_route_manually(
+            job=job, company_id=company.id, routed_by="ops key tests"
+        )
 
     assert routing.id == routing_id
     assert JobRouting.objects.count() == OutboxEvent.objects.count() == 1
@@ -318,9 +320,12 @@ def test_a_manual_route_explains_the_match_and_lists_missing_skills():
         skills={"plumbing": SkillLevel.INTERMEDIATE},
     )
 
-    routing = create.routing_route_manually(job=job, company_id=company.id)
+    routing = create.routing_route_manually(
+        job=job, company_id=company.id, routed_by="ops key tests", require_skills=False
+    )
 
     assert (routing.job_id, routing.company_id) == (job.id, company.id)
+    assert routing.routed_by == "ops key tests"
     # Half the coverage (1.0), plumbing a level above over two skills (0.125), the category
     # (0.5), its state (1.5).
     assert routing.matching_score == 3.12
@@ -346,7 +351,7 @@ def test_a_manual_route_to_a_company_that_may_not_receive_the_job_is_refused(com
     job = JobFactory()
 
     with pytest.raises(BusinessRuleError, match=message):
-        create.routing_route_manually(job=job, company_id=company(job).id)
+        create.routing_route_manually(job=job, company_id=company(job).id, routed_by="ops")
 
     assert not JobRouting.objects.exists()
 
@@ -356,6 +361,17 @@ def test_a_closed_job_takes_no_manual_route(status):
     job = JobFactory(status=status)
 
     with pytest.raises(BusinessRuleError, match="takes no new routings"):
-        create.routing_route_manually(job=job, company_id=CompanyFactory().id)
+        create.routing_route_manually(job=job, company_id=CompanyFactory().id, routed_by="ops")
+
+    assert not JobRouting.objects.exists()
+
+
+def test_a_manual_route_to_a_company_lacking_the_skills_is_refused_without_an_override():
+    job = JobFactory()
+    JobSkillFactory(job=job, skill=skill("plumbing"), level=SkillLevel.EXPERT)
+    company = CompanyFactory(provider_type="mock", skills={"plumbing": SkillLevel.BASIC})
+
+    with pytest.raises(BusinessRuleError, match=r"missing: plumbing\); only an ops key"):
+        create.routing_route_manually(job=job, company_id=company.id, routed_by="company x")
 
     assert not JobRouting.objects.exists()

@@ -132,7 +132,7 @@ def test_without_a_secret_every_webhook_is_refused(api_client, synced_routing):
 
 def test_a_provider_account_signs_with_its_own_secret(api_client, synced_routing):
     company = synced_routing.company
-    company.provider_settings = {"webhook_secret": SECRET}
+    company.provider_credentials = {"webhook_secret": SECRET}
     company.save()
     body, headers = payload_signed(secret=SECRET, payload=completion(synced_routing))
 

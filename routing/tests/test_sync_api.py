@@ -84,6 +84,7 @@ def test_the_provider_call_is_bounded_by_the_request_timeout(api_client, setting
 
 
 def test_a_company_without_a_routing_gets_a_manual_route(api_client):
+    """An ops key routes the job to a company lacking one of its skills by overriding."""
     job = JobFactory()
     JobSkillFactory(job=job, skill=skill("plumbing"), level=SkillLevel.INTERMEDIATE)
     JobSkillFactory(job=job, skill=skill("electrical"), level=SkillLevel.EXPERT)
@@ -92,7 +93,7 @@ def test_a_company_without_a_routing_gets_a_manual_route(api_client):
         skills={"plumbing": SkillLevel.EXPERT, "electrical": SkillLevel.BASIC},
     )
 
-    response = sync(api_client, job.id, {"company_id": str(company.id)})
+    response = sync(api_client, job.id, {"company_id": str(company.id), "override": True})
 
     assert response.status_code == 200, response.content
     body = response.json()
@@ -108,6 +109,7 @@ def test_a_company_without_a_routing_gets_a_manual_route(api_client):
         "reason": "Manual route through POST /jobs/{id}/sync; Skills match: plumbing expert "
         "(needs intermediate); missing: electrical basic (needs expert); outside its service area",
     }
+    assert body["routed_by"] == "ops key tests (ops)"
     event = OutboxEvent.objects.get(aggregate_id=routing.id)
     assert event.status == OutboxStatus.DONE
     assert event.event_data["company_id"] == str(company.id)

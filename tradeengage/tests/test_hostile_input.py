@@ -39,13 +39,26 @@ def test_a_surrogate_pair_is_a_character_and_passes():
     assert parse('{"summary": "leak \\ud83d\\udca7"}') == {"summary": "leak \U0001f4a7"}
 
 
+@pytest.fixture(autouse=True)
+def _ops_key(ops_key):
+    global OPS_KEY
+    OPS_KEY = ops_key
+
+
+OPS_KEY = ""
+
+
 def client() -> APIClient:
-    return APIClient(raise_request_exception=False)
+    """An ops key's client: what is tested is the input, not who sends it."""
+    api_client = APIClient(raise_request_exception=False)
+    api_client.credentials(HTTP_X_API_KEY=OPS_KEY)
+    return api_client
 
 
 def post_raw(path: str, data: dict, **headers):
     # ensure_ascii keeps the lone surrogate as the \ud800 escape a hostile client would send.
     body = json.dumps(data, ensure_ascii=True)
+    headers.setdefault("x_api_key", OPS_KEY)
     return client().generic("POST", path, body, content_type="application/json", headers=headers)
 
 

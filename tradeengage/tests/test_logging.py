@@ -51,10 +51,10 @@ def test_missing_or_unsafe_correlation_id_is_replaced_by_a_fresh_one(client, sup
     assert first != second
 
 
-def test_error_responses_are_logged_with_their_status(client, caplog):
+def test_error_responses_are_logged_with_their_status(api_client, caplog):
     caplog.set_level(logging.INFO, logger="tradeengage.request")
 
-    client.get("/api/v1/jobs/abc")
+    api_client.get("/api/v1/jobs/abc")
 
     (record,) = request_records(caplog)
     entry = json.loads(JsonFormatter().format(record))

@@ -5,9 +5,12 @@ against it (a company's ``api_url`` and ``auth_url`` pointing here).
 A test double of a vendor, not our API: plain Django views (outside the OpenAPI schema) that
 speak ServiceTitan's shapes, OAuth errors at ``connect/token`` and RFC 7807 problems elsewhere.
 A booking made here is converted to a job at once, with the same number (``SimulatedJob``).
+Mounted only where ``SERVICETITAN_SIMULATOR_ENABLED`` is on (``tradeengage/urls.py``); its token
+endpoint answers only the clients of ``SERVICETITAN_SIMULATOR_CLIENTS``.
 """
 
 import functools
+import hmac
 import json
 import secrets
 import zlib
@@ -331,16 +334,29 @@ def _simulation(tenant: str) -> SimulatedServiceTitan:
     return SimulatedServiceTitan(settings.SERVICETITAN, tenant=tenant)
 
 
+def _client_known(client_id: str, client_secret: str) -> bool:
+    """Whether the pair is one of ``SERVICETITAN_SIMULATOR_CLIENTS``. Every configured pair is
+    compared in full, in constant time, so the answer takes as long whichever part is wrong."""
+    given_id, given_secret = client_id.encode(), client_secret.encode()
+    known = False
+    for configured_id, configured_secret in settings.SERVICETITAN_SIMULATOR_CLIENTS.items():
+        id_matches = hmac.compare_digest(given_id, configured_id.encode())
+        secret_matches = hmac.compare_digest(given_secret, configured_secret.encode())
+        known |= id_matches and secret_matches
+    return known and bool(client_id) and bool(client_secret)
+
+
 @csrf_exempt
 def token(request):
-    """OAuth 2 client credentials: any client is accepted but one whose secret is "wrong"."""
+    """OAuth 2 client credentials: only a client configured in ``SERVICETITAN_SIMULATOR_CLIENTS``
+    gets a token; any other gets ServiceTitan's ``invalid_client``."""
     if request.method != "POST":
         return _method_not_allowed(request, ("POST",))
     if request.POST.get("grant_type") != "client_credentials":
         return JsonResponse({"error": "unsupported_grant_type"}, status=400)
     client_id = request.POST.get("client_id", "")
     client_secret = request.POST.get("client_secret", "")
-    if not client_id or not client_secret or client_secret == "wrong":
+    if not _client_known(client_id, client_secret):
         return JsonResponse({"error": "invalid_client"}, status=400)
     access_token = secrets.token_urlsafe(32)
     cache.set(TOKEN_CACHE_PREFIX + access_token, client_id, timeout=TOKEN_SECONDS)

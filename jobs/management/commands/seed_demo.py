@@ -10,11 +10,13 @@ import uuid
 from datetime import timedelta
 from decimal import Decimal
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.db import connection, transaction
 from django.utils import timezone
 from django.utils.text import slugify
 
+from access.services import demo_keys_create
 from jobs import services
 from jobs.coverage import coverage_rebuild
 from jobs.models import (
@@ -171,28 +173,35 @@ DEMO_PROVIDER_TROUBLE = {
 }
 
 
-def demo_provider(trade: str, city: str) -> tuple[str, dict]:
-    """The field-service system of a curated company: garage-door companies (seed 001's trade)
-    use ServiceTitan: its simulation, except in Phoenix, where the real ServiceTitan client talks
-    over HTTP to the simulator's slice of the real API on this server (DEMO_BASE_URL). The others
-    and Springfield's troublemakers use the mock provider."""
+def demo_provider(trade: str, city: str) -> tuple[str, dict, dict]:
+    """The field-service system of a curated company (its provider type, settings and
+    credentials): garage-door companies (seed 001's trade) use ServiceTitan: its simulation,
+    except in Phoenix, where the real ServiceTitan client talks over HTTP to the simulator's slice
+    of the real API on this server (DEMO_BASE_URL). The others and Springfield's troublemakers use
+    the mock provider."""
     if trade != "garage_doors" or (trade, city) in DEMO_PROVIDER_TROUBLE:
-        return "mock", {
-            "complete_after_seconds": DEMO_COMPLETES_AFTER_SECONDS,
-            **DEMO_PROVIDER_TROUBLE.get((trade, city), {}),
-        }
+        return (
+            "mock",
+            {
+                "complete_after_seconds": DEMO_COMPLETES_AFTER_SECONDS,
+                **DEMO_PROVIDER_TROUBLE.get((trade, city), {}),
+            },
+            {},
+        )
     if city != "Phoenix":
-        return "servicetitan", {}
+        return "servicetitan", {}, {}
     base_url = os.environ.get("DEMO_BASE_URL", "http://127.0.0.1:8000").rstrip("/")
-    return "servicetitan", {
-        "api_url": f"{base_url}/servicetitan-sim",
-        "auth_url": f"{base_url}/servicetitan-sim",
-        "client_id": "demo-phoenix",
-        "client_secret": "demo-secret",
-        "app_key": "demo-app-key",
-        "tenant_id": "1001",
-        "booking_provider_id": "7",
-    }
+    return (
+        "servicetitan",
+        {"api_url": f"{base_url}/servicetitan-sim", "auth_url": f"{base_url}/servicetitan-sim"},
+        {
+            "client_id": "demo-phoenix",
+            "client_secret": "demo-secret",
+            "app_key": "demo-app-key",
+            "tenant_id": "1001",
+            "booking_provider_id": "7",
+        },
+    )
 
 
 def stable_id(*parts) -> uuid.UUID:
@@ -216,8 +225,14 @@ class Command(BaseCommand):
             help="Print the companies as one JSON object (also a data file for bench/loadgen).",
         )
         parser.add_argument("--seed", type=int, default=7, help="Random seed for generated data.")
+        parser.add_argument(
+            "--api-keys",
+            action="store_true",
+            help="Create the demo API keys even with DEBUG off (benchmarks). They are derived "
+            "from the public demo ids, so never use them where the network is real.",
+        )
 
-    def handle(self, *args, companies: int, as_json: bool, seed: int, **options):
+    def handle(self, *args, companies: int, as_json: bool, seed: int, api_keys: bool, **options):
         if companies < 0:
             raise CommandError("--companies must be zero or more")
         rng = random.Random(seed)
@@ -235,6 +250,11 @@ class Command(BaseCommand):
             if generated:
                 self._generated_network(generated, rng, skills, categories)
         historic = self._historic_jobs(demo, rng)
+        keys = {}
+        if settings.DEBUG or api_keys:
+            keys = demo_keys_create(
+                company_ids=list(Company.objects.order_by("id").values_list("id", flat=True))
+            )
         if connection.vendor == "postgresql" and not connection.in_atomic_block:
             # Fresh statistics after a bulk load, so matching's plans start from the area index.
             # Not inside a caller's transaction (a test's): ANALYZE's page and row counts
@@ -244,7 +264,7 @@ class Command(BaseCommand):
                     cursor.execute(f"ANALYZE {model._meta.db_table}")
 
         if as_json:
-            self.stdout.write(self._as_json())
+            self.stdout.write(self._as_json(keys))
         else:
             total = Company.objects.count()
             self.stdout.write(
@@ -252,6 +272,7 @@ class Command(BaseCommand):
                     f"Demo network ready: {total} companies, "
                     f"{Technician.objects.count()} technicians, "
                     + (f"{historic} historic jobs created." if historic else "historic jobs kept.")
+                    + (" Demo API keys: see the README." if keys else "")
                 )
             )
 
@@ -264,7 +285,7 @@ class Command(BaseCommand):
                 index = metro_index * len(TRADES) + trade_index
                 nationwide = state is None
                 name = f"{city} {words[index % len(words)]}"
-                provider_type, provider_settings = demo_provider(trade, city)
+                provider_type, provider_settings, provider_credentials = demo_provider(trade, city)
                 company = Company(
                     id=stable_id("demo-company", trade, city),
                     name=name,
@@ -275,6 +296,7 @@ class Command(BaseCommand):
                     notification_email=f"dispatch@{slugify(name)}.example",
                     provider_type=provider_type,
                     provider_settings=provider_settings,
+                    provider_credentials=provider_credentials,
                     accepts_jobs=index % 11 != 10,
                 )
                 companies.append(company)
@@ -404,7 +426,7 @@ class Command(BaseCommand):
             routing=routing, completed_at=completed_at, revenue=Decimal(rng.randint(150, 2500))
         )
 
-    def _as_json(self) -> str:
+    def _as_json(self, keys: dict) -> str:
         levels = {label: label for label in SkillLevel.labels}
         companies = {}
         for company in Company.objects.order_by("name").values("id", "name"):
@@ -413,6 +435,7 @@ class Command(BaseCommand):
                 "name": company["name"],
                 "skills": {},
                 "technician_ids": [],
+                "api_key": keys.get(company["id"]),
             }
         for company_id, slug, level in CompanySkill.objects.values_list(
             "company_id", "skill__slug", "level"
@@ -428,11 +451,16 @@ class Command(BaseCommand):
                 "companies": listed,
                 # The same network in the shape ../shared/bench/loadgen.py reads.
                 "pairs": [
-                    {"company_id": c["id"], "technician_id": c["technician_ids"][0]}
+                    {
+                        "company_id": c["id"],
+                        "technician_id": c["technician_ids"][0],
+                        **({"api_key": c["api_key"]} if c["api_key"] else {}),
+                    }
                     for c in listed
                     if c["technician_ids"]
                 ],
                 "skills": list(TRADES),
                 "levels": list(levels),
+                "ops_api_key": keys.get("ops"),
             }
         )

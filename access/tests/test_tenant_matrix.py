@@ -1,0 +1,261 @@
+"""Every endpoint with four callers: the company that requested a job, a company that received
+it, a stranger, an ops key, and nobody (DESIGN.md "Security and tenancy"; OWASP API1 and API3).
+A company sees what it created or received and acts only as itself; anything else is as unknown
+as a missing id (404) or, where the company names itself, forbidden (403)."""
+
+import uuid
+
+import pytest
+from rest_framework.test import APIClient
+
+from jobs.models import Job, SkillLevel
+from jobs.tests.factories import CompanyFactory, JobFactory, JobSkillFactory, skill
+from processing.tests.factories import ProcessingJobFactory
+from routing.models import SyncStatus
+from routing.tests.factories import JobRoutingFactory
+
+pytestmark = pytest.mark.django_db
+
+CALLERS = ["requester", "receiver", "stranger", "ops", "nobody"]
+
+
+@pytest.fixture
+def world(company_key, ops_key, requesting_company, requesting_technician, settings):
+    """A job of the requester's routed to the receiver, a stranger in the same trade, each
+    with a key, and the receiver's client-processing run."""
+    settings.SYNC_UNCONFIGURED_WITH_MOCK = True
+    receiver = CompanyFactory(name="Receiver Plumbing", skills={"plumbing": SkillLevel.EXPERT})
+    stranger = CompanyFactory(name="Stranger Plumbing", skills={"plumbing": SkillLevel.EXPERT})
+    job = JobFactory(
+        created_by_company=requesting_company, created_by_technician=requesting_technician
+    )
+    JobSkillFactory(job=job, skill=skill("plumbing"), level=SkillLevel.BASIC)
+    requester_routing = JobRoutingFactory(
+        job=job, company=requesting_company, sync_status=SyncStatus.SYNCED
+    )
+    receiver_routing = JobRoutingFactory(job=job, company=receiver, sync_status=SyncStatus.SYNCED)
+    keys = {
+        "requester": company_key(requesting_company),
+        "receiver": company_key(receiver),
+        "stranger": company_key(stranger),
+        "ops": ops_key,
+        "nobody": None,
+    }
+    return {
+        "job": job,
+        "requester": requesting_company,
+        "technician": requesting_technician,
+        "receiver": receiver,
+        "stranger": stranger,
+        "routings": {"requester": requester_routing, "receiver": receiver_routing},
+        "run": ProcessingJobFactory(client=receiver),
+        "keys": keys,
+    }
+
+
+def client_of(world, caller: str) -> APIClient:
+    client = APIClient()
+    if world["keys"][caller]:
+        client.credentials(HTTP_X_API_KEY=world["keys"][caller])
+    return client
+
+
+def job_body(world, company) -> dict:
+    return {
+        "summary": "Fix leaky kitchen faucet",
+        "address": {
+            "street": "1 Main St",
+            "city": "Springfield",
+            "state": "IL",
+            "zip_code": "62701",
+        },
+        "homeowner": {"name": "Jane Smith"},
+        "created_by_company_id": str(company.id),
+        "created_by_technician_id": str(world["technician"].id),
+        "required_skills": ["plumbing"],
+        "skill_levels": {"plumbing": "basic"},
+    }
+
+
+@pytest.mark.parametrize(
+    ("caller", "status", "sees_the_job"),
+    [
+        ("requester", 200, True),
+        ("receiver", 200, True),
+        ("stranger", 200, False),
+        ("ops", 200, True),
+        ("nobody", 401, False),
+    ],
+)
+def test_listing_jobs(world, caller, status, sees_the_job):
+    response = client_of(world, caller).get("/api/v1/jobs/")
+
+    assert response.status_code == status
+    if status == 200:
+        listed = {job["id"] for job in response.json()}
+        assert (str(world["job"].id) in listed) is sees_the_job
+
+
+@pytest.mark.parametrize(
+    ("caller", "as_company", "status"),
+    [
+        ("requester", "requester", 201),
+        ("stranger", "requester", 403),
+        ("receiver", "requester", 403),
+        ("ops", "requester", 201),
+        ("nobody", "requester", 401),
+    ],
+)
+def test_creating_a_job_as_a_company(world, caller, as_company, status):
+    before = Job.objects.count()
+
+    response = client_of(world, caller).post(
+        "/api/v1/jobs/", job_body(world, world[as_company]), format="json"
+    )
+
+    assert response.status_code == status, response.content
+    assert Job.objects.count() == before + (1 if status == 201 else 0)
+
+
+@pytest.mark.parametrize(
+    ("caller", "status"),
+    [("requester", 200), ("receiver", 200), ("stranger", 404), ("ops", 200), ("nobody", 401)],
+)
+def test_reading_a_job(world, caller, status):
+    response = client_of(world, caller).get(f"/api/v1/jobs/{world['job'].id}")
+
+    assert response.status_code == status
+
+
+@pytest.mark.parametrize(
+    ("caller", "status", "visible"),
+    [
+        ("requester", 200, {"requester", "receiver"}),
+        ("receiver", 200, {"receiver"}),
+        ("stranger", 404, None),
+        ("ops", 200, {"requester", "receiver"}),
+        ("nobody", 401, None),
+    ],
+)
+def test_listing_a_jobs_routings(world, caller, status, visible):
+    response = client_of(world, caller).get(f"/api/v1/jobs/{world['job'].id}/routings")
+
+    assert response.status_code == status
+    if visible is not None:
+        expected = {str(world["routings"][who].id) for who in visible}
+        assert {routing["id"] for routing in response.json()} == expected
+
+
+@pytest.mark.parametrize(
+    ("caller", "status"),
+    [("requester", 200), ("receiver", 403), ("stranger", 404), ("ops", 200), ("nobody", 401)],
+)
+def test_syncing_a_job_by_hand(world, caller, status):
+    response = client_of(world, caller).post(
+        f"/api/v1/jobs/{world['job'].id}/sync",
+        {"company_id": str(world["stranger"].id)},
+        format="json",
+    )
+
+    assert response.status_code == status, response.content
+    if status == 200:
+        assert response.json()["company_id_received"] == str(world["stranger"].id)
+
+
+@pytest.mark.parametrize(
+    ("caller", "status"),
+    [("requester", 403), ("receiver", 403), ("stranger", 403), ("ops", 200), ("nobody", 401)],
+)
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("get", "/api/integrations/servicetitan/health"),
+        ("get", "/api/integrations/servicetitan/auth/test"),
+        ("get", "/api/integrations/servicetitan/jobs?startDate=2026-01-01&endDate=2026-01-02"),
+    ],
+)
+def test_the_servicetitan_module_is_for_ops(world, caller, status, method, path):
+    response = getattr(client_of(world, caller), method)(path)
+
+    assert response.status_code == status, response.content
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("post", "/api/integrations/servicetitan/jobs"),
+        ("post", "/api/integrations/servicetitan/jobs/batch"),
+        ("get", "/api/integrations/servicetitan/jobs/1001"),
+        ("delete", "/api/integrations/servicetitan/jobs/1001"),
+        ("patch", "/api/integrations/servicetitan/jobs/1001/status"),
+    ],
+)
+@pytest.mark.parametrize(("caller", "status"), [("requester", 403), ("nobody", 401)])
+def test_the_servicetitan_module_refuses_companies_before_reading_anything(
+    world, caller, status, method, path
+):
+    response = getattr(client_of(world, caller), method)(path, {}, format="json")
+
+    assert response.status_code == status, response.content
+    assert response.json()["success"] is False
+
+
+@pytest.mark.parametrize(
+    ("caller", "client", "status"),
+    [
+        ("receiver", "receiver", 202),
+        ("requester", "receiver", 403),
+        ("stranger", "receiver", 403),
+        ("ops", "receiver", 202),
+        ("nobody", "receiver", 401),
+    ],
+)
+def test_starting_a_clients_processing(world, caller, client, status):
+    response = client_of(world, caller).post(
+        "/api/process-client", {"client_id": str(world[client].id)}, format="json"
+    )
+
+    assert response.status_code == status, response.content
+
+
+@pytest.mark.parametrize(
+    ("caller", "status"),
+    [("receiver", 200), ("requester", 404), ("stranger", 404), ("ops", 200), ("nobody", 401)],
+)
+def test_reading_a_processing_run(world, caller, status):
+    response = client_of(world, caller).get(f"/api/job-status/{world['run'].job_id}")
+
+    assert response.status_code == status, response.content
+
+
+@pytest.mark.parametrize(
+    ("caller", "status"),
+    [("receiver", 403), ("requester", 403), ("stranger", 403), ("ops", 200), ("nobody", 401)],
+)
+def test_running_the_retry_queue_is_for_ops(world, caller, status):
+    response = client_of(world, caller).post("/api/process-retry-queue")
+
+    assert response.status_code == status, response.content
+
+
+@pytest.mark.parametrize("caller", CALLERS)
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/v1/health",
+        "/api/v1/health/detailed",
+        "/api/v1/health/ready",
+        "/api/v1/health/live",
+        "/api/health",
+        "/openapi.json",
+    ],
+)
+def test_health_probes_and_the_schema_need_no_key(world, caller, path):
+    assert client_of(world, caller).get(path).status_code == 200
+
+
+@pytest.mark.parametrize("caller", ["requester", "ops"])
+def test_an_unknown_job_is_404_for_everyone(world, caller):
+    response = client_of(world, caller).get(f"/api/v1/jobs/{uuid.uuid4()}")
+
+    assert response.status_code == 404
