@@ -24,7 +24,9 @@ def _tasks_run_in_process():
 
 @pytest.fixture(autouse=True)
 def _private_cache(settings):
-    """Each test gets an empty in-memory cache: nothing cached leaks between tests or runs."""
+    """Each test gets an empty in-memory cache: nothing cached leaks between tests or runs. The
+    rate limits count in it too, so every test starts with fresh budgets under the real limits:
+    no test comes near them (the schema fuzzer clears the cache before each case)."""
     settings.CACHES = {
         "default": {
             "BACKEND": "django.core.cache.backends.locmem.LocMemCache",

@@ -3,7 +3,8 @@
 A key is read from ``X-API-Key`` (seeds 003 and 004), ``Authorization: Api-Key <key>`` or
 ``Authorization: Bearer <key>``. A request without one is anonymous and refused by the default
 permission (401); a key that is unknown, revoked or expired fails at once (401), never passing
-on as anonymous.
+on as anonymous. Both count against the client address's rate limit (``access.ratelimit``),
+so guessing keys is throttled.
 """
 
 from datetime import timedelta
@@ -15,13 +16,16 @@ from rest_framework.authentication import BaseAuthentication
 from rest_framework.permissions import BasePermission
 
 from access.callers import Caller
-from access.models import ApiKey
+from access.models import KEY_MARK, ApiKey
+from access.ratelimit import address_counter, rate_limit
 
 INVALID_KEY = "Invalid or missing API key"
 # How stale ApiKey.last_used_at may get: it is written at most this often per key, so
 # authentication adds no write to most requests.
 LAST_USED_RESOLUTION = timedelta(minutes=1)
 AUTHORIZATION_SCHEMES = ("api-key ", "bearer ")
+# A key's own columns and its company's plan (for its rate limits), in the query that finds it.
+KEY_WITH_PLAN = [field.name for field in ApiKey._meta.concrete_fields] + ["company__plan"]
 
 
 def presented_key(request) -> str:
@@ -35,13 +39,25 @@ def presented_key(request) -> str:
     return ""
 
 
-def caller_for_key(key: str) -> Caller | None:
-    """The caller a presented key stands for, or None when it is not a usable key."""
+def usable_key(key: str) -> ApiKey | None:
+    """``ApiKey.objects.get_from_key`` with the company's plan joined in: the unrevoked key for a
+    presented one (``te_`` and all) whose secret matches (compared in constant time), else
+    None."""
+    if not key.startswith(KEY_MARK):
+        return None
+    raw = key.removeprefix(KEY_MARK)
+    keys = ApiKey.objects.get_usable_keys().select_related("company").only(*KEY_WITH_PLAN)
     try:
-        api_key = ApiKey.objects.get_from_key(key)
+        api_key = keys.get(prefix=raw.partition(".")[0])
     except ApiKey.DoesNotExist:
         return None
-    if api_key.has_expired:
+    return api_key if api_key.is_valid(raw) else None
+
+
+def caller_for_key(key: str) -> Caller | None:
+    """The caller a presented key stands for, or None when it is not a usable key."""
+    api_key = usable_key(key)
+    if api_key is None or api_key.has_expired:
         return None
     now = timezone.now()
     if api_key.last_used_at is None or api_key.last_used_at < now - LAST_USED_RESOLUTION:
@@ -51,17 +67,19 @@ def caller_for_key(key: str) -> Caller | None:
         key_name=api_key.name,
         company_id=api_key.company_id,
         scopes=frozenset(api_key.scopes),
+        plan=api_key.company.plan if api_key.company_id else None,
     )
 
 
 class ApiKeyAuthentication(BaseAuthentication):
     def authenticate(self, request):
         key = presented_key(request)
-        if not key:
-            return None
-        caller = caller_for_key(key)
+        caller = caller_for_key(key) if key else None
         if caller is None:
-            raise exceptions.AuthenticationFailed(INVALID_KEY)
+            rate_limit(request, [address_counter(request)])
+            if key:
+                raise exceptions.AuthenticationFailed(INVALID_KEY)
+            return None
         return caller, key
 
     def authenticate_header(self, request):

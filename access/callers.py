@@ -14,6 +14,8 @@ class Caller:
     key_name: str
     company_id: UUID | None
     scopes: frozenset[str]
+    # The company's plan (free, pro, enterprise), read with the key; None for operations.
+    plan: str | None = None
 
     is_authenticated = True
     is_anonymous = False

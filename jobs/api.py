@@ -1,9 +1,15 @@
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.exceptions import PermissionDenied
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from access.idempotency import (
+    IDEMPOTENCY_KEY_HEADER,
+    REPLAYED_HEADER,
+    idempotency_key_read,
+    idempotent_response,
+)
 from access.models import Scope
 from jobs import services
 from jobs.selectors import job_get, jobs_with_skills
@@ -11,11 +17,12 @@ from jobs.serializers import JobCreateSerializer, JobListQuerySerializer, JobSer
 from routing.selectors import jobs_visible_to
 from tradeengage.schema import (
     BUSINESS_RULE,
-    CONFLICT,
     FORBIDDEN,
     MALFORMED,
     NOT_FOUND,
     UNAUTHORIZED,
+    ErrorSerializer,
+    ValidationErrorSerializer,
 )
 
 
@@ -46,29 +53,70 @@ class JobListCreateApi(APIView):
         operation_id="jobs_create",
         summary="Create a job and route it to matching companies",
         description="A company's key creates jobs only as its own company "
-        "(created_by_company_id); an ops key may create one for any company.",
+        "(created_by_company_id); an ops key may create one for any company.\n\n"
+        "With an `Idempotency-Key`, a retry creates nothing: the same key with the same body "
+        "within 24 hours gets the first response again (status and body, with "
+        "`Idempotent-Replayed: true`). Keys are per API key. A request that failed stores "
+        "nothing, so it may be sent again with the same key.",
+        parameters=[
+            OpenApiParameter(
+                IDEMPOTENCY_KEY_HEADER,
+                str,
+                OpenApiParameter.HEADER,
+                pattern="^[ -~]{1,255}$",
+                description="1 to 255 printable ASCII characters, unique per request (a UUID "
+                "will do); remembered for 24 hours per API key.",
+            ),
+            OpenApiParameter(
+                REPLAYED_HEADER,
+                str,
+                OpenApiParameter.HEADER,
+                response=[201],
+                enum=["true"],
+                description="Present when the response is a stored one, replayed for a retry "
+                "with the same Idempotency-Key.",
+            ),
+        ],
         request=JobCreateSerializer,
         responses={
             201: JobSerializer,
             400: BUSINESS_RULE,
             401: UNAUTHORIZED,
             403: FORBIDDEN,
-            409: CONFLICT,
-            422: MALFORMED,
+            409: OpenApiResponse(
+                ErrorSerializer,
+                description="A concurrent change got in the way, or a request with this "
+                "Idempotency-Key is still in progress; send it again (CONFLICT).",
+            ),
+            422: OpenApiResponse(
+                ValidationErrorSerializer,
+                description="Malformed input (VALIDATION_ERROR): bad JSON, wrong content type, "
+                "wrong types or values; a malformed Idempotency-Key, or one already used with "
+                "another request.",
+            ),
         },
     )
     def post(self, request):
+        idempotency_key = idempotency_key_read(request)
         serializer = JobCreateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         if not request.user.acts_for(serializer.validated_data["created_by_company_id"]):
             raise PermissionDenied("A company's key creates jobs only as its own company.")
-        job = services.job_create(**serializer.validated_data)
-        # The skills and category just stored are echoed as sent instead of being read back.
-        context = {
-            "skill_levels": serializer.validated_data["skill_levels"],
-            "category": serializer.validated_data.get("category"),
-        }
-        return Response(JobSerializer(job, context=context).data, status=status.HTTP_201_CREATED)
+        if idempotency_key is None:
+            return _job_created(serializer)
+        return idempotent_response(
+            request=request, key=idempotency_key, respond=lambda: _job_created(serializer)
+        )
+
+
+def _job_created(serializer: JobCreateSerializer) -> Response:
+    job = services.job_create(**serializer.validated_data)
+    # The skills and category just stored are echoed as sent instead of being read back.
+    context = {
+        "skill_levels": serializer.validated_data["skill_levels"],
+        "category": serializer.validated_data.get("category"),
+    }
+    return Response(JobSerializer(job, context=context).data, status=status.HTTP_201_CREATED)
 
 
 class JobDetailApi(APIView):

@@ -44,6 +44,8 @@ class JobCreateSerializer(serializers.Serializer):
         child=StrictCharField(max_length=50),
         required=False,
         allow_empty=False,
+        # The schema's minItems: allow_empty alone leaves it out.
+        min_length=1,
         max_length=MAX_SKILLS_PER_JOB,
     )
     skill_levels = serializers.DictField(

@@ -2,7 +2,8 @@
 ``Problem``, and one renderer per contract that turns a ``Problem`` into that contract's body.
 
 - v1 (seed 000 "Error Handling", ``/api/v1/``): ``{"detail", "error_code", "timestamp"}``, plus
-  ``errors: [{"field", "message"}]`` on a ``VALIDATION_ERROR``.
+  ``errors: [{"field", "message"}]`` on a ``VALIDATION_ERROR`` and seed 003's ``retry_after``
+  (seconds) on a 429 ``RATE_LIMIT_EXCEEDED``.
 - ServiceTitan (seed 001, ``/api/integrations/servicetitan/``): ``{"success": false, "error",
   "message", "details": [{"field", "message", "value"}]}``; malformed input is 400.
 - processing (seed 004, the rest of ``/api/``): ``{"detail"}``.
@@ -43,7 +44,7 @@ ERROR_CODES = {
     413: "VALIDATION_ERROR",
     415: "VALIDATION_ERROR",
     422: "VALIDATION_ERROR",
-    429: "RATE_LIMITED",
+    429: "RATE_LIMIT_EXCEEDED",  # seed 003's name; seed 000 names none
     500: "INTERNAL_ERROR",
     503: "SERVICE_UNAVAILABLE",
 }
@@ -218,6 +219,9 @@ def v1_body(problem: Problem) -> tuple[int, dict]:
         body["errors"] = [
             {"field": error["field"], "message": error["message"]} for error in problem.errors
         ]
+    if problem.status == 429 and "Retry-After" in problem.headers:
+        # Seed 003's retry_after, beside the Retry-After header.
+        body["retry_after"] = int(problem.headers["Retry-After"])
     return problem.status, body
 
 

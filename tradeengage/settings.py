@@ -154,6 +154,8 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "tradeengage.middleware.CorrelationIdMiddleware",
+    # Puts X-RateLimit-* and RateLimit-Policy / RateLimit on every rate-limited response.
+    "access.ratelimit.RateLimitHeadersMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -274,6 +276,7 @@ CELERY_TASK_ROUTES = {
     "processing.tasks.process_client": {"queue": "default"},
     "processing.tasks.run_nightly": {"queue": "default"},
     "processing.tasks.process_retry_queue": {"queue": "default"},
+    "access.tasks.purge_idempotency_keys": {"queue": "low"},
 }
 # Copied into django-celery-beat's tables when beat starts; edit the intervals in the admin.
 CELERY_BEAT_SCHEDULE = {
@@ -293,6 +296,11 @@ CELERY_BEAT_SCHEDULE = {
     "client-processing-retry-queue": {
         "task": "processing.tasks.process_retry_queue",
         "schedule": crontab(minute="*/15"),
+    },
+    # Expired Idempotency-Key records (24 h old) only take room: claims ignore them.
+    "purge-idempotency-keys": {
+        "task": "access.tasks.purge_idempotency_keys",
+        "schedule": crontab(minute=30),
     },
     "servicetitan-health-check": {
         "task": "integrations.tasks.servicetitan_health_check",
@@ -347,6 +355,9 @@ REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["access.authentication.ApiKeyAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["access.authentication.HasApiKey"],
     "UNAUTHENTICATED_USER": None,
+    # Rate limits by API key and plan (RATE_LIMIT_* below); requests without a usable key are
+    # counted by the authentication itself.
+    "DEFAULT_THROTTLE_CLASSES": ["access.ratelimit.ApiKeyRateThrottle"],
     "COERCE_DECIMAL_TO_STRING": False,
 }
 
@@ -361,15 +372,65 @@ SPECTACULAR_SETTINGS = {
     "SERVE_INCLUDE_SCHEMA": False,
     "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
     "SERVE_AUTHENTICATION": [],
+    # The one PATCH (a ServiceTitan job's status) is not a partial update: its status is
+    # required, and the schema says so.
+    "COMPONENT_SPLIT_PATCH": False,
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    # The default hook, then the 429 of every rate-limited endpoint.
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "tradeengage.schema.document_rate_limits",
+    ],
     "ENUM_NAME_OVERRIDES": {
         "SkillLevelEnum": "jobs.models.SkillLevel.choices",
         "SyncStatusEnum": "routing.models.SyncStatus.choices",
     },
 }
+
+# Rate limits (access/ratelimit.py; seed 003 per plan, seed 000 for job creation and for requests
+# without a valid key, per client address). Per plan: requests a minute, and job creations a
+# minute and an hour, per API key; each overridable as RATE_LIMIT_<PLAN>_PER_MINUTE,
+# _JOBS_PER_MINUTE and _JOBS_PER_HOUR. "benchmark" is for the benchmarks' servers
+# (RATE_LIMIT_PLAN_OVERRIDE=benchmark puts every key on it): they measure job creation, not the
+# limits, so its ceilings are never reached there, yet every request is still counted.
+RATE_LIMIT_PLANS = {
+    plan: {
+        "requests_per_minute": env_int(f"RATE_LIMIT_{plan.upper()}_PER_MINUTE", requests),
+        "job_creations_per_minute": env_int(f"RATE_LIMIT_{plan.upper()}_JOBS_PER_MINUTE", jobs),
+        "job_creations_per_hour": env_int(f"RATE_LIMIT_{plan.upper()}_JOBS_PER_HOUR", hourly),
+    }
+    for plan, requests, jobs, hourly in [
+        ("free", 60, 10, 1000),
+        ("pro", 300, 50, 1000),
+        ("enterprise", 1000, 200, 1000),
+        ("benchmark", 1_000_000, 1_000_000, 100_000_000),
+    ]
+}
+
+
+def env_rate_limit_plan(name: str, default: str = "") -> str:
+    plan = env_str(name) or default
+    if plan and plan not in RATE_LIMIT_PLANS:
+        raise ImproperlyConfigured(f"{name} must be one of {', '.join(RATE_LIMIT_PLANS)}")
+    return plan
+
+
+# Operations' keys (and PROCESSING_API_KEYS) have no company: they are on this plan.
+RATE_LIMIT_OPS_PLAN = env_rate_limit_plan("RATE_LIMIT_OPS_PLAN", "enterprise")
+# When set, every key is on this plan whatever its company's.
+RATE_LIMIT_PLAN_OVERRIDE = env_rate_limit_plan("RATE_LIMIT_PLAN_OVERRIDE")
+# Requests without a usable key, per client address (REMOTE_ADDR; IPv6 by /64).
+RATE_LIMIT_ANONYMOUS_PER_MINUTE = env_int("RATE_LIMIT_ANONYMOUS_PER_MINUTE", 100)
+# django-ratelimit's own settings: on or off, the cache holding the counters, and when the cache
+# fails, let requests through rather than refuse them all. It is not an installed app: its
+# system check refuses the embedded default's file cache, where the limits are per machine.
+RATELIMIT_ENABLE = env_bool("RATE_LIMIT_ENABLED", default=True)
+RATELIMIT_USE_CACHE = "default"
+RATELIMIT_FAIL_OPEN = True
+RATELIMIT_IP_META_KEY = "access.ratelimit.client_address"
 
 # Outbox: job creation kicks the relay at most once per window; the run starts at its end.
 OUTBOX_KICK_WINDOW_SECONDS = env_float("OUTBOX_KICK_WINDOW_SECONDS", 1.0)

@@ -104,6 +104,13 @@ ERRORS = {
     422: OpenApiResponse(ErrorEnvelope, description="Service Area Not Supported"),
     503: OpenApiResponse(ErrorEnvelope, description="ServiceTitan unavailable (retry later)"),
 }
+# Every endpoint of the module but the signed webhook takes an ops key.
+KEY_ERRORS = {
+    401: OpenApiResponse(
+        ErrorEnvelope, description="No API key, or one that is unknown, revoked or expired"
+    ),
+    403: OpenApiResponse(ErrorEnvelope, description="Not an ops key"),
+}
 JOB_ID = OpenApiParameter("job_id", int, OpenApiParameter.PATH, description="ServiceTitan job id")
 
 
@@ -122,7 +129,7 @@ class HealthApi(ServiceTitanView):
         operation_id="servicetitan_health",
         tags=["servicetitan"],
         summary="ServiceTitan integration health",
-        responses={200: JobEnvelope},
+        responses={200: JobEnvelope, **KEY_ERRORS},
     )
     def get(self, request):
         return ok(servicetitan_service().get_health_status())
@@ -133,7 +140,15 @@ class AuthTestApi(ServiceTitanView):
         operation_id="servicetitan_auth_test",
         tags=["servicetitan"],
         summary="Test ServiceTitan authentication",
-        responses={200: JobEnvelope, 401: ErrorEnvelope, 503: ERRORS[503]},
+        responses={
+            200: JobEnvelope,
+            401: OpenApiResponse(
+                ErrorEnvelope,
+                description="No valid API key, or ServiceTitan refused the credentials",
+            ),
+            403: KEY_ERRORS[403],
+            503: ERRORS[503],
+        },
     )
     def get(self, request):
         return ok(servicetitan_service().authenticate())
@@ -145,7 +160,7 @@ class JobsApi(ServiceTitanView):
         tags=["servicetitan"],
         summary="Jobs created in a date range (at most 31 days)",
         parameters=[st.DateRangeSerializer],
-        responses={200: JobListEnvelope, 400: ERRORS[400], 503: ERRORS[503]},
+        responses={200: JobListEnvelope, 400: ERRORS[400], **KEY_ERRORS, 503: ERRORS[503]},
     )
     def get(self, request):
         query = _validated(st.DateRangeSerializer, request.query_params.dict()).validated_data
@@ -157,7 +172,7 @@ class JobsApi(ServiceTitanView):
         tags=["servicetitan"],
         summary="Create a job in ServiceTitan from booking data",
         request=st.BookingSerializer,
-        responses={201: JobEnvelope, **ERRORS},
+        responses={201: JobEnvelope, **ERRORS, **KEY_ERRORS},
     )
     def post(self, request):
         booking = _validated(st.BookingSerializer, request.data).to_booking()
@@ -180,7 +195,7 @@ class JobDetailApi(ServiceTitanView):
         tags=["servicetitan"],
         summary="Get a ServiceTitan job",
         parameters=[JOB_ID],
-        responses={200: JobEnvelope, 404: ERRORS[404], 503: ERRORS[503]},
+        responses={200: JobEnvelope, 404: ERRORS[404], **KEY_ERRORS, 503: ERRORS[503]},
     )
     def get(self, request, job_id: str):
         return ok(job_data(servicetitan_service().get_job(_job_id(job_id))))
@@ -189,9 +204,18 @@ class JobDetailApi(ServiceTitanView):
         operation_id="servicetitan_jobs_cancel",
         tags=["servicetitan"],
         summary="Cancel a ServiceTitan job (with a reason)",
+        description='Send the reason as the JSON body, {"reason": "..."} (at most 500 printable '
+        "characters); without one the answer is 400. OpenAPI 3.0 gives a DELETE no request "
+        "body, so the schema cannot list it.",
         parameters=[JOB_ID],
         request=st.CancelSerializer,
-        responses={200: JobEnvelope, 400: ERRORS[400], 404: ERRORS[404], 503: ERRORS[503]},
+        responses={
+            200: JobEnvelope,
+            400: ERRORS[400],
+            404: ERRORS[404],
+            **KEY_ERRORS,
+            503: ERRORS[503],
+        },
     )
     def delete(self, request, job_id: str):
         number = _job_id(job_id)
@@ -209,7 +233,13 @@ class JobStatusApi(ServiceTitanView):
         "are final. Any other move is a 400 Invalid Status Transition.",
         parameters=[JOB_ID],
         request=st.StatusUpdateSerializer,
-        responses={200: JobEnvelope, 400: ERRORS[400], 404: ERRORS[404], 503: ERRORS[503]},
+        responses={
+            200: JobEnvelope,
+            400: ERRORS[400],
+            404: ERRORS[404],
+            **KEY_ERRORS,
+            503: ERRORS[503],
+        },
     )
     def patch(self, request, job_id: str):
         number = _job_id(job_id)
@@ -223,7 +253,7 @@ class JobsBatchApi(ServiceTitanView):
         tags=["servicetitan"],
         summary=f"Create up to {st.MAX_BATCH_SIZE} jobs; each booking succeeds or fails alone",
         request=st.BatchSerializer,
-        responses={200: JobEnvelope, 400: ERRORS[400]},
+        responses={200: JobEnvelope, 400: ERRORS[400], **KEY_ERRORS},
     )
     def post(self, request):
         items = _validated(st.BatchSerializer, request.data).validated_data["bookings"]

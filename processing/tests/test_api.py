@@ -398,7 +398,7 @@ def test_schema_documents_the_processing_endpoints(client):
     assert (scheme["type"], scheme["in"], scheme["name"]) == ("apiKey", "header", "X-API-Key")
     process_client = schema["paths"]["/api/process-client"]["post"]
     assert process_client["security"] == [{"ProcessingApiKey": []}]
-    assert set(process_client["responses"]) == {"202", "400", "401", "403", "404", "422"}
+    assert set(process_client["responses"]) == {"202", "400", "401", "403", "404", "422", "429"}
     error = process_client["responses"]["422"]["content"]["application/json"]["schema"]["$ref"]
     properties = schema["components"]["schemas"][error.rsplit("/", 1)[1]]["properties"]
     assert set(properties) == {"detail"}

@@ -176,7 +176,7 @@ def test_a_suspicious_request_is_400_not_500():
 def test_throttling_is_429_with_retry_after():
     problem = classify(exceptions.Throttled(wait=7))
 
-    assert (problem.status, problem.code) == (429, "RATE_LIMITED")
+    assert (problem.status, problem.code) == (429, "RATE_LIMIT_EXCEEDED")
     assert problem.headers == {"Retry-After": "7"}
 
 
@@ -316,7 +316,8 @@ def test_v1_too_large_is_413_validation_error():
 
 def test_v1_rate_limit_and_authentication_headers():
     _, body, response = v1(exceptions.Throttled(wait=3))
-    assert (body["error_code"], response["Retry-After"]) == ("RATE_LIMITED", "3")
+    assert (body["error_code"], response["Retry-After"]) == ("RATE_LIMIT_EXCEEDED", "3")
+    assert body["retry_after"] == 3
 
     exc = exceptions.NotAuthenticated()
     exc.auth_header = "API-Key"

@@ -102,3 +102,21 @@ def test_a_booking_is_described_with_its_name_and_phone_rules(schema):
 
     for field in ("firstName", "lastName", "phone"):
         assert booking["properties"][field]["pattern"], field
+
+
+def test_a_job_names_at_least_one_required_skill_when_it_names_any(schema):
+    request = schema["paths"]["/api/v1/jobs/"]["post"]["requestBody"]
+    job = resolve(schema, request["content"]["application/json"]["schema"]["$ref"])
+
+    assert job["properties"]["required_skills"]["minItems"] == 1
+
+
+@pytest.mark.parametrize(
+    "path", [path for path in API_PATHS if path.startswith("/api/integrations/servicetitan/")]
+)
+def test_servicetitan_endpoints_document_the_ops_key_they_take(schema, path):
+    for method, operation in schema["paths"][path].items():
+        if path.endswith("/webhook"):
+            assert "403" not in operation["responses"], method
+        else:
+            assert {"401", "403"} <= set(operation["responses"]), method

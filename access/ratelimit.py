@@ -1,0 +1,308 @@
+"""Rate limits (README "Rate limits"; seed 000 and seed 003 "Rate Limiting").
+
+A request with a usable API key counts against its key: requests a minute by the plan of the
+key's company (operations: ``RATE_LIMIT_OPS_PLAN``), and a job creation also against the plan's
+job creations a minute and an hour. A request without one (no key, or one that is unknown,
+revoked or expired) counts against its client address, so that guessing keys is throttled; an
+address over that limit is refused whatever key it sends until its window ends, so a guess then
+tells nothing. The health probes, the API docs and the signed webhooks authenticate no key and
+are not limited.
+
+Counting is django-ratelimit's: fixed windows on the clock (each partition's shifted by a hash of
+it, so they do not all end at once), one counter per window in Django's cache under its key. On
+Redis one script checks and counts all of a request's windows in one round trip; on any other
+cache (the embedded default's file cache, the tests' local memory) ``django_ratelimit.core
+.get_usage`` reads and counts them. A refused request uses up none of its limits, so a burst
+refused by the minute's ceiling does not spend the hour's.
+"""
+
+import logging
+import time
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.core.cache import caches
+from django.core.cache.backends.redis import RedisCache
+from django_ratelimit import ALL
+from django_ratelimit import core as ratelimit_core
+from redis import RedisError
+from rest_framework import exceptions
+from rest_framework.throttling import BaseThrottle
+
+from access.callers import Caller
+
+logger = logging.getLogger("tradeengage.ratelimit")
+
+MINUTE, HOUR = 60, 3600
+# The request that creates a job (seed 000: job creation has its own ceiling).
+JOB_CREATION = ("POST", "/api/v1/jobs/")
+
+# Checks every counter of a request and, when all are below their quotas, counts it against
+# those it uses up. KEYS: the counters (django-ratelimit's cache keys). ARGV, three per counter:
+# its quota, its lifetime in seconds, and 1 when the request uses it up (0: it only has to be
+# below it). Returns each counter's count, then 1 when the request is allowed, else 0.
+COUNT_SCRIPT = """
+local counts = {}
+local allowed = 1
+for i, key in ipairs(KEYS) do
+  counts[i] = tonumber(redis.call('GET', key) or '0')
+  if counts[i] >= tonumber(ARGV[3 * i - 2]) then allowed = 0 end
+end
+if allowed == 1 then
+  for i, key in ipairs(KEYS) do
+    if ARGV[3 * i] == '1' then
+      counts[i] = redis.call('INCR', key)
+      if counts[i] == 1 then redis.call('EXPIRE', key, ARGV[3 * i - 1]) end
+    end
+  end
+end
+counts[#KEYS + 1] = allowed
+return counts
+"""
+
+
+@dataclass(frozen=True)
+class Policy:
+    """A quota of requests per window, named as in the ``RateLimit-Policy`` header."""
+
+    name: str
+    quota: int
+    window: int
+    description: str
+
+
+@dataclass(frozen=True)
+class Counter:
+    """A policy applied to one partition (``key:<id>`` or ``ip:<address>``). A counter that a
+    request does not use up only has to be below its quota for the request to pass."""
+
+    policy: Policy
+    partition: str
+    uses_up: bool = True
+
+
+@dataclass(frozen=True)
+class Usage:
+    policy: Policy
+    used: int
+    reset_at: int
+    seconds_left: int
+
+    @property
+    def remaining(self) -> int:
+        return max(0, self.policy.quota - self.used)
+
+
+@dataclass(frozen=True)
+class RateLimitState:
+    """What a request's response says about its limits: those it counted against and, when it
+    was refused, the one that refused it."""
+
+    usages: list[Usage]
+    refused_by: Usage | None = None
+
+    def headers(self) -> dict[str, str]:
+        """Seed 000's ``X-RateLimit-*`` for the refusing limit or the one closest to running
+        out, and the IETF draft's ``RateLimit-Policy`` and ``RateLimit`` for all of them
+        (draft-ietf-httpapi-ratelimit-headers-11)."""
+        shown = self.refused_by or min(
+            self.usages, key=lambda usage: (usage.remaining, -usage.seconds_left)
+        )
+        return {
+            "X-RateLimit-Limit": str(shown.policy.quota),
+            "X-RateLimit-Remaining": str(shown.remaining),
+            "X-RateLimit-Reset": str(shown.reset_at),
+            "RateLimit-Policy": ", ".join(
+                f'"{usage.policy.name}";q={usage.policy.quota};w={usage.policy.window}'
+                for usage in self.usages
+            ),
+            "RateLimit": ", ".join(
+                f'"{usage.policy.name}";r={usage.remaining};t={usage.seconds_left}'
+                for usage in self.usages
+            ),
+        }
+
+
+class RateLimitExceeded(exceptions.Throttled):
+    """429 ``RATE_LIMIT_EXCEEDED`` in the endpoint's contract, with ``Retry-After``."""
+
+    extra_detail_singular = "Please retry after {wait} second."
+    extra_detail_plural = "Please retry after {wait} seconds."
+
+    def __init__(self, usage: Usage):
+        super().__init__(
+            wait=usage.seconds_left, detail=f"Too many requests: {usage.policy.description}."
+        )
+
+
+def plan_of(caller: Caller) -> str:
+    if settings.RATE_LIMIT_PLAN_OVERRIDE:
+        return settings.RATE_LIMIT_PLAN_OVERRIDE
+    if caller.company_id is None:
+        return settings.RATE_LIMIT_OPS_PLAN
+    return caller.plan
+
+
+def caller_counters(request, caller: Caller) -> list[Counter]:
+    """The key's limits for this request, and its address's, which it only has to be within."""
+    limits = settings.RATE_LIMIT_PLANS[plan_of(caller)]
+    policies = [("requests", limits["requests_per_minute"], MINUTE, "requests a minute")]
+    if (request.method, request.path_info) == JOB_CREATION:
+        policies += [
+            ("job-creation", limits["job_creations_per_minute"], MINUTE, "job creations a minute"),
+            (
+                "job-creation-hourly",
+                limits["job_creations_per_hour"],
+                HOUR,
+                "job creations an hour",
+            ),
+        ]
+    partition = f"key:{caller.key_id}"
+    counters = [
+        Counter(
+            Policy(name, quota, window, f"the limit is {quota} {what} for this API key"), partition
+        )
+        for name, quota, window, what in policies
+    ]
+    return [*counters, address_counter(request, uses_up=False)]
+
+
+def client_address(request) -> str:
+    """The connection's address (django-ratelimit's ``RATELIMIT_IP_META_KEY``). A request
+    without one (an app server behind a proxy on a Unix socket) counts as 0.0.0.0: one budget
+    shared by every such request, rather than a 500. Pass the client's address through."""
+    return request.META.get("REMOTE_ADDR") or "0.0.0.0"
+
+
+def address_counter(request, *, uses_up: bool = True) -> Counter:
+    quota = settings.RATE_LIMIT_ANONYMOUS_PER_MINUTE
+    policy = Policy(
+        "ip",
+        quota,
+        MINUTE,
+        f"the limit is {quota} requests a minute without a valid API key from this address",
+    )
+    return Counter(policy, f"ip:{ratelimit_core._get_ip(request)}", uses_up=uses_up)
+
+
+def rate_limit(request, counters: list[Counter]) -> None:
+    """Count the request against ``counters`` and remember the outcome for its response's
+    headers; ``RateLimitExceeded`` when it is over any of them. When the cache fails the request
+    passes, unlimited and without the headers, and a warning is logged."""
+    if not settings.RATELIMIT_ENABLE:
+        return
+    cache = caches[settings.RATELIMIT_USE_CACHE]
+    try:
+        if isinstance(cache, RedisCache):
+            counted = _count_in_redis(cache, counters)
+        else:
+            counted = _count_in_cache(request, counters)
+    except RedisError as exc:
+        counted = None
+        logger.warning("Rate limits not checked, Redis failed: %s", exc)
+    if counted is None:
+        return
+    usages, allowed = counted
+    refused_by = None
+    if not allowed:
+        refused_by = next(u for u in usages if u.used >= u.policy.quota)
+    shown = [
+        usage
+        for counter, usage in zip(counters, usages, strict=True)
+        if counter.uses_up or usage is refused_by
+    ]
+    state = RateLimitState(shown, refused_by)
+    # DRF's request wraps Django's, which the headers middleware sees.
+    getattr(request, "_request", request).rate_limit = state
+    if refused_by is not None:
+        raise RateLimitExceeded(refused_by)
+
+
+def _count_in_redis(cache: RedisCache, counters: list[Counter]) -> tuple[list[Usage], bool]:
+    windows = [
+        ratelimit_core._get_window(counter.partition, counter.policy.window) for counter in counters
+    ]
+    keys = [
+        cache.make_and_validate_key(_cache_key(counter, window))
+        for counter, window in zip(counters, windows, strict=True)
+    ]
+    arguments = []
+    for counter in counters:
+        lifetime = counter.policy.window + ratelimit_core.EXPIRATION_FUDGE
+        arguments += [counter.policy.quota, lifetime, int(counter.uses_up)]
+    client = cache._cache.get_client(write=True)
+    *counts, allowed = client.register_script(COUNT_SCRIPT)(keys=keys, args=arguments)
+    now = int(time.time())
+    usages = [
+        _usage_until(counter.policy, count, window, now)
+        for counter, count, window in zip(counters, counts, windows, strict=True)
+    ]
+    return usages, bool(allowed)
+
+
+def _usage_until(policy: Policy, used: int, window: int, now: int) -> Usage:
+    # django-ratelimit names a window by its last second: the next one begins a second later.
+    reset_at = window + 1
+    return Usage(policy, used, reset_at, max(1, reset_at - now))
+
+
+def _cache_key(counter: Counter, window: int) -> str:
+    rate = (counter.policy.quota, counter.policy.window)
+    return ratelimit_core._make_cache_key(counter.policy.name, window, rate, counter.partition, ALL)
+
+
+def _count_in_cache(request, counters: list[Counter]) -> tuple[list[Usage], bool] | None:
+    now = int(time.time())
+    before = [_usage(request, counter, increment=False) for counter in counters]
+    if None in before:
+        return None
+    allowed = all(usage["count"] < usage["limit"] for usage in before)
+    after = before
+    if allowed:
+        after = [
+            _usage(request, counter, increment=True) if counter.uses_up else usage
+            for counter, usage in zip(counters, before, strict=True)
+        ]
+        if None in after:
+            return None
+    usages = [
+        _usage_until(counter.policy, usage["count"], now + usage["time_left"], now)
+        for counter, usage in zip(counters, after, strict=True)
+    ]
+    return usages, allowed
+
+
+def _usage(request, counter: Counter, *, increment: bool) -> dict | None:
+    return ratelimit_core.get_usage(
+        request,
+        group=counter.policy.name,
+        key=lambda group, request: counter.partition,
+        rate=(counter.policy.quota, counter.policy.window),
+        increment=increment,
+    )
+
+
+class ApiKeyRateThrottle(BaseThrottle):
+    """DRF's throttle step, after authentication and permissions: a request with a usable key
+    counts against the key's limits. Requests without one were counted by the authentication
+    (``access.authentication``); views that authenticate nobody are not limited."""
+
+    def allow_request(self, request, view):
+        if isinstance(request.user, Caller):
+            rate_limit(request, caller_counters(request, request.user))
+        return True
+
+
+class RateLimitHeadersMiddleware:
+    """Puts a counted request's rate-limit headers on its response, whatever its status."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        response = self.get_response(request)
+        state = getattr(request, "rate_limit", None)
+        if state is not None:
+            for name, value in state.headers().items():
+                response[name] = value
+        return response
