@@ -91,6 +91,8 @@ class Bench:
             "--json-out",
             out,
         ]
+        if self.args.idempotency_keys:
+            cmd.append("--idempotency-keys")
         log(f"{label}: loadgen c={concurrency} {duration:g}s")
         steal_before = steal_ticks()
         before, times_before, started = cpu_snapshot(), os.times(), time.monotonic()
@@ -276,6 +278,11 @@ def parse_args(argv=None):
         help="leave the bench databases and Redis db as they are at the end",
     )
     ap.add_argument("--skip-ceiling", action="store_true", help="measure our app only")
+    ap.add_argument(
+        "--idempotency-keys",
+        action="store_true",
+        help="send a fresh Idempotency-Key with every job (both sides; the ceiling ignores it)",
+    )
     ap.add_argument(
         "--shared-bench",
         default=str(REPO.parent / "shared" / "bench"),

@@ -174,7 +174,8 @@ def report(args, machine: dict, summary: dict, points: list[dict], work: Path) -
         f"Run:     --duration {args.duration:g}s per point, --workers {args.workers} "
         f"(gunicorn sync), --seed {args.seed}, --skills-per-job 1-2, warm-up {args.warmup:g}s, "
         f"{args.rounds} round(s); "
-        "req/s = 2xx responses per second"
+        + ("a fresh Idempotency-Key per job; " if getattr(args, "idempotency_keys", False) else "")
+        + "each job posted with its company's API key; req/s = 2xx responses per second"
     )
     out = ["", "# Job creation: ours vs the ceiling", "", *machine_lines(machine), run_line, ""]
     header = [
