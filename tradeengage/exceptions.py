@@ -13,6 +13,7 @@ produces a 500.
 """
 
 import logging
+from abc import ABCMeta, abstractmethod
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 
@@ -72,11 +73,11 @@ class Problem:
     title: str | None = None
 
 
-class ProblemError(Exception):
+class ProblemError(Exception, metaclass=ABCMeta):
     """An exception that knows how it is answered: the classifier asks it for its ``problem()``."""
 
-    def problem(self) -> Problem:
-        raise NotImplementedError
+    @abstractmethod
+    def problem(self) -> Problem: ...
 
 
 class BusinessRuleError(ProblemError):
