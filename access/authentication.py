@@ -24,8 +24,6 @@ INVALID_KEY = "Invalid or missing API key"
 # authentication adds no write to most requests.
 LAST_USED_RESOLUTION = timedelta(minutes=1)
 AUTHORIZATION_SCHEMES = ("api-key ", "bearer ")
-# A key's own columns and its company's plan (for its rate limits), in the query that finds it.
-KEY_WITH_PLAN = [field.name for field in ApiKey._meta.concrete_fields] + ["company__plan"]
 
 
 def presented_key(request) -> str:
@@ -39,35 +37,26 @@ def presented_key(request) -> str:
     return ""
 
 
-def usable_key(key: str) -> ApiKey | None:
-    """``ApiKey.objects.get_from_key`` with the company's plan joined in: the unrevoked key for a
-    presented one (``te_`` and all) whose secret matches (compared in constant time), else
-    None."""
+def caller_for_key(key: str) -> Caller | None:
+    """The caller a presented key (``te_`` and all) stands for, or None when it is unknown,
+    revoked, expired or wrong (its secret's hash compared in constant time)."""
     if not key.startswith(KEY_MARK):
         return None
     raw = key.removeprefix(KEY_MARK)
-    keys = ApiKey.objects.get_usable_keys().select_related("company").only(*KEY_WITH_PLAN)
-    try:
-        api_key = keys.get(prefix=raw.partition(".")[0])
-    except ApiKey.DoesNotExist:
-        return None
-    return api_key if api_key.is_valid(raw) else None
-
-
-def caller_for_key(key: str) -> Caller | None:
-    """The caller a presented key stands for, or None when it is not a usable key."""
-    api_key = usable_key(key)
-    if api_key is None or api_key.has_expired:
-        return None
     now = timezone.now()
-    if api_key.last_used_at is None or api_key.last_used_at < now - LAST_USED_RESOLUTION:
-        ApiKey.objects.filter(id=api_key.id).update(last_used_at=now)
+    usable = ApiKey.objects.usable_key(
+        prefix=raw.partition(".")[0], now=now, used_since=now - LAST_USED_RESOLUTION
+    )
+    if usable is None or not ApiKey.objects.key_generator.verify(raw, usable.hashed_key):
+        return None
+    if usable.last_use_stale:
+        ApiKey.objects.filter(id=usable.id).update(last_used_at=now)
     return Caller(
-        key_id=api_key.id,
-        key_name=api_key.name,
-        company_id=api_key.company_id,
-        scopes=frozenset(api_key.scopes),
-        plan=api_key.company.plan if api_key.company_id else None,
+        key_id=usable.id,
+        key_name=usable.name,
+        company_id=usable.company_id,
+        scopes=frozenset(usable.scopes),
+        plan=usable.plan,
     )
 
 

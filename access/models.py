@@ -7,11 +7,16 @@ recognisable to secret scanners: ``te_<prefix>.<secret>``.
 Each key also remembers the ``Idempotency-Key`` values it sent, with the responses to replay.
 """
 
+import functools
 from datetime import datetime, timedelta
+from typing import NamedTuple
+from uuid import UUID
 
 from django.core.exceptions import ValidationError
-from django.db import models
+from django.db import connection, models
 from rest_framework_api_key.models import AbstractAPIKey, BaseAPIKeyManager
+
+from tradeengage.db import insert_statement
 
 KEY_MARK = "te_"
 
@@ -27,6 +32,18 @@ class Scope(models.TextChoices):
 COMPANY_SCOPES = [Scope.JOBS_READ, Scope.JOBS_WRITE, Scope.SYNC, Scope.PROCESSING]
 
 
+class UsableKey(NamedTuple):
+    """What authenticating a request needs of an unrevoked, unexpired key."""
+
+    id: str
+    name: str
+    hashed_key: str
+    company_id: UUID | None
+    scopes: list[str]
+    plan: str | None  # its company's; None for an ops key
+    last_use_stale: bool  # last used before the moment asked about, or never
+
+
 class ApiKeyManager(BaseAPIKeyManager):
     def get_from_key(self, key: str) -> "ApiKey":
         """The unrevoked key for a presented one (``te_`` and all), with its company; raises
@@ -35,6 +52,59 @@ class ApiKeyManager(BaseAPIKeyManager):
         if not key.startswith(KEY_MARK):
             raise self.model.DoesNotExist("Not a TradeEngage key.")
         return super().get_from_key(key.removeprefix(KEY_MARK))
+
+    def usable_key(self, *, prefix: str, now: datetime, used_since: datetime) -> UsableKey | None:
+        """The key with ``prefix`` unless it is revoked or expired at ``now``, with its
+        company's plan; ``last_use_stale`` tells whether it was last used before
+        ``used_since``. The secret is not checked here.
+
+        Every API request runs this, so it is one statement written once: the ORM's compiling
+        a query costs this machine more than the database's running it.
+        """
+        ops = connection.ops
+        with connection.cursor() as cursor:
+            cursor.execute(
+                _usable_key_sql(),
+                [
+                    ops.adapt_datetimefield_value(used_since),
+                    prefix,
+                    ops.adapt_datetimefield_value(now),
+                ],
+            )
+            row = cursor.fetchone()
+        if row is None:
+            return None
+        key_id, name, hashed_key, company_id, scopes, plan, last_use_stale = row
+        meta = self.model._meta
+        return UsableKey(
+            id=key_id,
+            name=name,
+            hashed_key=hashed_key,
+            company_id=meta.get_field("company").target_field.to_python(company_id),
+            scopes=meta.get_field("scopes").from_db_value(scopes, None, connection),
+            plan=plan,
+            last_use_stale=bool(last_use_stale),
+        )
+
+
+@functools.cache
+def _usable_key_sql() -> str:
+    quote = connection.ops.quote_name
+    meta = ApiKey._meta
+    company = meta.get_field("company").related_model._meta
+
+    def column(name: str) -> str:
+        return f"k.{quote(meta.get_field(name).column)}"
+
+    return (
+        f"SELECT {column('id')}, {column('name')}, {column('hashed_key')}, {column('company')}, "
+        f"{column('scopes')}, c.{quote(company.get_field('plan').column)}, "
+        f"({column('last_used_at')} IS NULL OR {column('last_used_at')} < %s)"
+        f" FROM {quote(meta.db_table)} k LEFT JOIN {quote(company.db_table)} c"
+        f" ON c.{quote(company.pk.column)} = {column('company')}"
+        f" WHERE {column('prefix')} = %s AND NOT {column('revoked')}"
+        f" AND ({column('expiry_date')} IS NULL OR {column('expiry_date')} > %s)"
+    )
 
 
 class ApiKey(AbstractAPIKey):
@@ -70,21 +140,63 @@ class ApiKey(AbstractAPIKey):
             raise ValidationError({"scopes": "A company's key cannot carry the ops scope."})
 
 
+class StoredResponse(NamedTuple):
+    fingerprint: str
+    status: int
+    body: str
+    expired: bool  # stored before the moment asked about
+
+
+class IdempotencyKeyManager(models.Manager):
+    """Statements written once: each runs on every request that sends an ``Idempotency-Key``
+    (see ``ApiKeyManager.usable_key``)."""
+
+    def stored(
+        self, *, api_key_id: str, key: str, expired_before: datetime
+    ) -> StoredResponse | None:
+        """The response stored for ``key`` of the API key ``api_key_id``, if any."""
+        expired_before = connection.ops.adapt_datetimefield_value(expired_before)
+        with connection.cursor() as cursor:
+            cursor.execute(_stored_response_sql(), [expired_before, api_key_id, key])
+            row = cursor.fetchone()
+        if row is None:
+            return None
+        fingerprint, status, body, expired = row
+        return StoredResponse(fingerprint, status, body, bool(expired))
+
+    def store(self, **values) -> None:
+        """Insert one row (``{field name: value}``); IntegrityError when the key is taken."""
+        sql, params = insert_statement(self.model, [values])
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+
+
+@functools.cache
+def _stored_response_sql() -> str:
+    quote = connection.ops.quote_name
+    meta = IdempotencyKey._meta
+
+    def column(name: str) -> str:
+        return quote(meta.get_field(name).column)
+
+    return (
+        f"SELECT {column('fingerprint')}, {column('response_status')}, {column('response_body')},"
+        f" {column('created_at')} <= %s FROM {quote(meta.db_table)}"
+        f" WHERE {column('api_key')} = %s AND {column('key')} = %s"
+    )
+
+
 class IdempotencyKey(models.Model):
     """One use of an ``Idempotency-Key`` by an API key, with the response to replay (the IETF
     draft "The Idempotency-Key HTTP Header Field"; ``access.idempotency`` holds the flow).
 
-    While the request that claimed it runs, ``response_status`` is empty; the row is completed in
-    the transaction that stores the request's effects, so a completed row always has them and an
-    empty one never does.
+    A row is written in the transaction that stores the request's effects, so it exists exactly
+    when they do: a job is never stored without its key's response, nor a response without its
+    job, and a request that failed or died leaves the key free.
     """
 
-    # How long a key is remembered, counted from the request that claimed it.
+    # How long a key is remembered, counted from the request that used it.
     KEPT_FOR = timedelta(hours=24)
-    # An unfinished claim older than this is taken to be abandoned (its process died): a retry
-    # may claim it again. Longer than any request may run; a request outliving it can no
-    # longer complete the row and is undone (see ``access.idempotency``).
-    LEASE = timedelta(seconds=60)
 
     api_key = models.ForeignKey(
         ApiKey,
@@ -97,14 +209,12 @@ class IdempotencyKey(models.Model):
         max_length=64, help_text="SHA-256 of the method, path and canonical JSON of the body."
     )
     created_at = models.DateTimeField(
-        help_text="When the request holding the key arrived; the key expires a day later."
+        help_text="When the request that used the key arrived; the key expires a day later."
     )
-    response_status = models.PositiveSmallIntegerField(
-        null=True, blank=True, help_text="Empty while the request is in progress."
-    )
-    response_body = models.TextField(
-        blank=True, help_text="The JSON sent, as text: its key order is kept."
-    )
+    response_status = models.PositiveSmallIntegerField()
+    response_body = models.TextField(help_text="The JSON sent, as text: its key order is kept.")
+
+    objects = IdempotencyKeyManager()
 
     class Meta:
         constraints = [
@@ -115,47 +225,7 @@ class IdempotencyKey(models.Model):
     def __str__(self):
         return self.key
 
-    @property
-    def is_complete(self) -> bool:
-        return self.response_status is not None
-
-    def is_expired(self, now: datetime) -> bool:
-        return self.created_at <= now - self.KEPT_FOR
-
-    def is_abandoned(self, now: datetime) -> bool:
-        return not self.is_complete and self.created_at <= now - self.LEASE
-
-    def _held(self) -> models.QuerySet:
-        """This row as long as the claim this instance knows of still holds it, unfinished: the
-        claim's ``created_at`` is its token."""
-        return type(self).objects.filter(
-            id=self.id, created_at=self.created_at, response_status__isnull=True
-        )
-
-    def claim_again(self, *, fingerprint: str, now: datetime) -> bool:
-        """Take over the row for a new request while it is still expired or abandoned: a
-        conditional update, so of two requests doing it at once only one wins, and a claim its
-        request completed meanwhile is kept. False when the row was not taken."""
-        expired = models.Q(created_at__lte=now - self.KEPT_FOR)
-        abandoned = models.Q(created_at__lte=now - self.LEASE, response_status__isnull=True)
-        taken = (
-            type(self)
-            .objects.filter(expired | abandoned, id=self.id)
-            .update(fingerprint=fingerprint, created_at=now, response_status=None, response_body="")
-        )
-        if taken:
-            self.fingerprint, self.created_at = fingerprint, now
-            self.response_status, self.response_body = None, ""
-        return bool(taken)
-
-    def complete(self, *, status: int, body: str) -> bool:
-        """Record the response; False when the claim was lost (its lease passed and a retry took
-        the row), in which case the caller must undo what the request did."""
-        completed = self._held().update(response_status=status, response_body=body)
-        if completed:
-            self.response_status, self.response_body = status, body
-        return bool(completed)
-
-    def release(self) -> None:
-        """Forget an unfinished claim, so the client may send the key again."""
-        self._held().delete()
+    @classmethod
+    def expired_before(cls, now: datetime) -> datetime:
+        """Keys stored up to this moment are forgotten at ``now``."""
+        return now - cls.KEPT_FOR

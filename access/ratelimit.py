@@ -19,6 +19,7 @@ refused by the minute's ceiling does not spend the hour's.
 import logging
 import time
 from dataclasses import dataclass
+from weakref import WeakKeyDictionary
 
 from django.conf import settings
 from django.core.cache import caches
@@ -26,6 +27,7 @@ from django.core.cache.backends.redis import RedisCache
 from django_ratelimit import ALL
 from django_ratelimit import core as ratelimit_core
 from redis import RedisError
+from redis.commands.core import Script
 from rest_framework import exceptions
 from rest_framework.throttling import BaseThrottle
 
@@ -230,14 +232,27 @@ def _count_in_redis(cache: RedisCache, counters: list[Counter]) -> tuple[list[Us
     for counter in counters:
         lifetime = counter.policy.window + ratelimit_core.EXPIRATION_FUDGE
         arguments += [counter.policy.quota, lifetime, int(counter.uses_up)]
-    client = cache._cache.get_client(write=True)
-    *counts, allowed = client.register_script(COUNT_SCRIPT)(keys=keys, args=arguments)
+    *counts, allowed = _count_script(cache)(keys=keys, args=arguments)
     now = int(time.time())
     usages = [
         _usage_until(counter.policy, count, window, now)
         for counter, count, window in zip(counters, counts, windows, strict=True)
     ]
     return usages, bool(allowed)
+
+
+def _count_script(cache: RedisCache) -> Script:
+    """The counting script, bound to a client of the cache's connection pool once per cache
+    connection: making a client and hashing the script cost more than the rest of a count."""
+    connection = cache._cache
+    script = _COUNT_SCRIPTS.get(connection)
+    if script is None:
+        script = connection.get_client(write=True).register_script(COUNT_SCRIPT)
+        _COUNT_SCRIPTS[connection] = script
+    return script
+
+
+_COUNT_SCRIPTS: WeakKeyDictionary = WeakKeyDictionary()
 
 
 def _usage_until(policy: Policy, used: int, window: int, now: int) -> Usage:

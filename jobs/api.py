@@ -7,6 +7,7 @@ from rest_framework.views import APIView
 from access.idempotency import (
     IDEMPOTENCY_KEY_HEADER,
     REPLAYED_HEADER,
+    Remember,
     idempotency_key_read,
     idempotent_response,
 )
@@ -105,18 +106,28 @@ class JobListCreateApi(APIView):
         if idempotency_key is None:
             return _job_created(serializer)
         return idempotent_response(
-            request=request, key=idempotency_key, respond=lambda: _job_created(serializer)
+            request=request,
+            key=idempotency_key,
+            respond=lambda remember: _job_created(serializer, remember=remember),
         )
 
 
-def _job_created(serializer: JobCreateSerializer) -> Response:
-    job = services.job_create(**serializer.validated_data)
+def _job_created(serializer: JobCreateSerializer, *, remember: Remember | None = None) -> Response:
+    """201 with the new job; ``remember`` stores that response in the job's transaction."""
     # The skills and category just stored are echoed as sent instead of being read back.
     context = {
         "skill_levels": serializer.validated_data["skill_levels"],
         "category": serializer.validated_data.get("category"),
     }
-    return Response(JobSerializer(job, context=context).data, status=status.HTTP_201_CREATED)
+    response = Response(status=status.HTTP_201_CREATED)
+
+    def respond(job):
+        response.data = JobSerializer(job, context=context).data
+        if remember is not None:
+            remember(response)
+
+    services.job_create(**serializer.validated_data, on_created=respond)
+    return response
 
 
 class JobDetailApi(APIView):

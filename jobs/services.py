@@ -1,4 +1,5 @@
 import logging
+from collections.abc import Callable
 from uuid import UUID
 
 from django.conf import settings
@@ -98,12 +99,15 @@ def job_create(
     created_by_technician_id: UUID,
     skill_levels: dict[str, str],
     category: str | None = None,
+    on_created: Callable[[Job], None] | None = None,
 ) -> Job:
     """Create a job, route it to the best-matching companies and record one ``job_sync`` outbox
     event per routing, all in one transaction: either everything is stored or nothing is.
 
     ``skill_levels`` maps each required skill slug to its level name, in the order the client
     listed them. The routings and their events are written by ``routing``'s one writer.
+    ``on_created(job)`` runs last in that transaction (again if it is run again): what it writes
+    commits with the job, and what it raises undoes the job.
     """
     lists = managed_lists()
     requirements = resolve_skills(skill_levels=skill_levels, skill_ids=lists["skills"])
@@ -132,6 +136,8 @@ def job_create(
                     requirements=requirements,
                 )
                 routing_ids = routings_create(pairs=[(job, match) for match in matches])
+                if on_created is not None:
+                    on_created(job)
             break
         except IntegrityError as exc:
             # A skill, category, company or technician read above was deleted before the insert.

@@ -1,13 +1,13 @@
 """Idempotent job creation: ``Idempotency-Key`` on ``POST /api/v1/jobs/`` (access.idempotency)."""
 
-import hashlib
 import json
 import threading
 from datetime import timedelta
+from unittest import mock
 
 import pytest
 from django.core.management import call_command
-from django.db import connection
+from django.db import OperationalError, connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from rest_framework.test import APIClient
@@ -43,9 +43,15 @@ def key_id(key_text: str) -> str:
     return ApiKey.objects.get_from_key(key_text).id
 
 
-def fingerprint(payload: dict) -> str:
-    body = json.dumps(payload, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(f"POST {JOBS}\n{body}".encode()).hexdigest()
+def stored_key(api_key: str, key: str, *, created_at) -> IdempotencyKey:
+    return IdempotencyKey.objects.create(
+        api_key_id=key_id(api_key),
+        key=key,
+        fingerprint="f",
+        created_at=created_at,
+        response_status=201,
+        response_body="{}",
+    )
 
 
 @pytest.fixture
@@ -98,79 +104,108 @@ def test_the_key_used_with_another_body_is_refused_with_422(api_client, job_payl
     assert Job.objects.count() == 1
 
 
-def test_a_request_still_in_progress_with_the_key_answers_409(api_client, ops_key, job_payload):
-    IdempotencyKey.objects.create(
-        api_key_id=key_id(ops_key),
-        key=KEY,
-        fingerprint=fingerprint(job_payload),
-        created_at=timezone.now(),
-    )
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_a_request_still_in_progress_with_the_key_answers_409(ops_key, job_payload):
+    """The first request is held inside its job transaction while the second arrives."""
+    inside, finish = threading.Event(), threading.Event()
+    first = []
 
-    response = post(api_client, job_payload)
-
-    assert response.status_code == 409
-    assert response.json()["error_code"] == "CONFLICT"
-    assert "still in progress" in response.json()["detail"]
-    assert stored_rows() == {"jobs": 0, "routings": 0, "events": 0}
-    assert IdempotencyKey.objects.get().response_status is None
-
-
-def test_a_claim_abandoned_past_its_lease_is_taken_over(api_client, ops_key, job_payload):
-    """Its process died before storing anything (a stored job completes the key in the same
-    transaction), so a retry may create the job."""
-    IdempotencyKey.objects.create(
-        api_key_id=key_id(ops_key),
-        key=KEY,
-        fingerprint=fingerprint(job_payload),
-        created_at=timezone.now() - IdempotencyKey.LEASE - timedelta(seconds=1),
-    )
-
-    response = post(api_client, job_payload)
-
-    assert response.status_code == 201, response.content
-    assert "Idempotent-Replayed" not in response
-    assert Job.objects.count() == 1
-    assert IdempotencyKey.objects.get().response_status == 201
-
-
-def test_a_claim_completed_while_a_retry_read_it_as_abandoned_is_kept(ops_key):
-    """The retry's takeover re-checks the row in the database: the request it thought dead
-    finished and stored its job."""
-    now = timezone.now()
-    IdempotencyKey.objects.create(
-        api_key_id=key_id(ops_key),
-        key=KEY,
-        fingerprint="first",
-        created_at=now - IdempotencyKey.LEASE - timedelta(seconds=1),
-    )
-    read_by_the_retry = IdempotencyKey.objects.get()
-    assert read_by_the_retry.is_abandoned(now)
-
-    assert IdempotencyKey.objects.get().complete(status=201, body="{}")
-    assert not read_by_the_retry.claim_again(fingerprint="retry", now=now)
-    assert IdempotencyKey.objects.get().fingerprint == "first"
-
-
-def test_a_request_whose_claim_was_taken_over_meanwhile_is_undone(api_client, job_payload):
-    """Should a request outlive its lease and a retry take the key over, the first must not
-    store its job: the retry may store one too."""
-    taken_over = []
-
-    def take_over_after_the_job_insert(execute, sql, params, many, context):
+    def hold_after_the_job_insert(execute, sql, params, many, context):
         result = execute(sql, params, many, context)
-        if sql.startswith('INSERT INTO "jobs_job"') and not taken_over:
-            taken_over.append(True)
-            IdempotencyKey.objects.update(created_at=timezone.now() + timedelta(seconds=1))
+        if sql.startswith('INSERT INTO "jobs_job"'):
+            inside.set()
+            finish.wait(10)
         return result
 
-    with connection.execute_wrapper(take_over_after_the_job_insert):
-        response = post(api_client, job_payload)
+    def first_request():
+        client = APIClient()
+        client.credentials(HTTP_X_API_KEY=ops_key)
+        try:
+            with connection.execute_wrapper(hold_after_the_job_insert):
+                first.append(post(client, job_payload))
+        finally:
+            connection.close()
 
-    assert taken_over
-    assert response.status_code == 409
-    assert response.json()["error_code"] == "CONFLICT"
-    assert stored_rows() == {"jobs": 0, "routings": 0, "events": 0}
-    assert not IdempotencyKey.objects.filter(response_status__isnull=False).exists()
+    thread = threading.Thread(target=first_request)
+    thread.start()
+    try:
+        assert inside.wait(10)
+        client = APIClient()
+        client.credentials(HTTP_X_API_KEY=ops_key)
+        second = post(client, job_payload)
+    finally:
+        finish.set()
+        thread.join(30)
+
+    assert second.status_code == 409
+    assert second.json()["error_code"] == "CONFLICT"
+    assert "still in progress" in second.json()["detail"]
+    assert first[0].status_code == 201, first[0].content
+    assert Job.objects.count() == 1
+    retry = post(client, job_payload)
+    assert retry["Idempotent-Replayed"] == "true"
+    assert retry.content == first[0].content
+
+
+def test_a_key_stored_by_another_request_meanwhile_undoes_this_one_and_replays_it(
+    api_client, job_payload, monkeypatch
+):
+    """Found free, then taken before this request stored its job (another process's request
+    committed in between): the unique index refuses the key, this request's job is rolled
+    back, and the other's response is the answer."""
+    first = post(api_client, job_payload)
+    stored = stored_rows()
+    real_stored = IdempotencyKey.objects.stored
+    lookups = []
+
+    def free_at_first(**kwargs):
+        lookups.append(kwargs)
+        return None if len(lookups) == 1 else real_stored(**kwargs)
+
+    monkeypatch.setattr(IdempotencyKey.objects, "stored", free_at_first)
+    retry = post(api_client, job_payload)
+
+    assert len(lookups) == 2
+    assert retry.status_code == 201
+    assert retry["Idempotent-Replayed"] == "true"
+    assert retry.content == first.content
+    assert stored_rows() == stored == {"jobs": 1, "routings": 1, "events": 1}
+
+
+@pytest.mark.postgres
+def test_a_key_is_let_go_when_its_request_fails(api_client, job_payload):
+    def failing_job_insert(execute, sql, params, many, context):
+        if sql.startswith('INSERT INTO "jobs_job"'):
+            raise RuntimeError("database went away")
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(failing_job_insert):
+        assert post(api_client, job_payload).status_code == 500
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'")
+        assert cursor.fetchone()[0] == 0
+
+
+@pytest.mark.postgres
+def test_a_connection_that_cannot_let_go_of_a_key_is_closed(api_client, job_payload):
+    """Else it would keep the key locked, and refuse it, for as long as it lives."""
+
+    def failing_unlock(execute, sql, params, many, context):
+        if "pg_advisory_unlock" in sql:
+            raise OperationalError("server closed the connection unexpectedly")
+        return execute(sql, params, many, context)
+
+    with (
+        mock.patch.object(connection, "close") as close,
+        connection.execute_wrapper(failing_unlock),
+    ):
+        response = post(api_client, job_payload)
+    with connection.cursor() as cursor:  # what closing the connection would have done
+        cursor.execute("SELECT pg_advisory_unlock_all()")
+
+    assert response.status_code == 201, response.content
+    close.assert_called_once()
 
 
 def test_a_request_refused_as_malformed_stores_nothing_and_the_key_stays_free(
@@ -291,12 +326,11 @@ def test_without_the_header_every_request_creates_a_job_and_keys_are_never_read(
 
 
 # Without the header job creation runs as before (jobs/tests/test_jobs_api.py bounds it). With
-# it, a first request adds the claim's insert, the savepoint and release that job creation's own
-# transaction becomes inside the one that completes the key, and the completing update: 4. A
-# replay runs 3: the API key, the claim's insert (refused by the unique index) and the read.
-# Inside a test's transaction every transaction is a savepoint, which adds two queries to each.
-FIRST_REQUEST_EXTRA_QUERIES = 4 + 2
-REPLAY_QUERIES = 3 + 3  # the refused insert's savepoint is rolled back, then released
+# it, a first request adds the lock and its release (PostgreSQL), the read that finds the key
+# free and the insert that stores it in the job's transaction: 4. A replay runs 4: the API key,
+# the lock, the read and the release.
+FIRST_REQUEST_EXTRA_QUERIES = 4
+REPLAY_QUERIES = 4
 
 
 def test_a_key_adds_a_bounded_few_queries_and_a_replay_runs_only_a_few(
@@ -320,9 +354,7 @@ def test_a_key_adds_a_bounded_few_queries_and_a_replay_runs_only_a_few(
 def test_purge_deletes_only_keys_older_than_a_day(api_client, ops_key):
     now = timezone.now()
     for age, key in [(timedelta(hours=25), "old"), (timedelta(hours=23), "recent")]:
-        IdempotencyKey.objects.create(
-            api_key_id=key_id(ops_key), key=key, fingerprint="f", created_at=now - age
-        )
+        stored_key(ops_key, key, created_at=now - age)
 
     assert idempotency_keys_purge(now=now) == 1
     assert list(IdempotencyKey.objects.values_list("key", flat=True)) == ["recent"]
@@ -331,14 +363,10 @@ def test_purge_deletes_only_keys_older_than_a_day(api_client, ops_key):
 def test_the_purge_task_and_command_delete_expired_keys(ops_key, capsys):
     old = timezone.now() - IdempotencyKey.KEPT_FOR - timedelta(minutes=1)
     for key in ["a", "b"]:
-        IdempotencyKey.objects.create(
-            api_key_id=key_id(ops_key), key=key, fingerprint="f", created_at=old
-        )
+        stored_key(ops_key, key, created_at=old)
 
     assert purge_idempotency_keys() == 2
-    IdempotencyKey.objects.create(
-        api_key_id=key_id(ops_key), key="c", fingerprint="f", created_at=old
-    )
+    stored_key(ops_key, "c", created_at=old)
     call_command("purge_idempotency_keys")
 
     assert "Deleted 1 expired idempotency key(s)." in capsys.readouterr().out
