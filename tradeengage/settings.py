@@ -197,6 +197,13 @@ if DATABASE_URL:
             conn_health_checks=True,
         )
     }
+    if env_bool("DB_PREPARED_STATEMENTS", True):
+        # Parameters bound by the server, and a statement a connection has run a few times
+        # prepared: planning our hot statements cost PostgreSQL more than running them. Turn
+        # off behind a pooler in transaction mode that cannot keep prepared statements.
+        DATABASES["default"].setdefault("OPTIONS", {}).update(
+            server_side_binding=True, prepare_threshold=env_int("DB_PREPARE_THRESHOLD", 5)
+        )
 else:
     VAR_DIR.mkdir(parents=True, exist_ok=True)
     DATABASES = {
