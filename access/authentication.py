@@ -17,11 +17,12 @@ from rest_framework.permissions import BasePermission
 
 from access.callers import Caller
 from access.models import KEY_MARK, ApiKey
-from access.ratelimit import address_counter, rate_limit
+from access.ratelimit import address_counter, notes_key_uses, rate_limit
 
 INVALID_KEY = "Invalid or missing API key"
-# How stale ApiKey.last_used_at may get: it is written at most this often per key, so
-# authentication adds no write to most requests.
+# How stale ApiKey.last_used_at may get. On Redis the rate limiter notes each use and beat writes
+# them every minute (access.tasks.record_api_key_uses); elsewhere authentication writes a key's
+# at most this often, so most requests add no write.
 LAST_USED_RESOLUTION = timedelta(minutes=1)
 AUTHORIZATION_SCHEMES = ("api-key ", "bearer ")
 
@@ -49,7 +50,7 @@ def caller_for_key(key: str) -> Caller | None:
     )
     if usable is None or not ApiKey.objects.key_generator.verify(raw, usable.hashed_key):
         return None
-    if usable.last_use_stale:
+    if usable.last_use_stale and not notes_key_uses():
         ApiKey.objects.filter(id=usable.id).update(last_used_at=now)
     return Caller(
         key_id=usable.id,

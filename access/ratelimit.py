@@ -19,6 +19,7 @@ refused by the minute's ceiling does not spend the hour's.
 import logging
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from weakref import WeakKeyDictionary
 
 from django.conf import settings
@@ -40,27 +41,40 @@ MINUTE, HOUR = 60, 3600
 JOB_CREATION = ("POST", "/api/v1/jobs/")
 
 # Checks every counter of a request and, when all are below their quotas, counts it against
-# those it uses up. KEYS: the counters (django-ratelimit's cache keys). ARGV, three per counter:
-# its quota, its lifetime in seconds, and 1 when the request uses it up (0: it only has to be
-# below it). Returns each counter's count, then 1 when the request is allowed, else 0.
+# those it uses up; and notes when an API key was last used. KEYS: the counters (django-ratelimit's
+# cache keys), then, for a request with a key, the hash of keys' last uses. ARGV: the number of
+# counters; three per counter: its quota, its lifetime in seconds, and 1 when the request uses it
+# up (0: it only has to be below it); then, for a request with a key, the key's id and the time.
+# Returns each counter's count, then 1 when the request is allowed, else 0.
 COUNT_SCRIPT = """
+local n = tonumber(ARGV[1])
 local counts = {}
 local allowed = 1
-for i, key in ipairs(KEYS) do
-  counts[i] = tonumber(redis.call('GET', key) or '0')
-  if counts[i] >= tonumber(ARGV[3 * i - 2]) then allowed = 0 end
+for i = 1, n do
+  counts[i] = tonumber(redis.call('GET', KEYS[i]) or '0')
+  if counts[i] >= tonumber(ARGV[3 * i - 1]) then allowed = 0 end
 end
 if allowed == 1 then
-  for i, key in ipairs(KEYS) do
-    if ARGV[3 * i] == '1' then
-      counts[i] = redis.call('INCR', key)
-      if counts[i] == 1 then redis.call('EXPIRE', key, ARGV[3 * i - 1]) end
+  for i = 1, n do
+    if ARGV[3 * i + 1] == '1' then
+      counts[i] = redis.call('INCR', KEYS[i])
+      if counts[i] == 1 then redis.call('EXPIRE', KEYS[i], ARGV[3 * i]) end
     end
   end
 end
-counts[#KEYS + 1] = allowed
+if #KEYS > n then
+  redis.call('HSET', KEYS[n + 1], ARGV[3 * n + 2], ARGV[3 * n + 3])
+end
+counts[n + 1] = allowed
 return counts
 """
+# Takes the keys' last uses noted since the last take: every field of the hash, which is gone.
+TAKE_USES_SCRIPT = """
+local uses = redis.call('HGETALL', KEYS[1])
+redis.call('DEL', KEYS[1])
+return uses
+"""
+KEY_USES = "access:api-key-last-uses"
 
 
 @dataclass(frozen=True)
@@ -187,16 +201,19 @@ def address_counter(request, *, uses_up: bool = True) -> Counter:
     return Counter(policy, f"ip:{ratelimit_core._get_ip(request)}", uses_up=uses_up)
 
 
-def rate_limit(request, counters: list[Counter]) -> None:
+def rate_limit(request, counters: list[Counter], *, key_id: str | None = None) -> None:
     """Count the request against ``counters`` and remember the outcome for its response's
     headers; ``RateLimitExceeded`` when it is over any of them. When the cache fails the request
-    passes, unlimited and without the headers, and a warning is logged."""
+    passes, unlimited and without the headers, and a warning is logged.
+
+    On Redis, the same round trip notes that the API key ``key_id`` was used now (see
+    ``notes_key_uses``)."""
     if not settings.RATELIMIT_ENABLE:
         return
     cache = caches[settings.RATELIMIT_USE_CACHE]
     try:
         if isinstance(cache, RedisCache):
-            counted = _count_in_redis(cache, counters)
+            counted = _count_in_redis(cache, counters, key_id=key_id)
         else:
             counted = _count_in_cache(request, counters)
     except RedisError as exc:
@@ -220,7 +237,31 @@ def rate_limit(request, counters: list[Counter]) -> None:
         raise RateLimitExceeded(refused_by)
 
 
-def _count_in_redis(cache: RedisCache, counters: list[Counter]) -> tuple[list[Usage], bool]:
+def notes_key_uses() -> bool:
+    """Whether counting a key's requests also notes its last use (on Redis), for
+    ``key_uses_take`` to hand to the database in bulk, instead of each request writing it."""
+    return settings.RATELIMIT_ENABLE and isinstance(
+        caches[settings.RATELIMIT_USE_CACHE], RedisCache
+    )
+
+
+def key_uses_take() -> dict[str, datetime]:
+    """The API keys' last uses noted since the last take, ``{key id: when}``; they are gone
+    from Redis."""
+    if not notes_key_uses():
+        return {}
+    cache = caches[settings.RATELIMIT_USE_CACHE]
+    client = cache._cache.get_client(write=True)
+    fields = client.register_script(TAKE_USES_SCRIPT)(keys=[cache.make_and_validate_key(KEY_USES)])
+    return {
+        key_id.decode(): datetime.fromtimestamp(float(when), tz=UTC)
+        for key_id, when in zip(fields[::2], fields[1::2], strict=True)
+    }
+
+
+def _count_in_redis(
+    cache: RedisCache, counters: list[Counter], *, key_id: str | None
+) -> tuple[list[Usage], bool]:
     windows = [
         ratelimit_core._get_window(counter.partition, counter.policy.window) for counter in counters
     ]
@@ -228,10 +269,13 @@ def _count_in_redis(cache: RedisCache, counters: list[Counter]) -> tuple[list[Us
         cache.make_and_validate_key(_cache_key(counter, window))
         for counter, window in zip(counters, windows, strict=True)
     ]
-    arguments = []
+    arguments = [len(counters)]
     for counter in counters:
         lifetime = counter.policy.window + ratelimit_core.EXPIRATION_FUDGE
         arguments += [counter.policy.quota, lifetime, int(counter.uses_up)]
+    if key_id is not None:
+        keys.append(cache.make_and_validate_key(KEY_USES))
+        arguments += [key_id, f"{time.time():.6f}"]
     *counts, allowed = _count_script(cache)(keys=keys, args=arguments)
     now = int(time.time())
     usages = [
@@ -304,7 +348,8 @@ class ApiKeyRateThrottle(BaseThrottle):
 
     def allow_request(self, request, view):
         if isinstance(request.user, Caller):
-            rate_limit(request, caller_counters(request, request.user))
+            caller = request.user
+            rate_limit(request, caller_counters(request, caller), key_id=caller.key_id)
         return True
 
 

@@ -4,6 +4,7 @@ from datetime import datetime
 from django.db import transaction
 
 from access.models import COMPANY_SCOPES, KEY_MARK, ApiKey, Scope
+from access.ratelimit import key_uses_take
 
 DEMO_KEY_NAME = "demo"
 
@@ -32,6 +33,20 @@ def api_key_create(
 def api_key_revoke(*, key_id: str) -> bool:
     """Revoke a key for good; False when it was already revoked (or is unknown)."""
     return bool(ApiKey.objects.filter(id=key_id, revoked=False).update(revoked=True))
+
+
+def api_key_uses_record() -> int:
+    """Write the keys' last uses the rate limiter noted in Redis since the last time (beat, every
+    minute), in bulk; how many keys changed. Without Redis, authentication writes them itself."""
+    uses = key_uses_take()
+    changed = []
+    for api_key in ApiKey.objects.filter(id__in=list(uses)).only("id", "last_used_at"):
+        used_at = uses[api_key.id]
+        if api_key.last_used_at is None or api_key.last_used_at < used_at:
+            api_key.last_used_at = used_at
+            changed.append(api_key)
+    ApiKey.objects.bulk_update(changed, ["last_used_at"], batch_size=500)
+    return len(changed)
 
 
 def demo_key_text(seed: str) -> str:

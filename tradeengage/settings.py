@@ -284,6 +284,7 @@ CELERY_TASK_ROUTES = {
     "processing.tasks.run_nightly": {"queue": "default"},
     "processing.tasks.process_retry_queue": {"queue": "default"},
     "access.tasks.purge_idempotency_keys": {"queue": "low"},
+    "access.tasks.record_api_key_uses": {"queue": "low"},
 }
 # Copied into django-celery-beat's tables when beat starts; edit the intervals in the admin.
 CELERY_BEAT_SCHEDULE = {
@@ -304,7 +305,12 @@ CELERY_BEAT_SCHEDULE = {
         "task": "processing.tasks.process_retry_queue",
         "schedule": crontab(minute="*/15"),
     },
-    # Expired Idempotency-Key records (24 h old) only take room: claims ignore them.
+    # API keys' last uses, noted in Redis by the rate limiter, written in bulk.
+    "record-api-key-uses": {
+        "task": "access.tasks.record_api_key_uses",
+        "schedule": 60,
+    },
+    # Expired Idempotency-Key records (24 h old) only take room: requests ignore them.
     "purge-idempotency-keys": {
         "task": "access.tasks.purge_idempotency_keys",
         "schedule": crontab(minute=30),

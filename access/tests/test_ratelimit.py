@@ -10,18 +10,23 @@ import subprocess
 import sys
 import time
 import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 import redis
 from django.conf import settings as django_settings
+from django.db import connection
 from django.http import HttpRequest
+from django.test.utils import CaptureQueriesContext
 from django_ratelimit import core as ratelimit_core
 from rest_framework.test import APIClient
 
 from access.authentication import caller_for_key
+from access.models import ApiKey
 from access.ratelimit import address_counter, client_address, rate_limit
-from access.services import api_key_create
+from access.services import api_key_create, api_key_uses_record
+from access.tasks import record_api_key_uses
 from jobs.models import Plan
 from jobs.tests.factories import CompanyFactory
 
@@ -475,6 +480,45 @@ def test_a_request_costs_one_redis_round_trip(
     assert listing == ["EVALSHA"]
     assert anonymous == ["EVALSHA"]
     assert creation == ["EVALSHA"]  # three windows and the address, in one script
+
+
+@needs_redis
+def test_on_redis_a_keys_use_is_noted_in_the_count_and_written_by_beat(redis_cache, clock):
+    client, partition = keyed_client()
+    api_key = ApiKey.objects.get(id=partition.removeprefix("key:"))
+
+    with CaptureQueriesContext(connection) as queries:
+        assert client.get(JOBS).status_code == 200
+    assert not [q for q in queries if q["sql"].startswith("UPDATE")]
+    assert ApiKey.objects.get(id=api_key.id).last_used_at is None
+
+    clock.advance(30)
+    client.get(JOBS)
+    assert record_api_key_uses() == 1
+    assert ApiKey.objects.get(id=api_key.id).last_used_at == datetime.fromtimestamp(
+        clock.now, tz=UTC
+    )
+    assert record_api_key_uses() == 0  # taken: nothing new since
+
+
+@needs_redis
+def test_a_use_noted_before_the_one_written_does_not_move_it_back(redis_cache, clock):
+    client, partition = keyed_client()
+    client.get(JOBS)
+    later = datetime.fromtimestamp(clock.now + 60, tz=UTC)
+    ApiKey.objects.filter(id=partition.removeprefix("key:")).update(last_used_at=later)
+
+    assert api_key_uses_record() == 0
+    assert ApiKey.objects.get().last_used_at == later
+
+
+def test_without_redis_authentication_writes_the_last_use_and_beat_has_nothing():
+    client, _ = keyed_client()  # the tests' cache is local memory unless they ask for Redis
+
+    client.get(JOBS)
+
+    assert ApiKey.objects.get().last_used_at is not None
+    assert api_key_uses_record() == 0
 
 
 CHILD = """
