@@ -127,7 +127,7 @@ def job_create(
     for attempt in range(1, JOB_CREATE_ATTEMPTS + 1):
         try:
             with transaction.atomic():
-                job = _job_insert(
+                job, skills = _new_job(
                     summary=summary,
                     address=address,
                     homeowner=homeowner,
@@ -135,7 +135,11 @@ def job_create(
                     category_id=category_id,
                     requirements=requirements,
                 )
-                routing_ids = routings_create(pairs=[(job, match) for match in matches])
+                # The job and its skills are stored with its routings, in one statement where
+                # the database allows.
+                routing_ids = routings_create(
+                    pairs=[(job, match) for match in matches], along_with=[job, *skills]
+                )
                 if on_created is not None:
                     on_created(job)
             break
@@ -161,8 +165,10 @@ def job_create(
     return job
 
 
-def _job_insert(*, summary, address, homeowner, technician, category_id, requirements) -> Job:
-    job = Job.objects.create(
+def _new_job(
+    *, summary, address, homeowner, technician, category_id, requirements
+) -> tuple[Job, list[JobSkill]]:
+    job = Job(
         summary=summary,
         street=address["street"],
         city=address["city"],
@@ -175,7 +181,4 @@ def _job_insert(*, summary, address, homeowner, technician, category_id, require
         created_by_technician=technician,
         category_id=category_id,
     )
-    JobSkill.objects.bulk_create(
-        JobSkill(job=job, skill_id=r.skill_id, level=r.level) for r in requirements
-    )
-    return job
+    return job, [JobSkill(job=job, skill_id=r.skill_id, level=r.level) for r in requirements]

@@ -47,3 +47,40 @@ def insert_statement(
         f" FROM (VALUES {', '.join([row_sql] * len(rows))}) AS new_row"
     )
     return sql, params
+
+
+def new_object_rows(objects) -> list[tuple[type[Model], list[dict]]]:
+    """New model instances as ``insert_statement``'s rows, grouped by model in their order, each
+    value as saving would store it (``auto_now_add`` and ``auto_now`` set now, on the instance
+    too); an automatic primary key not set yet is left to the database, and so is a column that
+    is NULL in every row of its group (a lone parameter without a value has no type)."""
+    groups: list[tuple[type[Model], list[dict]]] = []
+    for obj in objects:
+        model = type(obj)
+        if not groups or groups[-1][0] is not model:
+            groups.append((model, []))
+        fields = [
+            field
+            for field in model._meta.concrete_fields
+            if not (field.primary_key and getattr(obj, field.attname) is None)
+        ]
+        groups[-1][1].append({field.attname: field.pre_save(obj, True) for field in fields})
+    return [(model, _without_null_columns(rows)) for model, rows in groups]
+
+
+def _without_null_columns(rows: list[dict]) -> list[dict]:
+    named = [name for name in rows[0] if any(row[name] is not None for row in rows)]
+    return [{name: row[name] for name in named} for row in rows]
+
+
+def new_objects_stored(objects) -> None:
+    """Mark instances inserted by a statement of their rows as saved, as ``save`` would."""
+    for obj in objects:
+        obj._state.adding = False
+        obj._state.db = connection.alias
+
+
+def new_objects_insert(objects) -> None:
+    """Insert new instances, model by model, with the ORM (``bulk_create``)."""
+    for model, _ in new_object_rows(objects):
+        model.objects.bulk_create([obj for obj in objects if type(obj) is model])

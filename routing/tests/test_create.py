@@ -11,11 +11,19 @@ import pytest
 from django.db import OperationalError, connection, transaction
 
 from jobs.matching import Match
-from jobs.models import Company, JobStatus, SkillLevel
-from jobs.tests.factories import CompanyFactory, JobFactory, JobSkillFactory, category, skill
+from jobs.models import Company, Job, JobSkill, JobStatus, SkillLevel
+from jobs.tests.factories import (
+    CompanyFactory,
+    JobFactory,
+    JobSkillFactory,
+    TechnicianFactory,
+    category,
+    skill,
+)
 from routing.models import JobRouting, OutboxEvent, OutboxStatus, SyncStatus
 from routing.services import create
 from routing.tasks import relay_outbox
+from tradeengage.db import new_objects_insert
 from tradeengage.exceptions import BusinessRuleError
 
 pytestmark = pytest.mark.django_db
@@ -68,6 +76,81 @@ def test_the_one_statement_write_of_routings_stores_what_the_orm_stores(db):
 
     assert in_one_statement == stored_routing_rows()
     assert sorted(load for *_, load in in_one_statement) == [1, 2, 2]
+
+
+def stored_jobs() -> list[tuple]:
+    """Every job and its skills, without the clocks that differ from one write to the next."""
+    job_columns = [
+        field.attname
+        for field in Job._meta.concrete_fields
+        if field.attname not in {"id", "created_at", "updated_at"}
+    ]
+    return [
+        (
+            [getattr(job, column) for column in job_columns],
+            sorted(job.required_skills.values_list("skill_id", "level")),
+            job.created_at == job.updated_at,
+        )
+        for job in Job.objects.order_by("summary")
+    ]
+
+
+def new_job_with_skills(technician, summary: str, levels: list[int], job_id=None) -> list:
+    job = JobFactory.build(
+        id=job_id or uuid.uuid4(), summary=summary, created_by_technician=technician
+    )
+    return [
+        job,
+        *[
+            JobSkill(job=job, skill=skill(slug), level=level)
+            for slug, level in zip(["plumbing", "hvac"], levels, strict=False)
+        ],
+    ]
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("routed", [True, False], ids=["with-routings", "no-routing"])
+def test_a_new_job_and_its_skills_in_the_one_statement_are_stored_as_the_orm_stores_them(
+    db, routed
+):
+    technician = TechnicianFactory()
+    company = CompanyFactory()
+    job_id = uuid.uuid4()  # the same in both writes, which the routings' rows name
+
+    def write(one_statement: bool) -> None:
+        along_with = new_job_with_skills(technician, "Fix a faucet", [1, 3], job_id)
+        job = along_with[0]
+        pairs = [(job, Match(company.id, "mock", 2.0, ["plumbing"]))] if routed else []
+        if one_statement:
+            rows = create.routing_rows(pairs) if pairs else None
+            create.routing_rows_write_in_one_statement(rows, along_with=along_with)
+        else:
+            new_objects_insert(along_with)
+            if pairs:
+                create.routing_rows_write_per_table(create.routing_rows(pairs))
+        assert not job._state.adding
+        assert job.created_at is not None
+
+    write(one_statement=True)
+    in_one_statement = stored_jobs(), stored_routing_rows()
+    JobRouting.objects.all().delete()
+    OutboxEvent.objects.all().delete()
+    Job.objects.all().delete()
+    Company.objects.update(open_routing_count=0)
+    write(one_statement=False)
+
+    assert in_one_statement == (stored_jobs(), stored_routing_rows())
+    assert len(in_one_statement[0]) == 1
+    assert len(in_one_statement[1]) == (1 if routed else 0)
+
+
+def test_routings_create_stores_the_objects_along_with_it_even_without_a_routing(db):
+    along_with = new_job_with_skills(TechnicianFactory(), "No partner nearby", [2])
+
+    assert create.routings_create(pairs=[], along_with=along_with) == []
+    assert Job.objects.get().summary == "No partner nearby"
+    assert JobSkill.objects.get().level == 2
+    assert not JobRouting.objects.exists()
 
 
 def test_routings_store_returns_the_ids_of_the_routings_it_wrote(db):
