@@ -36,9 +36,11 @@ run: demo
 	@echo "    Admin        http://127.0.0.1:$(PORT)/admin/ (create a login: make superuser)"
 	@echo "    Health       http://127.0.0.1:$(PORT)/api/v1/health/detailed"
 	@echo "    Jobs         http://127.0.0.1:$(PORT)/api/v1/jobs/"
+	@echo "    Metrics      http://127.0.0.1:$(PORT)/metrics (Prometheus; web and worker counts added up)"
 	@echo "  web + worker + beat run below; Ctrl-C stops them all."
 	@echo ""
-	WEB_PORT=$(PORT) $(DEMO_ENV) $(BIN)/honcho start -f Procfile
+	@rm -rf var/metrics && mkdir -p var/metrics
+	WEB_PORT=$(PORT) PROMETHEUS_MULTIPROC_DIR=$(abspath var/metrics) $(DEMO_ENV) $(BIN)/honcho start -f Procfile
 
 dev: run
 

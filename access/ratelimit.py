@@ -33,6 +33,7 @@ from rest_framework import exceptions
 from rest_framework.throttling import BaseThrottle
 
 from access.callers import Caller
+from tradeengage import metrics
 
 logger = logging.getLogger("tradeengage.ratelimit")
 
@@ -234,6 +235,7 @@ def rate_limit(request, counters: list[Counter], *, key_id: str | None = None) -
     # DRF's request wraps Django's, which the headers middleware sees.
     getattr(request, "_request", request).rate_limit = state
     if refused_by is not None:
+        metrics.rate_limit_rejections.labels(refused_by.policy.name).inc()
         raise RateLimitExceeded(refused_by)
 
 

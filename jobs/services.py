@@ -10,6 +10,7 @@ from jobs.matching import Requirement, match_companies
 from jobs.models import Company, Job, JobSkill, SkillLevel, Technician
 from jobs.selectors import managed_lists, managed_lists_forget
 from routing.services.create import routings_create
+from tradeengage import metrics
 from tradeengage.db import is_lock_conflict
 from tradeengage.exceptions import BusinessRuleError, ConflictError
 
@@ -142,6 +143,7 @@ def job_create(
                 )
                 if on_created is not None:
                     on_created(job)
+                transaction.on_commit(metrics.job_creation.inc)
             break
         except IntegrityError as exc:
             # A skill, category, company or technician read above was deleted before the insert.

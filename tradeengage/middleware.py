@@ -3,6 +3,7 @@ import re
 import time
 import uuid
 
+from tradeengage import metrics
 from tradeengage.logging import set_correlation_id
 
 logger = logging.getLogger("tradeengage.request")
@@ -28,13 +29,18 @@ class CorrelationIdMiddleware:
             response = self.get_response(request)
             response["X-Correlation-ID"] = correlation_id
             if request.path.startswith("/api/"):
+                elapsed = time.perf_counter() - started
+                match = request.resolver_match
+                metrics.api_request_duration.labels(
+                    match.route if match else "(unmatched)", request.method, response.status_code
+                ).observe(elapsed)
                 logger.info(
                     "request",
                     extra={
                         "method": request.method,
                         "path": request.path,
                         "status_code": response.status_code,
-                        "response_time_ms": round((time.perf_counter() - started) * 1000, 1),
+                        "response_time_ms": round(elapsed * 1000, 1),
                     },
                 )
             return response

@@ -8,6 +8,7 @@ set.
 
 import base64
 import hashlib
+import ipaddress
 import os
 from datetime import timedelta
 from pathlib import Path
@@ -143,6 +144,7 @@ INSTALLED_APPS = [
     "axes",
     # Its abstract key model is ours' base; its own concrete model (and table) go unused.
     "rest_framework_api_key",
+    "django_prometheus",
     "access",
     "jobs",
     "routing",
@@ -151,6 +153,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # django-prometheus's request series: first and last, to time everything in between.
+    "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "tradeengage.middleware.CorrelationIdMiddleware",
@@ -164,6 +168,7 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # Last, as django-axes asks: turns a locked-out login into its lockout page.
     "axes.middleware.AxesMiddleware",
+    "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
 
 ROOT_URLCONF = "tradeengage.urls"
@@ -586,3 +591,15 @@ if not DEBUG:
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
     SECURE_HSTS_PRELOAD = True
     SECURE_CONTENT_TYPE_NOSNIFF = True
+
+# Metrics at /metrics (README "Metrics"): who may scrape them, and how long queue_depth's reads
+# of the broker and the outbox are reused.
+METRICS_TOKEN = env_str("METRICS_TOKEN")
+METRICS_ALLOWED_NETWORKS = [
+    ipaddress.ip_network(network, strict=False)
+    for network in env_list(
+        "METRICS_ALLOWED_NETWORKS",
+        ["0.0.0.0/0", "::/0"] if DEBUG else ["127.0.0.1/32", "::1/128"],
+    )
+]
+METRICS_QUEUE_DEPTH_CACHE_SECONDS = env_float("METRICS_QUEUE_DEPTH_CACHE_SECONDS", 5.0)

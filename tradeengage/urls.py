@@ -10,7 +10,7 @@ from drf_spectacular.views import (
 
 from jobs.api import JobDetailApi, JobListCreateApi
 from routing.api import JobRoutingListApi, JobSyncApi, ServiceTitanWebhookApi
-from tradeengage import health
+from tradeengage import health, monitoring
 from tradeengage.exceptions import json_not_found
 
 api_v1 = [
@@ -33,6 +33,7 @@ urlpatterns = [
     ),
     path("api/integrations/servicetitan/", include("integrations.servicetitan.urls")),
     path("admin/", admin.site.urls),
+    path("metrics", monitoring.metrics_view, name="metrics"),
     path("openapi.json", SpectacularJSONAPIView.as_view(), name="openapi"),
     path("docs", SpectacularSwaggerView.as_view(url_name="openapi"), name="docs"),
     path("redoc", SpectacularRedocView.as_view(url_name="openapi"), name="redoc"),

@@ -188,9 +188,9 @@ def test_job_create_kicks_the_outbox_relay_once_after_commit(
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         create_job(job_request)
 
-    assert len(callbacks) == 1
     assert kicks == [], "nothing is enqueued before the transaction commits"
-    callbacks[0]()
+    for callback in callbacks:  # the kick, and the metrics' counts
+        callback()
     assert kicks == [{"countdown": 1.0}]
 
 
@@ -221,7 +221,7 @@ def test_job_is_created_even_when_the_broker_is_down(
     with django_capture_on_commit_callbacks(execute=True) as callbacks:
         job = create_job(job_request)
 
-    assert len(callbacks) == 1
+    assert callbacks
     assert kicks == [{"countdown": 1.0}], "the relay kick was attempted"
     assert Job.objects.filter(id=job.id).exists()
     assert OutboxEvent.objects.filter(status=OutboxStatus.PENDING).count() == 1

@@ -16,6 +16,7 @@ from jobs.models import Company, Job, JobStatus
 from routing.models import JobRouting, OutboxEvent, OutboxStatus, SyncStatus
 from routing.outbox import outbox_relay_kick
 from routing.services.load import company_loads_change, company_loads_raise_statement
+from tradeengage import metrics
 from tradeengage.db import (
     insert_statement,
     new_object_rows,
@@ -52,6 +53,8 @@ def routings_create(
     if rows is None:
         return []
     transaction.on_commit(outbox_relay_kick, robust=True)
+    routed = metrics.job_routing.labels("manual" if routed_by else "matched")
+    transaction.on_commit(lambda: routed.inc(len(rows.routings)))
     return [routing["id"] for routing in rows.routings]
 
 

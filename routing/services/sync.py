@@ -33,6 +33,7 @@ from routing.retry import PROVIDER_CALL_RETRY
 from routing.services.create import routing_route_manually
 from routing.services.load import company_loads_change
 from routing.services.requeue import OPEN_EVENT, dead_events_reopen, routings_revive
+from tradeengage import metrics
 
 logger = logging.getLogger("routing")
 
@@ -256,11 +257,14 @@ def _provider_call(routing: JobRouting, work: Work, *, timeout: float) -> Attemp
         # logged with its traceback.
         logger.exception("Provider call raised", extra={"routing_id": str(routing.id)})
         outcome = dict(outcome=SyncAttempt.Outcome.RETRY, error=f"{exc.__class__.__name__}: {exc}")
+    elapsed = time.monotonic() - clock
+    provider = account.resolved_provider_type
+    metrics.provider_call_duration.labels(provider, outcome["outcome"]).observe(elapsed)
     return Attempt(
         routing=routing,
-        provider=account.resolved_provider_type,
+        provider=provider,
         started_at=started_at,
-        duration_ms=round((time.monotonic() - clock) * 1000),
+        duration_ms=round(elapsed * 1000),
         **outcome,
     )
 
@@ -296,11 +300,12 @@ def _attempts_record(
                     event = OutboxEvent.for_routing(attempt.routing, status=OutboxStatus.PROCESSING)
                     event.save()
                     events[attempt.routing.id] = event
-        routings, closed_events, history, freed = [], [], [], []
+        routings, closed_events, history, freed, counted = [], [], [], [], []
         for attempt in attempts:
             routing, event = attempt.routing, events.get(attempt.routing.id)
             number = routing.retry_count + 1
             outcome = _apply(attempt, routing, event, now=now)
+            counted.append((attempt.provider, outcome, now - routing.created_at))
             history.append(
                 SyncAttempt(
                     routing=routing,
@@ -318,10 +323,21 @@ def _attempts_record(
             if event is not None:
                 closed_events.append(event)
             _log(attempt, outcome, number=number)
+        transaction.on_commit(lambda: _count(counted))
         _routings_store(routings, now=now)
         _events_store(closed_events, now=now)
         SyncAttempt.objects.bulk_create(history)
         company_loads_change(freed)
+
+
+def _count(outcomes: list[tuple[str, str, timedelta]]) -> None:
+    """The metrics of stored attempts: ``(provider, outcome, routing's age)`` each."""
+    for provider, outcome, age in outcomes:
+        if outcome == SyncAttempt.Outcome.SYNCED:
+            metrics.sync_success.labels(provider).inc()
+            metrics.sync_latency.labels(provider).observe(age.total_seconds())
+        else:
+            metrics.sync_failure.labels(provider, outcome).inc()
 
 
 def _apply(attempt: Attempt, routing: JobRouting, event: OutboxEvent | None, *, now) -> str:

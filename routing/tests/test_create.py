@@ -342,8 +342,8 @@ def test_routings_create_kicks_the_relay_once_its_transaction_commits(
         create.routings_create(pairs=pairs)
 
     assert kicks == [], "nothing is enqueued before the transaction commits"
-    assert len(callbacks) == 1
-    callbacks[0]()
+    for callback in callbacks:  # the kick, and the routings' count
+        callback()
     assert kicks == [{"countdown": 1.0}]
 
 

@@ -7,6 +7,7 @@ from datetime import timedelta
 
 import pytest
 from django.db import OperationalError
+from prometheus_client import REGISTRY
 
 from integrations.models import MockJob
 from jobs.models import Company
@@ -405,3 +406,32 @@ def test_sync_now_failing_schedules_a_retry_with_an_event(clock):
     clock.advance(5)
     relay()
     assert fresh(routing).sync_status == SyncStatus.SYNCED
+
+
+# Metrics
+
+
+def sample(name: str, **labels) -> float:
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+def test_syncs_count_successes_failures_latency_and_provider_calls(
+    clock, django_capture_on_commit_callbacks
+):
+    synced = sample("sync_success_total", provider="mock")
+    latency = sample("sync_latency_seconds_count", provider="mock")
+    retried = sample("sync_failure_total", provider="mock", reason="retry")
+    calls = sample("provider_call_duration_seconds_count", provider="mock", outcome="synced")
+    routing_with_event()
+    routing_with_event(company__provider_settings={"fail_first": 1})
+
+    with django_capture_on_commit_callbacks(execute=True):
+        relay()
+
+    assert sample("sync_success_total", provider="mock") == synced + 1
+    assert sample("sync_latency_seconds_count", provider="mock") == latency + 1
+    assert sample("sync_failure_total", provider="mock", reason="retry") == retried + 1
+    assert (
+        sample("provider_call_duration_seconds_count", provider="mock", outcome="synced")
+        == calls + 1
+    )

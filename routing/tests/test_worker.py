@@ -50,8 +50,13 @@ def assert_each_synced_exactly_once_at_the_provider(routings, *, allow_replays: 
     assert not OutboxEvent.objects.exclude(status=OutboxStatus.DONE).exists()
 
 
-def test_a_job_created_over_http_is_synced_by_a_real_worker(workers, api_client):
-    workers.start()
+def test_a_job_created_over_http_is_synced_by_a_real_worker(
+    workers, api_client, client, tmp_path, monkeypatch
+):
+    """And the worker's counts show at /metrics (prometheus_client's multiprocess mode)."""
+    metrics_folder = tmp_path / "metrics"
+    metrics_folder.mkdir()
+    workers.start(PROMETHEUS_MULTIPROC_DIR=metrics_folder)
     requester = CompanyFactory(service_areas=["IL"])
     technician = TechnicianFactory(company=requester)
     for _ in range(3):
@@ -82,6 +87,10 @@ def test_a_job_created_over_http_is_synced_by_a_real_worker(workers, api_client)
     routings = list(JobRouting.objects.filter(job_id=response.json()["id"]))
     assert len(routings) == 3
     assert_each_synced_exactly_once_at_the_provider(routings, allow_replays=False)
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(metrics_folder))
+    scraped = client.get("/metrics").content.decode()
+    assert 'sync_success_total{provider="mock"} 3.0' in scraped
+    assert 'sync_latency_seconds_count{provider="mock"} 3.0' in scraped
 
 
 def test_relays_and_workers_racing_over_500_events_sync_each_routing_once(workers):

@@ -1,0 +1,122 @@
+"""``/metrics`` for Prometheus: the counts of ``tradeengage.metrics`` (every process's, in
+multiprocess mode), django-prometheus's request and database series, and ``queue_depth`` read
+at scrape time from the broker and the outbox.
+
+Who may scrape is a setting: a request with ``Authorization: Bearer <METRICS_TOKEN>`` (when one
+is set) or from an address in ``METRICS_ALLOWED_NETWORKS`` (loopback by default; anywhere with
+``DEBUG`` on); anyone else gets 404, as if there were nothing here.
+"""
+
+import hmac
+import ipaddress
+import os
+import time
+
+from django.conf import settings
+from django.db.models import Count
+from django.http import Http404, HttpResponse
+from prometheus_client import REGISTRY, CollectorRegistry, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.multiprocess import MultiProcessCollector
+
+from routing.models import OutboxEvent, OutboxStatus
+from tradeengage.celery import app as celery_app
+
+# The outbox's states that are work not done yet, as queue_depth's "outbox:<status>" queues.
+OUTBOX_QUEUES = {
+    OutboxStatus.PENDING: "outbox:pending",
+    OutboxStatus.PROCESSING: "outbox:in_flight",
+    OutboxStatus.DEAD: "outbox:dead",
+}
+
+
+class QueueDepthCollector:
+    """``queue_depth{queue}``: messages waiting in each Celery queue of the broker, and outbox
+    events pending, in flight and dead; read at most once per ``METRICS_QUEUE_DEPTH_CACHE_SECONDS``
+    per process, so frequent scrapes stay cheap."""
+
+    def __init__(self):
+        self._depths: dict[str, int] = {}
+        self._read_at = float("-inf")
+
+    def describe(self):
+        """What ``collect`` yields, without reading anything (registering the collector)."""
+        yield self._gauge()
+
+    def collect(self):
+        if time.monotonic() - self._read_at > settings.METRICS_QUEUE_DEPTH_CACHE_SECONDS:
+            self._depths = {**broker_queue_depths(), **outbox_depths()}
+            self._read_at = time.monotonic()
+        gauge = self._gauge()
+        for queue, depth in sorted(self._depths.items()):
+            gauge.add_metric([queue], depth)
+        yield gauge
+
+    @staticmethod
+    def _gauge() -> GaugeMetricFamily:
+        return GaugeMetricFamily(
+            "queue_depth",
+            "Messages waiting in each Celery queue, and outbox events pending, in flight and dead.",
+            labels=["queue"],
+        )
+
+
+def broker_queue_depths() -> dict[str, int]:
+    """Each Celery queue's waiting messages, from the broker (-1 when it cannot be read)."""
+    names = [queue.name for queue in celery_app.conf.task_queues]
+    try:
+        with celery_app.connection_for_read() as connection:
+            channel = connection.default_channel
+            return {name: _message_count(channel, name) for name in names}
+    except Exception:  # the broker is down: the health probe says so; the scrape goes on
+        return dict.fromkeys(names, -1)
+
+
+def _message_count(channel, name: str) -> int:
+    try:
+        return channel.queue_declare(queue=name, passive=True).message_count
+    except Exception:  # never declared yet: nothing waits in it
+        return 0
+
+
+def outbox_depths() -> dict[str, int]:
+    counts = dict.fromkeys(OUTBOX_QUEUES.values(), 0)
+    rows = (
+        OutboxEvent.objects.filter(status__in=list(OUTBOX_QUEUES))
+        .values_list("status")
+        .annotate(count=Count("id"))
+    )
+    for status, count in rows:
+        counts[OUTBOX_QUEUES[status]] = count
+    return counts
+
+
+_queue_depth = CollectorRegistry()
+_queue_depth.register(QueueDepthCollector())
+
+
+def may_scrape(request) -> bool:
+    token = settings.METRICS_TOKEN
+    if token:
+        presented = request.headers.get("Authorization", "")
+        if hmac.compare_digest(presented.encode(), f"Bearer {token}".encode()):
+            return True
+    try:
+        address = ipaddress.ip_address(request.META.get("REMOTE_ADDR", ""))
+    except ValueError:
+        return False
+    return any(address in network for network in settings.METRICS_ALLOWED_NETWORKS)
+
+
+def metrics_view(request):
+    if not may_scrape(request):
+        raise Http404
+    folder = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if folder:
+        registry = CollectorRegistry()
+        MultiProcessCollector(registry, path=folder)
+    else:
+        registry = REGISTRY
+    body = generate_latest(registry) + generate_latest(_queue_depth)
+    return HttpResponse(body, content_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,166 @@
+"""Metrics at ``/metrics`` (tradeengage.metrics, tradeengage.monitoring): seed 000's series counted
+where things happen, queue_depth read at scrape time, who may scrape, and counts made in other
+processes (multiprocess mode) added up."""
+
+import ipaddress
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from prometheus_client import REGISTRY
+from prometheus_client.parser import text_string_to_metric_families
+
+from routing.models import OutboxStatus
+from routing.tests.factories import OutboxEventFactory
+
+pytestmark = pytest.mark.django_db
+
+MANAGE_DIR = Path(__file__).resolve().parents[2]
+
+
+def sample(name: str, **labels) -> float:
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+def scraped(client, **headers) -> dict[tuple, float]:
+    response = client.get("/metrics", headers=headers)
+    assert response.status_code == 200, response.status_code
+    assert response["Content-Type"].startswith("text/plain")
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(response.content.decode())
+        for s in family.samples
+    }
+
+
+def test_a_job_created_counts_the_job_its_routings_and_the_request(
+    api_client,
+    job_payload,
+    plumbing_company,
+    electrical_company,
+    client,
+    django_capture_on_commit_callbacks,
+):
+    jobs, routings = sample("job_creation_total"), sample("job_routing_total", source="matched")
+    requests = sample(
+        "api_request_duration_seconds_count", route="api/v1/jobs/", method="POST", status="201"
+    )
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = api_client.post("/api/v1/jobs/", job_payload, format="json")
+
+    assert response.status_code == 201, response.content
+    assert sample("job_creation_total") == jobs + 1
+    assert sample("job_routing_total", source="matched") == routings + 1
+    assert (
+        sample(
+            "api_request_duration_seconds_count", route="api/v1/jobs/", method="POST", status="201"
+        )
+        == requests + 1
+    )
+    metrics = scraped(client)
+    assert metrics[("job_creation_total", ())] == jobs + 1
+    # django-prometheus's own request series are there too.
+    assert any(name.startswith("django_http_requests") for name, _ in metrics)
+
+
+def test_a_job_rolled_back_counts_nothing(
+    api_client, job_payload, django_capture_on_commit_callbacks
+):
+    jobs = sample("job_creation_total")
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = api_client.post(
+            "/api/v1/jobs/", {**job_payload, "required_skills": ["astrology"]}, format="json"
+        )
+
+    assert response.status_code == 422
+    assert sample("job_creation_total") == jobs
+
+
+def test_a_429_we_answer_is_counted_by_the_limit_that_refused_it(api_client, settings):
+    settings.RATE_LIMIT_OPS_PLAN = "free"
+    settings.RATE_LIMIT_PLANS = {
+        **settings.RATE_LIMIT_PLANS,
+        "free": {**settings.RATE_LIMIT_PLANS["free"], "requests_per_minute": 1},
+    }
+    refused = sample("rate_limit_rejections_total", policy="requests")
+
+    api_client.get("/api/v1/jobs/")
+    assert api_client.get("/api/v1/jobs/").status_code == 429
+
+    assert sample("rate_limit_rejections_total", policy="requests") == refused + 1
+
+
+def test_queue_depth_has_each_celery_queue_and_the_outbox(client, settings):
+    settings.METRICS_QUEUE_DEPTH_CACHE_SECONDS = 0
+    OutboxEventFactory.create_batch(2, status=OutboxStatus.PENDING)
+    OutboxEventFactory(status=OutboxStatus.DEAD)
+    OutboxEventFactory(status=OutboxStatus.DONE)
+
+    metrics = scraped(client)
+
+    depth = {
+        dict(labels)["queue"]: value
+        for (name, labels), value in metrics.items()
+        if name == "queue_depth"
+    }
+    assert depth["outbox:pending"] == 2
+    assert depth["outbox:dead"] == 1
+    assert depth["outbox:in_flight"] == 0
+    assert {"critical", "high", "default", "low"} <= set(depth)
+
+
+def test_queue_depth_is_read_again_only_after_its_cache_time(client, settings):
+    dead = ("queue_depth", (("queue", "outbox:dead"),))
+    settings.METRICS_QUEUE_DEPTH_CACHE_SECONDS = 0
+    first = scraped(client)[dead]
+    settings.METRICS_QUEUE_DEPTH_CACHE_SECONDS = 3600
+    OutboxEventFactory(status=OutboxStatus.DEAD)
+
+    cached = scraped(client)[dead]
+    settings.METRICS_QUEUE_DEPTH_CACHE_SECONDS = 0
+    read_again = scraped(client)[dead]
+
+    assert (cached, read_again) == (first, first + 1)
+
+
+@pytest.mark.parametrize(
+    ("networks", "token", "headers", "allowed"),
+    [
+        (["127.0.0.1/32"], "", {}, True),
+        (["10.0.0.0/8"], "", {}, False),
+        ([], "s3cret-token", {"Authorization": "Bearer s3cret-token"}, True),
+        ([], "s3cret-token", {"Authorization": "Bearer wrong"}, False),
+        ([], "s3cret-token", {}, False),
+        ([], "", {"Authorization": "Bearer "}, False),
+    ],
+    ids=["loopback-allowed", "other-network", "token", "wrong-token", "no-token", "none-set"],
+)
+def test_who_may_scrape_is_a_setting(client, settings, networks, token, headers, allowed):
+    settings.METRICS_ALLOWED_NETWORKS = [ipaddress.ip_network(n) for n in networks]
+    settings.METRICS_TOKEN = token
+
+    response = client.get("/metrics", headers=headers)
+
+    assert response.status_code == (200 if allowed else 404)
+
+
+CHILD = """
+from prometheus_client import Counter
+Counter("job_creation", "Jobs created").inc(3)
+"""
+
+
+def test_counts_of_other_processes_are_added_up_in_multiprocess_mode(client, tmp_path, monkeypatch):
+    """A worker (here a child process) counts into files in PROMETHEUS_MULTIPROC_DIR; the web
+    process's /metrics adds them up."""
+    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}
+    subprocess.run([sys.executable, "-c", CHILD], env=env, check=True, cwd=MANAGE_DIR)
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
+
+    metrics = scraped(client)
+
+    assert metrics[("job_creation_total", ())] == 3
