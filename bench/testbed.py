@@ -95,8 +95,15 @@ class Testbed:
             # Every key on the high-limit plan: the benchmark measures job creation, and still
             # pays for counting each request against its limits (README "Rate limits").
             RATE_LIMIT_PLAN_OVERRIDE="benchmark",
+            # Metrics counted as in production: in files every gunicorn worker shares.
+            PROMETHEUS_MULTIPROC_DIR=str(self.metrics_dir(db)),
         )
         return env
+
+    def metrics_dir(self, db: str) -> Path:
+        folder = self.work / f"metrics-{db}"
+        folder.mkdir(exist_ok=True)
+        return folder
 
     def ceiling_env(self, db: str) -> dict:
         env = self._base_env()
