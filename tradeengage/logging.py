@@ -31,6 +31,20 @@ class CorrelationIdFilter(logging.Filter):
         return True
 
 
+class TaskArgumentsFilter(logging.Filter):
+    """Celery's own task lines ("received", "succeeded") carry the task's arguments in their
+    ``data``: ids by the batch, which made most of a worker's log. Keep the task's name, id,
+    runtime and result; drop its arguments."""
+
+    HIDDEN = ("args", "kwargs")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        data = getattr(record, "data", None)
+        if record.name.startswith("celery.") and isinstance(data, dict):
+            record.data = {key: value for key, value in data.items() if key not in self.HIDDEN}
+        return True
+
+
 def _extras(record: logging.LogRecord) -> dict:
     return {
         key: value

@@ -548,7 +548,10 @@ LOG_LEVEL = env_str("LOG_LEVEL", "INFO")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"correlation_id": {"()": "tradeengage.logging.CorrelationIdFilter"}},
+    "filters": {
+        "correlation_id": {"()": "tradeengage.logging.CorrelationIdFilter"},
+        "task_arguments": {"()": "tradeengage.logging.TaskArgumentsFilter"},
+    },
     "formatters": {
         "json": {"()": "tradeengage.logging.JsonFormatter"},
         "console": {
@@ -560,7 +563,7 @@ LOGGING = {
         "stdout": {
             "class": "logging.StreamHandler",
             "formatter": LOG_FORMAT,
-            "filters": ["correlation_id"],
+            "filters": ["correlation_id", "task_arguments"],
         },
     },
     "root": {"handlers": ["stdout"], "level": LOG_LEVEL},

@@ -3,7 +3,7 @@ import logging
 
 import pytest
 
-from tradeengage.logging import JsonFormatter
+from tradeengage.logging import ConsoleFormatter, JsonFormatter, TaskArgumentsFilter
 
 pytestmark = pytest.mark.django_db
 
@@ -71,3 +71,44 @@ def test_pages_outside_the_api_are_not_logged(client, caplog):
     assert response.status_code == 200
     assert response["X-Correlation-ID"]
     assert request_records(caplog) == []
+
+
+def celery_line(logger: str, data: dict) -> logging.LogRecord:
+    record = logging.LogRecord(
+        logger, logging.INFO, __file__, 1, "Task %(name)s received", None, None
+    )
+    record.args = data  # as Celery logs it: the message's arguments and its ``data`` extra
+    record.data = dict(data)
+    return record
+
+
+@pytest.mark.parametrize("logger", ["celery.worker.strategy", "celery.app.trace"])
+def test_celerys_task_lines_keep_the_task_but_not_its_arguments(logger):
+    data = {
+        "id": "3b8a0fc9",
+        "name": "routing.tasks.sync_outbox_events",
+        "args": "[[2, 3, 5], '2026-11-30T01:44:26+00:00']",
+        "kwargs": "{'secret': 'x'}",
+        "return_value": "{'synced': 3}",
+    }
+    record = celery_line(logger, data)
+
+    assert TaskArgumentsFilter().filter(record)
+
+    assert record.data == {
+        "id": "3b8a0fc9",
+        "name": "routing.tasks.sync_outbox_events",
+        "return_value": "{'synced': 3}",
+    }
+    for formatter in (ConsoleFormatter("%(message)s"), JsonFormatter()):
+        line = formatter.format(record)
+        assert "2026-11-30T01:44:26" not in line and "secret" not in line
+        assert "routing.tasks.sync_outbox_events" in line
+
+
+def test_other_loggers_data_is_left_alone():
+    record = celery_line("routing", {"args": "kept"})
+
+    TaskArgumentsFilter().filter(record)
+
+    assert record.data == {"args": "kept"}
