@@ -15,6 +15,7 @@ from rest_framework.response import Response
 
 from integrations.providers import ProviderType
 from integrations.tasks import HEALTH_CACHE_KEY
+from tradeengage.celery import app as celery_app
 
 HEALTHY, UNHEALTHY = "healthy", "unhealthy"
 
@@ -54,6 +55,13 @@ def check_redis() -> dict:
     if cache.get(key) != "ok":
         raise RuntimeError("cache did not return the value just written")
     return {"backend": "filesystem"}
+
+
+def check_broker() -> dict:
+    """The Celery broker accepts a connection (Redis, or the embedded filesystem broker)."""
+    with celery_app.connection_for_write() as connection:
+        connection.ensure_connection(max_retries=1, timeout=2)
+        return {"transport": connection.transport_cls}
 
 
 def provider_statuses() -> dict:
@@ -97,6 +105,7 @@ DetailedHealth = inline_serializer(
             {
                 "database": ComponentHealth,
                 "redis": ComponentHealth,
+                "broker": ComponentHealth,
                 "external_apis": inline_serializer(
                     "ExternalApisHealth",
                     {
@@ -135,6 +144,7 @@ def health_detailed(request):
     components = {
         "database": _timed(check_database),
         "redis": _timed(check_redis),
+        "broker": _timed(check_broker),
         "external_apis": {
             "status": UNHEALTHY if UNHEALTHY in providers.values() else HEALTHY,
             "providers": providers,
@@ -150,22 +160,26 @@ def health_detailed(request):
     return Response(body, status=200 if overall == HEALTHY else 503)
 
 
+# What the web process cannot serve without: a probe answers 503 while any is down.
+REQUIRED = {"database": check_database, "redis": check_redis, "broker": check_broker}
+
+
 @extend_schema(
     operation_id="health_ready",
-    summary="Readiness probe: 503 while the database is unreachable",
+    summary="Readiness probe: 503 while the database, Redis (or the cache) or the broker is down",
     responses={200: ProbeStatus, 503: ProbeStatus},
 )
 @api_view(["GET"])
 @authentication_classes([])
 @permission_classes([])
 def health_ready(request):
-    database = _timed(check_database)
-    if database["status"] != HEALTHY:
+    down = [name for name, check in REQUIRED.items() if _timed(check)["status"] != HEALTHY]
+    if down:
         return Response(
             {
                 "status": "not_ready",
                 "timestamp": _now(),
-                "reason": "database unreachable",
+                "reason": ", ".join(f"{name} unreachable" for name in down),
             },
             status=503,
         )

@@ -3,6 +3,9 @@ from datetime import datetime
 
 import pytest
 from django.db import OperationalError, connection
+from kombu import Connection
+
+from tradeengage.celery import app as celery_app
 
 HEALTH_URL = "/api/v1/health"
 DETAILED_URL = "/api/v1/health/detailed"
@@ -11,6 +14,14 @@ LIVE_URL = "/api/v1/health/live"
 RESPONSE_TIME = re.compile(r"^\d+ms$")
 
 pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def broker_down(monkeypatch):
+    """The broker refuses connections: nothing listens on port 1."""
+    monkeypatch.setattr(
+        celery_app, "connection_for_write", lambda: Connection("redis://127.0.0.1:1/0")
+    )
 
 
 @pytest.fixture
@@ -43,7 +54,7 @@ def test_detailed_health_reports_each_component_with_response_time(client):
     assert set(body) == {"status", "timestamp", "version", "components"}
     assert body["status"] == "healthy"
     components = body["components"]
-    assert set(components) == {"database", "redis", "external_apis"}
+    assert set(components) == {"database", "redis", "broker", "external_apis"}
     for name in ("database", "redis"):
         assert components[name]["status"] == "healthy"
         assert RESPONSE_TIME.match(components[name]["response_time"])
@@ -120,3 +131,42 @@ def test_live_answers_alive_even_when_the_database_is_down(client, database_down
     body = response.json()
     assert set(body) == {"status", "timestamp"}
     assert body["status"] == "alive"
+
+
+def test_detailed_health_checks_the_broker(client):
+    broker = client.get(DETAILED_URL).json()["components"]["broker"]
+
+    assert broker["status"] == "healthy"
+    assert RESPONSE_TIME.match(broker["response_time"])
+    assert broker["transport"] in {"redis", "filesystem"}
+
+
+def test_detailed_health_is_unhealthy_with_503_when_the_broker_is_down(client, broker_down):
+    response = client.get(DETAILED_URL)
+
+    assert response.status_code == 503
+    broker = response.json()["components"]["broker"]
+    assert broker["status"] == "unhealthy"
+    assert "Connection refused" in broker["error"]
+
+
+def test_not_ready_with_503_when_the_broker_is_down(client, broker_down):
+    response = client.get(READY_URL)
+
+    assert response.status_code == 503
+    assert response.json()["reason"] == "broker unreachable"
+
+
+def test_not_ready_with_503_when_redis_is_down(client, settings):
+    settings.REDIS_URL = "redis://127.0.0.1:1/0"
+
+    response = client.get(READY_URL)
+
+    assert response.status_code == 503
+    assert response.json()["reason"] == "redis unreachable"
+
+
+def test_live_answers_alive_even_when_the_broker_and_redis_are_down(client, broker_down, settings):
+    settings.REDIS_URL = "redis://127.0.0.1:1/0"
+
+    assert client.get(LIVE_URL).status_code == 200
