@@ -261,6 +261,13 @@ class Job(models.Model):
     status = models.CharField(max_length=20, choices=JobStatus.choices, default=JobStatus.PENDING)
     revenue = models.DecimalField(max_digits=12, decimal_places=2, null=True, blank=True)
     completed_at = models.DateTimeField(null=True, blank=True)
+    correlation_id = models.CharField(
+        max_length=128,
+        blank=True,
+        editable=False,
+        help_text="The id of the request that created the job, carried into its syncs' log "
+        "lines and provider calls: one id finds the job's whole story.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

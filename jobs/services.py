@@ -13,6 +13,7 @@ from routing.services.create import routings_create
 from tradeengage import metrics
 from tradeengage.db import is_lock_conflict
 from tradeengage.exceptions import BusinessRuleError, ConflictError
+from tradeengage.logging import get_correlation_id
 
 logger = logging.getLogger("jobs")
 
@@ -182,5 +183,6 @@ def _new_job(
         created_by_company_id=technician.company_id,
         created_by_technician=technician,
         category_id=category_id,
+        correlation_id=get_correlation_id() or "",
     )
     return job, [JobSkill(job=job, skill_id=r.skill_id, level=r.level) for r in requirements]

@@ -1,8 +1,10 @@
 """Structured logging: a correlation id per request or task, and a JSON line formatter."""
 
+import contextlib
 import contextvars
 import json
 import logging
+from collections.abc import Iterator
 from datetime import UTC, datetime
 
 _correlation_id: contextvars.ContextVar[str | None] = contextvars.ContextVar(
@@ -25,9 +27,23 @@ def set_correlation_id(value: str | None) -> None:
     _correlation_id.set(value)
 
 
+@contextlib.contextmanager
+def correlation_id_as(value: str | None) -> Iterator[None]:
+    """The correlation id for the block (a job's, while its sync calls the provider)."""
+    token = _correlation_id.set(value)
+    try:
+        yield
+    finally:
+        _correlation_id.reset(token)
+
+
 class CorrelationIdFilter(logging.Filter):
+    """The current correlation id on every record, unless the line names its own
+    (``extra={"correlation_id": ...}``)."""
+
     def filter(self, record: logging.LogRecord) -> bool:
-        record.correlation_id = _correlation_id.get() or "-"
+        if not getattr(record, "correlation_id", None):
+            record.correlation_id = _correlation_id.get() or "-"
         return True
 
 

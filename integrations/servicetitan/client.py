@@ -38,6 +38,7 @@ from integrations.servicetitan.mapping import (
 )
 from integrations.servicetitan.ratelimit import RateLimiter, redis_for, shared_state
 from integrations.servicetitan.types import Booking, ServiceTitanJob, ServiceTitanService
+from tradeengage.logging import get_correlation_id
 
 logger = logging.getLogger("integrations.servicetitan")
 
@@ -217,6 +218,9 @@ class ServiceTitanApi(ServiceTitanService):
             self.limiter.acquire(self.timeout)
             token = self._token_entry()["access_token"]
             headers = {"Authorization": f"Bearer {token}", "ST-App-Key": self.app_key}
+            correlation_id = get_correlation_id()
+            if correlation_id:
+                headers["X-Correlation-ID"] = correlation_id
             response = self._send(
                 method, self.api_url + path, path=path, params=params, json=json, headers=headers
             )

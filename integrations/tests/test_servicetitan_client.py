@@ -18,6 +18,7 @@ from integrations.servicetitan.client import ServiceTitanApi
 from integrations.servicetitan.ratelimit import RateLimiter
 from integrations.tests.factories import BookingFactory
 from integrations.tests.fakes import FakeClock
+from tradeengage.logging import correlation_id_as
 
 AUTH_URL = "https://auth-integration.servicetitan.io"
 API_URL = "https://api-integration.servicetitan.io"
@@ -704,3 +705,17 @@ def test_each_call_is_logged_at_debug_without_secrets(http, api, caplog):
     logged = " ".join(str(vars(r)) for r in records)
     assert TOKEN not in logged
     assert "cs1.very-secret" not in logged
+
+
+def test_calls_carry_the_correlation_id_of_the_work_they_do(http, api):
+    """Set by the sync to the id of the request that created the job."""
+    add_token(http)
+    http.get(f"{JOBS_URL}/7001", json=job_json())
+
+    with correlation_id_as("req-job-7001"):
+        api.get_job(7001)
+    api.get_job(7001)
+
+    first, second = api_calls(http)
+    assert first.request.headers["X-Correlation-ID"] == "req-job-7001"
+    assert "X-Correlation-ID" not in second.request.headers

@@ -697,3 +697,15 @@ def test_create_job_query_count_is_bounded(
     assert JobRouting.objects.count() == 3
     assert OutboxEvent.objects.count() == 3
     assert JobSkill.objects.count() == skill_count
+
+
+def test_a_job_keeps_the_correlation_id_of_the_request_that_created_it(api_client, job_payload):
+    given = api_client.post(
+        "/api/v1/jobs/", job_payload, format="json", headers={"X-Correlation-ID": "req-abc-1"}
+    )
+    generated = api_client.post("/api/v1/jobs/", job_payload, format="json")
+
+    assert Job.objects.get(id=given.json()["id"]).correlation_id == "req-abc-1"
+    job = Job.objects.get(id=generated.json()["id"])
+    assert job.correlation_id == generated["X-Correlation-ID"]
+    assert job.correlation_id.startswith("req-")

@@ -34,6 +34,7 @@ from routing.services.create import routing_route_manually
 from routing.services.load import company_loads_change
 from routing.services.requeue import OPEN_EVENT, dead_events_reopen, routings_revive
 from tradeengage import metrics
+from tradeengage.logging import correlation_id_as, get_correlation_id
 
 logger = logging.getLogger("routing")
 
@@ -238,6 +239,13 @@ def _pooled_provider_call(routing: JobRouting, work: Work, timeout: float) -> At
 
 
 def _provider_call(routing: JobRouting, work: Work, *, timeout: float) -> Attempt:
+    """The call under the correlation id of the request that created the job, so its log
+    lines and outbound requests carry it."""
+    with correlation_id_as(routing.job.correlation_id or get_correlation_id()):
+        return _provider_call_now(routing, work, timeout=timeout)
+
+
+def _provider_call_now(routing: JobRouting, work: Work, *, timeout: float) -> Attempt:
     started_at = timezone.now()
     clock = time.monotonic()
     account = routing.company.provider_account()
@@ -419,6 +427,7 @@ def _log(attempt: Attempt, outcome: str, *, number: int) -> None:
         logging.INFO if outcome == SyncAttempt.Outcome.SYNCED else logging.WARNING,
         "Sync attempt",
         extra={
+            "correlation_id": routing.job.correlation_id or None,
             "routing_id": str(routing.id),
             "job_id": str(routing.job_id),
             "company_id": str(routing.company_id),

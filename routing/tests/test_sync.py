@@ -435,3 +435,12 @@ def test_syncs_count_successes_failures_latency_and_provider_calls(
         sample("provider_call_duration_seconds_count", provider="mock", outcome="synced")
         == calls + 1
     )
+
+
+def test_a_sync_logs_under_the_correlation_id_of_the_request_that_created_the_job(clock, caplog):
+    routing_with_event(job__correlation_id="req-created-it")
+
+    relay()
+
+    [line] = [r for r in caplog.records if r.getMessage() == "Sync attempt"]
+    assert line.correlation_id == "req-created-it"
