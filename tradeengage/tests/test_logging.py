@@ -1,8 +1,12 @@
 import json
 import logging
+from datetime import timedelta
 
 import pytest
+from django.utils import timezone
+from rest_framework.test import APIClient
 
+from routing.tests.in_process import relay
 from tradeengage.logging import ConsoleFormatter, JsonFormatter, TaskArgumentsFilter
 
 pytestmark = pytest.mark.django_db
@@ -112,3 +116,44 @@ def test_other_loggers_data_is_left_alone():
     TaskArgumentsFilter().filter(record)
 
     assert record.data == {"args": "kept"}
+
+
+def test_a_full_flow_logs_no_contact_details_and_no_secret(
+    company_key,
+    requesting_company,
+    plumbing_company,
+    job_payload,
+    caplog,
+    settings,
+    django_capture_on_commit_callbacks,
+):
+    """A job created with a company's key, routed and synced (one push refused, so errors are
+    logged too), then read back: every line, formatted as production writes it, is searched."""
+    plumbing_company.provider_settings = {"fail_first": 1}
+    plumbing_company.provider_credentials = {"client_secret": "cs-very-secret-4821"}
+    plumbing_company.save()
+    key = company_key(requesting_company)
+    homeowner = {
+        "name": "Zebulon Quartermaine",
+        "phone": "(555) 864-2097",
+        "email": "zq@example.org",
+    }
+    client = APIClient()
+    client.credentials(HTTP_X_API_KEY=key)
+    caplog.set_level(logging.DEBUG)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        created = client.post(
+            "/api/v1/jobs/", {**job_payload, "homeowner": homeowner}, format="json"
+        )
+    assert created.status_code == 201, created.content
+    relay()
+    relay(now=timezone.now() + timedelta(hours=1))
+    client.get(f"/api/v1/jobs/{created.json()['id']}/routings")
+    client.get("/api/v1/jobs/")
+
+    lines = [JsonFormatter().format(record) for record in caplog.records]
+    assert any('"Sync attempt"' in line for line in lines)
+    secrets = [*homeowner.values(), key, key.partition(".")[2], "cs-very-secret-4821"]
+    leaked = [(secret, line) for line in lines for secret in secrets if secret in line]
+    assert leaked == []
