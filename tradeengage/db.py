@@ -81,6 +81,6 @@ def new_objects_stored(objects) -> None:
 
 
 def new_objects_insert(objects) -> None:
-    """Insert new instances, model by model, with the ORM (``bulk_create``)."""
-    for model, _ in new_object_rows(objects):
+    """Insert new instances, model by model in their order, with the ORM (``bulk_create``)."""
+    for model in dict.fromkeys(type(obj) for obj in objects):
         model.objects.bulk_create([obj for obj in objects if type(obj) is model])

@@ -259,3 +259,15 @@ def test_an_unknown_job_is_404_for_everyone(world, caller):
     response = client_of(world, caller).get(f"/api/v1/jobs/{uuid.uuid4()}")
 
     assert response.status_code == 404
+
+
+@pytest.mark.parametrize("caller", CALLERS)
+def test_metrics_are_for_the_scraper_not_for_any_api_key(world, caller, settings):
+    """/metrics holds counts across every tenant (labelled by provider, route and status, never
+    an id): no API key opens it, ops' included; only the scrape token or an allowed network."""
+    settings.METRICS_ALLOWED_NETWORKS = []
+    settings.METRICS_TOKEN = "scrape-token-1"
+
+    assert client_of(world, caller).get("/metrics").status_code == 404
+    scraper = client_of(world, caller)
+    assert scraper.get("/metrics", HTTP_AUTHORIZATION="Bearer scrape-token-1").status_code == 200
