@@ -9,11 +9,13 @@ import sys
 from pathlib import Path
 
 import pytest
+from kombu import Connection
 from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 
 from routing.models import OutboxStatus
 from routing.tests.factories import OutboxEventFactory
+from tradeengage import monitoring
 
 pytestmark = pytest.mark.django_db
 
@@ -164,3 +166,16 @@ def test_counts_of_other_processes_are_added_up_in_multiprocess_mode(client, tmp
     metrics = scraped(client)
 
     assert metrics[("job_creation_total", ())] == 3
+
+
+def test_queue_depth_says_minus_one_when_the_broker_cannot_be_read(client, settings, monkeypatch):
+    """The scrape still answers; the health probes say what is down."""
+    settings.METRICS_QUEUE_DEPTH_CACHE_SECONDS = 0
+    monkeypatch.setattr(
+        monitoring.celery_app, "connection_for_read", lambda: Connection("redis://127.0.0.1:1/0")
+    )
+
+    metrics = scraped(client)
+
+    assert metrics[("queue_depth", (("queue", "default"),))] == -1
+    assert ("queue_depth", (("queue", "outbox:pending"),)) in metrics
