@@ -1,7 +1,17 @@
+import os
+import secrets
+import tempfile
+from pathlib import Path
+
 import pytest
 from django.core.cache import cache
 from django.db import connection
 from rest_framework.test import APIClient
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support import expected_conditions
+from selenium.webdriver.support.ui import WebDriverWait
 
 from access.services import api_key_create
 from jobs import matching
@@ -171,3 +181,86 @@ def job_payload(requesting_company, requesting_technician):
         "skill_levels": {"plumbing": "expert"},
         "category": "plumbing",
     }
+
+
+# The browser tests (``@pytest.mark.browser``) drive Debian's Chromium with its chromedriver
+# (apt-get install chromium chromium-driver); nothing is ever downloaded at run time.
+CHROMIUM_ARGUMENTS = [
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--window-size=1400,1000",
+]
+SCREENSHOTS_DIR = Path(__file__).resolve().parent / "var" / "screenshots"
+
+
+@pytest.fixture
+def browser(monkeypatch):
+    """A headless Chromium (Selenium WebDriver) with a fresh profile, quit afterwards. Skipped
+    when Chromium or its driver is missing, failed instead when BROWSER_TESTS=required (CI).
+    CHROMIUM_PATH and CHROMEDRIVER_PATH override /usr/bin/chromium and /usr/bin/chromedriver."""
+    chromium = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
+    chromedriver = os.environ.get("CHROMEDRIVER_PATH", "/usr/bin/chromedriver")
+    missing = [path for path in (chromium, chromedriver) if not os.access(path, os.X_OK)]
+    if missing:
+        reason = (
+            "Chromium not installed: apt-get install chromium chromium-driver (Debian) to run the "
+            "browser tests"
+        )
+        if os.environ.get("BROWSER_TESTS") == "required":
+            pytest.fail(f"{reason} (missing: {', '.join(missing)}; BROWSER_TESTS=required)")
+        pytest.skip(reason)
+
+    # The driver's path is given, so Selenium Manager never runs; offline in case it would.
+    monkeypatch.setenv("SE_OFFLINE", "true")
+    with tempfile.TemporaryDirectory(
+        prefix="chromium-profile-", ignore_cleanup_errors=True
+    ) as profile:
+        options = webdriver.ChromeOptions()
+        options.binary_location = chromium
+        for argument in [*CHROMIUM_ARGUMENTS, f"--user-data-dir={profile}"]:
+            options.add_argument(argument)
+        driver = webdriver.Chrome(service=Service(executable_path=chromedriver), options=options)
+        driver.set_page_load_timeout(30)
+        try:
+            yield driver
+        finally:
+            driver.quit()
+
+
+@pytest.fixture
+def admin_browser(browser, live_server, django_user_model):
+    """``browser`` logged in to the admin of the live server as a new superuser, through the real
+    login form (and django-axes), showing the admin index."""
+    password = secrets.token_urlsafe(24)
+    django_user_model.objects.create_superuser("ops-browser", "ops-browser@example.com", password)
+
+    browser.get(live_server.url + "/admin/login/")
+    browser.find_element(By.ID, "id_username").send_keys("ops-browser")
+    browser.find_element(By.ID, "id_password").send_keys(password)
+    browser.find_element(By.CSS_SELECTOR, "#login-form [type=submit]").click()
+    WebDriverWait(browser, 15).until(
+        expected_conditions.presence_of_element_located((By.CSS_SELECTOR, "body.dashboard")),
+        message="the admin index did not show after logging in",
+    )
+    return browser
+
+
+@pytest.fixture
+def save_screenshot():
+    """``save_screenshot(browser, name)``: saves the browser's window as var/screenshots/<name>
+    (PNG) and returns its path."""
+
+    def save(browser, name: str) -> Path:
+        SCREENSHOTS_DIR.mkdir(parents=True, exist_ok=True)
+        path = SCREENSHOTS_DIR / (name if name.endswith(".png") else f"{name}.png")
+        assert browser.save_screenshot(str(path)), f"could not save {path}"
+        return path
+
+    return save
