@@ -34,6 +34,7 @@ run: demo
 	@echo "  TradeEngage is starting on http://127.0.0.1:$(PORT)"
 	@echo "    API docs     http://127.0.0.1:$(PORT)/docs   (ReDoc: /redoc, schema: /openapi.json)"
 	@echo "    Admin        http://127.0.0.1:$(PORT)/admin/ (create a login: make superuser)"
+	@echo "    Dashboard    http://127.0.0.1:$(PORT)/admin/dashboard/ (ops figures and charts)"
 	@echo "    Health       http://127.0.0.1:$(PORT)/api/v1/health/detailed"
 	@echo "    Jobs         http://127.0.0.1:$(PORT)/api/v1/jobs/"
 	@echo "    Metrics      http://127.0.0.1:$(PORT)/metrics (Prometheus; web and worker counts added up)"

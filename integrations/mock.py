@@ -34,15 +34,44 @@ from integrations.providers import (
     Work,
 )
 
+# failure: (error class, message, code), the codes ServiceTitan's client gives the same errors.
 FAILURES = {
-    "timeout": (RetryableProviderError, "Mock provider: no answer within {timeout:g} s"),
-    "connection": (RetryableProviderError, "Mock provider: connection refused"),
-    "server_error": (RetryableProviderError, "Mock provider: HTTP 503 Service Unavailable"),
-    "rate_limited": (RetryableProviderError, "Mock provider: HTTP 429 Too Many Requests"),
-    "validation": (PermanentProviderError, "Mock provider: HTTP 400 invalid customer phone"),
-    "auth": (PermanentProviderError, "Mock provider: HTTP 401 invalid credentials"),
-    "conflict": (PermanentProviderError, "Mock provider: HTTP 409 customer already exists"),
-    "service_area": (PermanentProviderError, "Mock provider: service area not supported"),
+    "timeout": (RetryableProviderError, "Mock provider: no answer within {timeout:g} s", "Timeout"),
+    "connection": (
+        RetryableProviderError,
+        "Mock provider: connection refused",
+        "Service Unavailable",
+    ),
+    "server_error": (
+        RetryableProviderError,
+        "Mock provider: HTTP 503 Service Unavailable",
+        "Service Unavailable",
+    ),
+    "rate_limited": (
+        RetryableProviderError,
+        "Mock provider: HTTP 429 Too Many Requests",
+        "Rate Limited",
+    ),
+    "validation": (
+        PermanentProviderError,
+        "Mock provider: HTTP 400 invalid customer phone",
+        "Validation Error",
+    ),
+    "auth": (
+        PermanentProviderError,
+        "Mock provider: HTTP 401 invalid credentials",
+        "Authentication Failed",
+    ),
+    "conflict": (
+        PermanentProviderError,
+        "Mock provider: HTTP 409 customer already exists",
+        "Customer Conflict",
+    ),
+    "service_area": (
+        PermanentProviderError,
+        "Mock provider: service area not supported",
+        "Service Area Not Supported",
+    ),
 }
 
 _random = random.Random()
@@ -145,11 +174,11 @@ class MockProvider(Provider):
         return MockJob.objects.values_list("external_id", flat=True).get(idempotency_key=key)
 
     def _fail(self, failure: str, timeout: float):
-        error_class, message = FAILURES.get(failure, FAILURES["server_error"])
+        error_class, message, code = FAILURES.get(failure, FAILURES["server_error"])
         retry_after = (
             float(self.options.get("retry_after", 30)) if failure == "rate_limited" else None
         )
-        raise error_class(message.format(timeout=timeout), retry_after=retry_after)
+        raise error_class(message.format(timeout=timeout), retry_after=retry_after, code=code)
 
 
 def _new_id() -> str:

@@ -13,7 +13,7 @@ from routing.services.create import routings_create
 from tradeengage import metrics
 from tradeengage.db import is_lock_conflict
 from tradeengage.exceptions import BusinessRuleError, ConflictError
-from tradeengage.logging import get_correlation_id
+from tradeengage.logging import get_correlation_id, request_outcome_note
 
 logger = logging.getLogger("jobs")
 
@@ -157,13 +157,17 @@ def job_create(
                 raise
             logger.warning("Job creation clashed with a concurrent write; trying again (%s)", exc)
 
+    matching_score = max((m.score for m in matches), default=None)
     logger.info(
         "Job created",
         extra={
             "job_id": str(job.id),
             "routings": len(routing_ids),
-            "matching_score": max((m.score for m in matches), default=None),
+            "matching_score": matching_score,
         },
+    )
+    request_outcome_note(
+        "Job created successfully", job_id=str(job.id), matching_score=matching_score
     )
     return job
 

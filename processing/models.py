@@ -60,6 +60,10 @@ class ProcessingJob(models.Model):
             models.Index(
                 fields=["next_attempt"], condition=Q(status="pending"), name="processing_due_idx"
             ),
+            # The last nightly run, for the dashboard.
+            models.Index(
+                fields=["run_date"], condition=Q(trigger="nightly"), name="processing_nightly_idx"
+            ),
         ]
 
     def __str__(self):

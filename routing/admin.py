@@ -141,6 +141,8 @@ class JobRoutingAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         ("company", admin.RelatedOnlyFieldListFilter),
         "created_at",
         "last_sync_attempt",
+        "last_synced_at",
+        "completed_at",
     ]
     search_fields = ["=id", "=job__id", "company__name", "=external_id", "error_message"]
     list_select_related = ["job", "company"]

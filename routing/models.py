@@ -71,6 +71,18 @@ class JobRouting(models.Model):
                 condition=Q(sync_status="synced"),
                 name="routing_backsync_idx",
             ),
+            # The dashboard's windows (analytics): syncs and completions by time. Partial, so a
+            # routing enters them when it is synced or completed, not when it is created.
+            models.Index(
+                fields=["last_synced_at"],
+                condition=Q(last_synced_at__isnull=False),
+                name="routing_synced_at_idx",
+            ),
+            models.Index(
+                fields=["completed_at"],
+                condition=Q(completed_at__isnull=False),
+                name="routing_completed_at_idx",
+            ),
         ]
 
     def __str__(self):
@@ -154,6 +166,14 @@ class SyncAttempt(models.Model):
 
     class Meta:
         ordering = ["routing", "started_at"]
+        indexes = [
+            # The dashboard's failed calls by time; successes stay out of it.
+            models.Index(
+                fields=["started_at"],
+                condition=Q(outcome__in=["retry", "failed"]),
+                name="attempt_failed_started_idx",
+            ),
+        ]
 
     def __str__(self):
         return f"attempt {self.number}: {self.outcome}"

@@ -45,3 +45,31 @@ api_request_duration = Histogram(
 rate_limit_rejections = Counter(
     "rate_limit_rejections", "Requests we answered 429, by the limit that refused them.", ["policy"]
 )
+provider_errors = Counter(
+    "provider_errors",
+    "Provider calls that ended in an error, by provider and the error's class (rate_limited is a "
+    "429 from the provider; timeout, service_unavailable, request_rejected, ...).",
+    ["provider", "error"],
+)
+client_processing_runs = Counter(
+    "client_processing_runs",
+    "Client-processing runs (seed 004) that ended an attempt, by trigger (api, nightly, command, "
+    "retry) and "
+    "outcome: completed, retry (back in the retry queue) or failed (retries used up).",
+    ["trigger", "outcome"],
+)
+nightly_run_clients = Counter(
+    "nightly_run_clients",
+    "Clients the nightly run found due, by what it did: enqueued, or already_run that night.",
+    ["outcome"],
+)
+retry_queue_runs = Counter(
+    "retry_queue_runs",
+    "Due retries the client-processing retry queue ran, by outcome: completed or failed again.",
+    ["outcome"],
+)
+
+
+def error_class(code: str) -> str:
+    """A provider error's code ("Rate Limited") as a label value ("rate_limited")."""
+    return "_".join(code.lower().split()) or "error"

@@ -150,11 +150,10 @@ INSTALLED_APPS = [
     "routing",
     "integrations",
     "processing",
+    "analytics",
 ]
 
 MIDDLEWARE = [
-    # django-prometheus's request series: first and last, to time everything in between.
-    "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "tradeengage.middleware.CorrelationIdMiddleware",
@@ -168,7 +167,6 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # Last, as django-axes asks: turns a locked-out login into its lockout page.
     "axes.middleware.AxesMiddleware",
-    "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
 
 ROOT_URLCONF = "tradeengage.urls"
@@ -192,7 +190,8 @@ TEMPLATES = [
 
 # Database: PostgreSQL from DATABASE_URL, else a SQLite file that web and worker processes can
 # write side by side (WAL, IMMEDIATE transactions so writers queue instead of failing to upgrade
-# a read lock, and a busy timeout).
+# a read lock, and a busy timeout). Both through django-prometheus's backends, which count
+# connections, queries and errors and time the queries (README "Metrics").
 DATABASE_URL = env_str("DATABASE_URL")
 if DATABASE_URL:
     DATABASES = {
@@ -202,6 +201,9 @@ if DATABASE_URL:
             conn_health_checks=True,
         )
     }
+    DATABASES["default"]["ENGINE"] = DATABASES["default"]["ENGINE"].replace(
+        "django.db.backends.", "django_prometheus.db.backends.", 1
+    )
     if env_bool("DB_PREPARED_STATEMENTS", True):
         # Parameters bound by the server, and a statement a connection has run a few times
         # prepared: planning our hot statements cost PostgreSQL more than running them. Turn
@@ -213,7 +215,7 @@ else:
     VAR_DIR.mkdir(parents=True, exist_ok=True)
     DATABASES = {
         "default": {
-            "ENGINE": "django.db.backends.sqlite3",
+            "ENGINE": "django_prometheus.db.backends.sqlite3",
             "NAME": env_str("SQLITE_PATH", str(VAR_DIR / "tradeengage.sqlite3")),
             "OPTIONS": {
                 "transaction_mode": "IMMEDIATE",
@@ -290,6 +292,7 @@ CELERY_TASK_ROUTES = {
     "processing.tasks.process_retry_queue": {"queue": "default"},
     "access.tasks.purge_idempotency_keys": {"queue": "low"},
     "access.tasks.record_api_key_uses": {"queue": "low"},
+    "analytics.tasks.roll_up_daily_figures": {"queue": "low"},
 }
 # Copied into django-celery-beat's tables when beat starts; edit the intervals in the admin.
 CELERY_BEAT_SCHEDULE = {
@@ -319,6 +322,11 @@ CELERY_BEAT_SCHEDULE = {
     "purge-idempotency-keys": {
         "task": "access.tasks.purge_idempotency_keys",
         "schedule": crontab(minute=30),
+    },
+    # The dashboard's closed days, rolled up once each (and yesterday again).
+    "roll-up-daily-figures": {
+        "task": "analytics.tasks.roll_up_daily_figures",
+        "schedule": crontab(minute=5),
     },
     "servicetitan-health-check": {
         "task": "integrations.tasks.servicetitan_health_check",

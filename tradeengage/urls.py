@@ -8,6 +8,8 @@ from drf_spectacular.views import (
     SpectacularSwaggerView,
 )
 
+from analytics.admin import dashboard_view
+from analytics.api import DashboardApi
 from jobs.api import JobDetailApi, JobListCreateApi
 from routing.api import JobRoutingListApi, JobSyncApi, ServiceTitanWebhookApi
 from tradeengage import health, monitoring
@@ -18,6 +20,7 @@ api_v1 = [
     path("jobs/<str:job_id>", JobDetailApi.as_view(), name="job-detail"),
     path("jobs/<str:job_id>/routings", JobRoutingListApi.as_view(), name="job-routings"),
     path("jobs/<str:job_id>/sync", JobSyncApi.as_view(), name="job-sync"),
+    path("analytics/dashboard", DashboardApi.as_view(), name="analytics-dashboard"),
     path("health", health.health, name="health"),
     path("health/detailed", health.health_detailed, name="health-detailed"),
     path("health/ready", health.health_ready, name="health-ready"),
@@ -32,6 +35,7 @@ urlpatterns = [
         name="servicetitan-webhook",
     ),
     path("api/integrations/servicetitan/", include("integrations.servicetitan.urls")),
+    path("admin/dashboard/", admin.site.admin_view(dashboard_view), name="admin-dashboard"),
     path("admin/", admin.site.urls),
     path("metrics", monitoring.metrics_view, name="metrics"),
     path("openapi.json", SpectacularJSONAPIView.as_view(), name="openapi"),

@@ -238,6 +238,20 @@ def test_running_the_retry_queue_is_for_ops(world, caller, status):
     assert response.status_code == status, response.content
 
 
+@pytest.mark.parametrize(
+    ("caller", "status"),
+    [("receiver", 403), ("requester", 403), ("stranger", 403), ("ops", 200), ("nobody", 401)],
+)
+def test_the_analytics_dashboard_is_for_ops(world, caller, status):
+    """Every company's figures in one answer (names of companies with failed syncs included)."""
+    response = client_of(world, caller).get("/api/v1/analytics/dashboard")
+
+    assert response.status_code == status, response.content
+    if status == 403:
+        assert response.json()["error_code"] == "FORBIDDEN"
+        assert world["stranger"].name not in response.content.decode()
+
+
 @pytest.mark.parametrize("caller", CALLERS)
 @pytest.mark.parametrize(
     "path",

@@ -22,6 +22,7 @@ from processing.services.reports import (
 from routing.models import JobRouting, SyncStatus
 from routing.retry import CLIENT_PROCESSING_RETRY
 from routing.services.backsync import routings_poll
+from tradeengage import metrics
 from tradeengage.exceptions import BusinessRuleError, NotFoundError
 
 logger = logging.getLogger("processing")
@@ -147,6 +148,7 @@ def processing_job_complete(
         job.next_attempt = None
         job.attempt_count += 1
         job.save()
+    metrics.client_processing_runs.labels(job.trigger, "completed").inc()
     logger.info(
         "Client processed",
         extra={
@@ -183,10 +185,12 @@ def processing_job_fail(*, job: ProcessingJob, error: str, now: datetime) -> Pro
         job.status = ProcessingJob.Status.PENDING
         job.next_attempt = now + timedelta(seconds=delay)
         job.save()
+        metrics.client_processing_runs.labels(job.trigger, "retry").inc()
         return job
     job.status = ProcessingJob.Status.FAILED
     job.next_attempt = None
     job.save()
+    metrics.client_processing_runs.labels(job.trigger, "failed").inc()
     ops_alert_send(job=job)
     return job
 
@@ -219,6 +223,8 @@ def retry_queue_process(*, now: datetime | None = None, limit: int = 100) -> dic
             counts["processed"] += 1
         else:
             counts["failed"] += 1
+    metrics.retry_queue_runs.labels("completed").inc(counts["processed"])
+    metrics.retry_queue_runs.labels("failed").inc(counts["failed"])
     return counts
 
 
@@ -265,6 +271,8 @@ def nightly_run(*, day: date | None = None, enqueue, chunk_size: int = 500) -> d
         counts["due"] += len(chunk)
         counts["enqueued"] += len(created)
         counts["already_run"] += len(chunk) - len(created)
+    metrics.nightly_run_clients.labels("enqueued").inc(counts["enqueued"])
+    metrics.nightly_run_clients.labels("already_run").inc(counts["already_run"])
     counts["retries"] = retry_queue_process()
     logger.info("Nightly run", extra={"day": day.isoformat(), **counts})
     return counts

@@ -9,6 +9,7 @@ import pytest
 from django.core import mail
 from django.db import connection
 from django.utils import timezone
+from prometheus_client import REGISTRY
 
 from integrations.models import MockJob
 from jobs.tests.factories import CompanyFactory
@@ -293,3 +294,44 @@ def test_two_nightly_triggers_at_once_process_each_client_once():
     assert errors == []
     assert len(enqueued) == len(set(enqueued)) == len(clients)
     assert ProcessingJob.objects.filter(run_date=day).count() == len(clients)
+
+
+# Metrics
+
+
+def sample(name: str, **labels) -> float:
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+def test_runs_the_nightly_run_and_the_retry_queue_are_counted(client_company):
+    day = date(2026, 11, client_company.send_day)
+    enqueued = sample("nightly_run_clients_total", outcome="enqueued")
+    already_run = sample("nightly_run_clients_total", outcome="already_run")
+    completed = sample("client_processing_runs_total", trigger="nightly", outcome="completed")
+    retried = sample("client_processing_runs_total", trigger="api", outcome="retry")
+    retry_queue_completed = sample("retry_queue_runs_total", outcome="completed")
+
+    nightly_run(day=day, enqueue=lambda job_id: processing_job_run(job_id=job_id, now=NOW))
+    nightly_run(day=day, enqueue=lambda job_id: None)
+    inactive = CompanyFactory(is_active=True)
+    job, _ = processing_job_create(client_id=inactive.id, trigger="api")
+    inactive.is_active = False
+    inactive.save()
+    processing_job_run(job_id=job.job_id, now=NOW)
+    ProcessingJobFactory(
+        client=client_company,
+        trigger="nightly",
+        run_date=NOW.date() - timedelta(days=1),
+        attempt_count=1,
+        next_attempt=NOW - timedelta(minutes=1),
+    )
+    retry_queue_process(now=NOW)
+
+    assert sample("nightly_run_clients_total", outcome="enqueued") == enqueued + 1
+    assert sample("nightly_run_clients_total", outcome="already_run") == already_run + 1
+    assert (
+        sample("client_processing_runs_total", trigger="nightly", outcome="completed")
+        == completed + 2
+    )
+    assert sample("client_processing_runs_total", trigger="api", outcome="retry") == retried + 1
+    assert sample("retry_queue_runs_total", outcome="completed") == retry_queue_completed + 1

@@ -249,6 +249,7 @@ def _provider_call_now(routing: JobRouting, work: Work, *, timeout: float) -> At
     started_at = timezone.now()
     clock = time.monotonic()
     account = routing.company.provider_account()
+    error_class = None
     try:
         external_id = provider_for(account).create_job(work=work, timeout=timeout)
         outcome = dict(outcome=SyncAttempt.Outcome.SYNCED, external_id=external_id)
@@ -260,13 +261,17 @@ def _provider_call_now(routing: JobRouting, work: Work, *, timeout: float) -> At
             error=str(exc) or exc.__class__.__name__,
             retry_after=exc.retry_after,
         )
+        error_class = metrics.error_class(exc.code or exc.__class__.__name__)
     except Exception as exc:
         # A bug or an unexpected answer in a provider: retried like a transient failure, and
         # logged with its traceback.
         logger.exception("Provider call raised", extra={"routing_id": str(routing.id)})
         outcome = dict(outcome=SyncAttempt.Outcome.RETRY, error=f"{exc.__class__.__name__}: {exc}")
+        error_class = "unexpected"
     elapsed = time.monotonic() - clock
     provider = account.resolved_provider_type
+    if error_class:
+        metrics.provider_errors.labels(provider, error_class).inc()
     metrics.provider_call_duration.labels(provider, outcome["outcome"]).observe(elapsed)
     return Attempt(
         routing=routing,

@@ -422,8 +422,9 @@ def test_syncs_count_successes_failures_latency_and_provider_calls(
     latency = sample("sync_latency_seconds_count", provider="mock")
     retried = sample("sync_failure_total", provider="mock", reason="retry")
     calls = sample("provider_call_duration_seconds_count", provider="mock", outcome="synced")
+    refused = sample("provider_errors_total", provider="mock", error="rate_limited")
     routing_with_event()
-    routing_with_event(company__provider_settings={"fail_first": 1})
+    routing_with_event(company__provider_settings={"fail_first": 1, "failure": "rate_limited"})
 
     with django_capture_on_commit_callbacks(execute=True):
         relay()
@@ -435,6 +436,7 @@ def test_syncs_count_successes_failures_latency_and_provider_calls(
         sample("provider_call_duration_seconds_count", provider="mock", outcome="synced")
         == calls + 1
     )
+    assert sample("provider_errors_total", provider="mock", error="rate_limited") == refused + 1
 
 
 def test_a_sync_logs_under_the_correlation_id_of_the_request_that_created_the_job(clock, caplog):

@@ -6,6 +6,7 @@ import pytest
 from django.utils import timezone
 from rest_framework.test import APIClient
 
+from routing.models import JobRouting
 from routing.tests.in_process import relay
 from tradeengage.logging import ConsoleFormatter, JsonFormatter, TaskArgumentsFilter
 
@@ -39,6 +40,31 @@ def test_client_correlation_id_is_echoed(client):
     response = client.get("/api/v1/health/live", headers={"X-Correlation-ID": "trace-abc.42"})
 
     assert response["X-Correlation-ID"] == "trace-abc.42"
+
+
+def test_a_request_id_is_honoured_when_no_correlation_id_is_sent(client):
+    response = client.get("/api/v1/health/live", headers={"X-Request-ID": "lb-7f3a"})
+
+    assert (response["X-Correlation-ID"], response["X-Request-ID"]) == ("lb-7f3a", "lb-7f3a")
+
+
+def test_a_job_created_is_logged_as_seed_000_shows_with_its_job_and_score(
+    api_client, job_payload, plumbing_company, caplog
+):
+    caplog.set_level(logging.INFO, logger="tradeengage.request")
+
+    response = api_client.post(
+        "/api/v1/jobs/", job_payload, format="json", headers={"X-Request-ID": "req-123"}
+    )
+
+    (record,) = request_records(caplog)
+    entry = json.loads(JsonFormatter().format(record))
+    assert entry["message"] == "Job created successfully"
+    assert (entry["method"], entry["path"], entry["status_code"]) == ("POST", "/api/v1/jobs/", 201)
+    assert entry["job_id"] == response.data["id"]
+    routings = JobRouting.objects.filter(job_id=response.data["id"])
+    assert entry["matching_score"] == max(r.matching_score for r in routings)
+    assert entry["correlation_id"] == "req-123"
 
 
 @pytest.mark.parametrize(

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from django.db import connection
 from kombu import Connection
 from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
@@ -46,6 +47,8 @@ def test_a_job_created_counts_the_job_its_routings_and_the_request(
     django_capture_on_commit_callbacks,
 ):
     jobs, routings = sample("job_creation_total"), sample("job_routing_total", source="matched")
+    vendor = connection.vendor
+    queries = sample("django_db_execute_total", alias="default", vendor=vendor)
     requests = sample(
         "api_request_duration_seconds_count", route="api/v1/jobs/", method="POST", status="201"
     )
@@ -64,8 +67,10 @@ def test_a_job_created_counts_the_job_its_routings_and_the_request(
     )
     metrics = scraped(client)
     assert metrics[("job_creation_total", ())] == jobs + 1
-    # django-prometheus's own request series are there too.
-    assert any(name.startswith("django_http_requests") for name, _ in metrics)
+    # django-prometheus's database series count the request's queries.
+    executed = metrics[("django_db_execute_total", (("alias", "default"), ("vendor", vendor)))]
+    assert executed > queries
+    assert sample("django_db_query_duration_seconds_count", alias="default", vendor=vendor) > 0
 
 
 def test_a_job_rolled_back_counts_nothing(
