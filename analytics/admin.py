@@ -13,23 +13,12 @@ from django.utils import timezone
 
 from analytics.models import DailyFigures
 from analytics.selectors import dashboard
+from analytics.services import FIGURE_FIELDS
 
 
 @admin.register(DailyFigures)
 class DailyFiguresAdmin(admin.ModelAdmin):
-    list_display = [
-        "day",
-        "jobs_created",
-        "routings_created",
-        "routings_synced",
-        "sync_retries",
-        "sync_failures",
-        "routings_completed",
-        "revenue",
-        "latency_p50_seconds",
-        "latency_p95_seconds",
-        "computed_at",
-    ]
+    list_display = ["day", *FIGURE_FIELDS, "computed_at"]
     date_hierarchy = "day"
 
     def has_add_permission(self, request):
