@@ -45,7 +45,7 @@ def month_of_work():
 
 
 @pytest.mark.browser
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_the_dashboard_draws_its_charts_and_links_its_figures(
     admin_browser, live_server, month_of_work, save_screenshot
 ):

@@ -7,7 +7,7 @@ from selenium.webdriver.common.by import By
 
 
 @pytest.mark.browser
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_the_admin_index_shows_the_apps_styled(admin_browser, save_screenshot):
     browser = admin_browser
 
