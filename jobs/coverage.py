@@ -7,6 +7,8 @@ companies it touched (``seed_demo`` and the test factories do), and ``manage.py
 rebuild_coverage`` rebuilds the whole index.
 """
 
+from collections.abc import Callable
+
 from django.db import connection, transaction
 
 from jobs.models import Company, CompanySkill, ServiceArea, SkillCoverage
@@ -19,14 +21,23 @@ def coverage_area(kind: str, code: str) -> str:
     return f"{kind}:{code}"
 
 
-def coverage_rebuild(*, company_ids: list | None = None) -> int:
+def coverage_rebuild(
+    *, company_ids: list | None = None, on_progress: Callable[[int], None] | None = None
+) -> int:
     """Derive the coverage of these companies (every company when None) afresh from their
-    service areas and skills, a chunk of companies per statement. Returns the rows written."""
+    service areas and skills, a chunk of companies per statement. Returns the rows written.
+    ``on_progress`` is told how many companies each chunk held once it is written."""
+    written = 0
     if company_ids is None:
         with transaction.atomic():
             SkillCoverage.objects.all().delete()
-            return _coverage_insert(company_ids=None)
-    written = 0
+            company_ids = list(Company.objects.order_by("id").values_list("id", flat=True))
+            for start in range(0, len(company_ids), REBUILD_CHUNK):
+                chunk = company_ids[start : start + REBUILD_CHUNK]
+                written += _coverage_insert(company_ids=chunk)
+                if on_progress is not None:
+                    on_progress(len(chunk))
+        return written
     with transaction.atomic():
         for start in range(0, len(company_ids), REBUILD_CHUNK):
             chunk = company_ids[start : start + REBUILD_CHUNK]
@@ -41,19 +52,21 @@ def coverage_rebuild(*, company_ids: list | None = None) -> int:
                 )
             SkillCoverage.objects.filter(company_id__in=chunk).delete()
             written += _coverage_insert(company_ids=chunk)
+            if on_progress is not None:
+                on_progress(len(chunk))
     return written
 
 
-def _coverage_insert(*, company_ids: list | None) -> int:
+def _coverage_insert(*, company_ids: list) -> int:
     pk = SkillCoverage._meta.get_field("company").target_field
-    ids = [pk.get_db_prep_value(company_id, connection) for company_id in company_ids or []]
-    only = f" WHERE a.company_id IN ({', '.join(['%s'] * len(ids))})" if ids else ""
+    ids = [pk.get_db_prep_value(company_id, connection) for company_id in company_ids]
     with connection.cursor() as cursor:
         cursor.execute(
             f"INSERT INTO {SkillCoverage._meta.db_table} (company_id, area, skill_id, level)"
             f" SELECT a.company_id, a.kind || ':' || a.code, s.skill_id, s.level"
             f" FROM {ServiceArea._meta.db_table} a"
-            f" JOIN {CompanySkill._meta.db_table} s ON s.company_id = a.company_id{only}",
+            f" JOIN {CompanySkill._meta.db_table} s ON s.company_id = a.company_id"
+            f" WHERE a.company_id IN ({', '.join(['%s'] * len(ids))})",
             ids,
         )
         return cursor.rowcount

@@ -1,6 +1,7 @@
 """``manage.py seed_demo``: the demo network, its history written through the services, and the
 README walkthrough's names and ids."""
 
+import json
 import re
 from io import StringIO
 from pathlib import Path
@@ -11,12 +12,31 @@ from django.core.management import call_command
 from django.db.models import Count, Q
 
 from jobs.management.commands.seed_demo import HISTORIC_JOBS
-from jobs.models import Company, Job, JobStatus, Technician
+from jobs.models import (
+    Company,
+    CompanySkill,
+    Job,
+    JobStatus,
+    ServiceArea,
+    SkillCoverage,
+    Technician,
+)
 from routing.models import JobRouting, SyncAttempt, SyncStatus
 
 pytestmark = pytest.mark.django_db
 
 README = Path(settings.BASE_DIR, "README.md").read_text()
+SUMMARY = re.compile(
+    r"Demo network ready: (\d+) companies \((\d+) new\), (\d+) technicians, (\d+) service areas, "
+    r"(\d+) company skills, (\d+) coverage rows, .* Done in \d+\.\d s\."
+)
+
+
+class Terminal(StringIO):
+    """Standard error as an interactive shell has it: a terminal, where the progress bars show."""
+
+    def isatty(self):
+        return True
 
 
 def seed_demo() -> str:
@@ -34,6 +54,7 @@ def test_historic_jobs_are_created_once_and_a_second_run_says_so():
     assert f"{len(HISTORIC_JOBS)} historic jobs created." in first
     assert "historic jobs kept." in second
     assert "historic jobs created" not in second
+    assert "(0 new)" in second
     assert Job.objects.count() == jobs == len(HISTORIC_JOBS)
 
 
@@ -89,3 +110,34 @@ def test_the_phoenix_servicetitan_credentials_are_stored_encrypted_not_in_the_se
     assert set(phoenix.provider_settings) == {"api_url", "auth_url"}
     assert phoenix.provider_credentials["client_secret"] == "demo-secret"
     assert phoenix.provider_account().settings["client_id"] == "demo-phoenix"
+
+
+def test_a_grown_network_shows_full_progress_bars_and_a_true_summary():
+    stdout, stderr = StringIO(), Terminal()
+
+    call_command("seed_demo", "--companies", "53", "--api-keys", stdout=stdout, stderr=stderr)
+
+    summary = stdout.getvalue().splitlines()[-1]
+    assert [int(figure) for figure in SUMMARY.search(summary).groups()] == [
+        Company.objects.count(),
+        53,
+        Technician.objects.count(),
+        ServiceArea.objects.count(),
+        CompanySkill.objects.count(),
+        SkillCoverage.objects.count(),
+    ]
+    assert "6 historic jobs created. 54 demo API keys: see the README." in summary
+    bars = stderr.getvalue()
+    assert "Companies: 100%|" in bars
+    assert "53/53" in bars
+    assert "API keys: 100%|" in bars
+
+
+def test_no_progress_bar_off_a_terminal_and_json_output_stays_one_object():
+    stdout, stderr = StringIO(), StringIO()
+
+    call_command("seed_demo", "--json", stdout=stdout, stderr=stderr)
+
+    assert len(json.loads(stdout.getvalue())["companies"]) == Company.objects.count() == 48
+    assert "%|" not in stderr.getvalue()
+    assert SUMMARY.search(stderr.getvalue()).group(1, 2) == ("48", "48")

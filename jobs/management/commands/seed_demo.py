@@ -6,6 +6,8 @@ names, so a second run finds what the first one made.
 import json
 import os
 import random
+import sys
+import time
 import uuid
 from datetime import timedelta
 from decimal import Decimal
@@ -15,6 +17,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import connection, transaction
 from django.utils import timezone
 from django.utils.text import slugify
+from tqdm import tqdm
 
 from access.services import demo_keys_create
 from jobs import services
@@ -27,6 +30,7 @@ from jobs.models import (
     Plan,
     ServiceArea,
     Skill,
+    SkillCoverage,
     SkillLevel,
     Technician,
 )
@@ -107,6 +111,10 @@ OTHER_STATES = [
 ]
 # Generated companies that list no service area: they compete for jobs anywhere, below local ones.
 NATIONWIDE_SHARE = 0.005
+# Generated companies built and written (with their areas, skills, technicians and coverage) at
+# a time, and companies given their demo API keys at a time: the progress bars' steps.
+GENERATED_CHUNK = 1000
+KEYS_CHUNK = 2000
 
 
 def network_areas() -> dict[str, list[str]]:
@@ -139,6 +147,7 @@ SIDE_TRADES = {
 FIRST_NAMES = ["Alex", "Maria", "Sam", "Priya", "Jordan", "Wei", "Carlos", "Aisha", "Olga", "Tom"]
 LAST_NAMES = ["Rivera", "Chen", "Okafor", "Novak", "Smith", "Garcia", "Patel", "Kim", "Silva"]
 NATIONWIDE = ("Nationwide", None, None)
+DEMO_PLACES = [*AREAS, NATIONWIDE]
 HISTORIC_JOBS = [
     (
         "Kitchen faucet leaking under the sink",
@@ -235,6 +244,7 @@ class Command(BaseCommand):
     def handle(self, *args, companies: int, as_json: bool, seed: int, api_keys: bool, **options):
         if companies < 0:
             raise CommandError("--companies must be zero or more")
+        started = time.monotonic()
         rng = random.Random(seed)
         skills = {skill.slug: skill for skill in Skill.objects.all()}
         categories = {category.slug: category for category in Category.objects.all()}
@@ -244,17 +254,25 @@ class Command(BaseCommand):
                 f"Skills/categories missing ({', '.join(missing)}): run migrate first"
             )
 
-        with transaction.atomic():
+        existing = Company.objects.count()
+        demo_size = len(DEMO_PLACES) * len(TRADES)
+        generated = max(0, companies - demo_size)
+        with (
+            self._progress(demo_size + generated, "company", "Companies", options) as progress,
+            transaction.atomic(),
+        ):
             demo = self._demo_network(rng, skills, categories)
-            generated = max(0, companies - len(demo))
-            if generated:
-                self._generated_network(generated, rng, skills, categories)
+            progress.update(len(demo))
+            self._generated_network(generated, rng, skills, categories, progress)
         historic = self._historic_jobs(demo, rng)
         keys = {}
         if settings.DEBUG or api_keys:
-            keys = demo_keys_create(
-                company_ids=list(Company.objects.order_by("id").values_list("id", flat=True))
-            )
+            company_ids = list(Company.objects.order_by("id").values_list("id", flat=True))
+            with self._progress(len(company_ids), "key", "API keys", options) as progress:
+                for start in range(0, len(company_ids), KEYS_CHUNK):
+                    chunk = company_ids[start : start + KEYS_CHUNK]
+                    keys |= demo_keys_create(company_ids=chunk)
+                    progress.update(len(chunk))
         if connection.vendor == "postgresql" and not connection.in_atomic_block:
             # Fresh statistics after a bulk load, so matching's plans start from the area index.
             # Not inside a caller's transaction (a test's): ANALYZE's page and row counts
@@ -265,22 +283,33 @@ class Command(BaseCommand):
 
         if as_json:
             self.stdout.write(self._as_json(keys))
-        else:
-            total = Company.objects.count()
-            self.stdout.write(
-                self.style.SUCCESS(
-                    f"Demo network ready: {total} companies, "
-                    f"{Technician.objects.count()} technicians, "
-                    + (f"{historic} historic jobs created." if historic else "historic jobs kept.")
-                    + (" Demo API keys: see the README." if keys else "")
-                )
-            )
+        total = Company.objects.count()
+        summary = (
+            f"Demo network ready: {total} companies ({total - existing} new), "
+            f"{Technician.objects.count()} technicians, "
+            f"{ServiceArea.objects.count()} service areas, "
+            f"{CompanySkill.objects.count()} company skills, "
+            f"{SkillCoverage.objects.count()} coverage rows, "
+            + (f"{historic} historic jobs created." if historic else "historic jobs kept.")
+            + (f" {len(keys)} demo API keys: see the README." if keys else "")
+            + f" Done in {time.monotonic() - started:.1f} s."
+        )
+        # With --json, standard output is the JSON object alone.
+        (self.stderr if as_json else self.stdout).write(summary, style_func=self.style.SUCCESS)
+
+    def _progress(self, total: int, unit: str, desc: str, options) -> tqdm:
+        return tqdm(
+            total=total,
+            unit=unit,
+            desc=desc,
+            file=options.get("stderr") or sys.stderr,
+            disable=None,
+        )
 
     def _demo_network(self, rng, skills, categories) -> list[Company]:
         """One company per trade in each metro area, plus a nationwide company per trade."""
         companies, areas, company_skills, technicians = [], [], [], []
-        places = [*AREAS, NATIONWIDE]
-        for metro_index, (city, state, zip_prefix) in enumerate(places):
+        for metro_index, (city, state, zip_prefix) in enumerate(DEMO_PLACES):
             for trade_index, (trade, (words, specialties)) in enumerate(TRADES.items()):
                 index = metro_index * len(TRADES) + trade_index
                 nationwide = state is None
@@ -330,7 +359,7 @@ class Command(BaseCommand):
         self._store(companies, areas, company_skills, technicians)
         return companies
 
-    def _generated_network(self, count, rng, skills, categories) -> None:
+    def _generated_network(self, count, rng, skills, categories, progress) -> None:
         trades = list(TRADES)
         zip_areas = network_areas()
         states = list(zip_areas)
@@ -353,7 +382,7 @@ class Command(BaseCommand):
                     ServiceArea(company=company, kind=ServiceArea.Kind.STATE, code=state),
                     ServiceArea(company=company, kind=ServiceArea.Kind.ZIP_PREFIX, code=zip_prefix),
                 ]
-            for slug in {trade, *rng.sample(trades, rng.randint(0, 2))}:
+            for slug in sorted({trade, *rng.sample(trades, rng.randint(0, 2))}):
                 company_skills.append(
                     CompanySkill(company=company, skill=skills[slug], level=rng.randint(1, 3))
                 )
@@ -364,7 +393,10 @@ class Command(BaseCommand):
                     name=f"{rng.choice(FIRST_NAMES)} {rng.choice(LAST_NAMES)}",
                 )
             )
-        self._store(companies, areas, company_skills, technicians)
+            if len(companies) == GENERATED_CHUNK or index == count - 1:
+                self._store(companies, areas, company_skills, technicians)
+                progress.update(len(companies))
+                companies, areas, company_skills, technicians = [], [], [], []
 
     def _store(self, companies, areas, company_skills, technicians) -> None:
         Company.objects.bulk_create(companies, batch_size=2000, ignore_conflicts=True)
