@@ -3,7 +3,7 @@ and what the sync engine has yet to do. Closed days come from their roll-up rows
 last 24 hours are read live through time indexes; the engine's state through the partial
 indexes its own scans use. Nothing here reads a whole table."""
 
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 from django.db.models import Count, Min, Q, Sum
@@ -95,9 +95,10 @@ def _totals(today_figures: dict) -> dict:
 
 
 def _hourly_series(now: datetime) -> list[dict]:
-    """The last 24 hours, by hour: jobs created, routings synced, failed provider calls."""
-    tz = timezone.get_current_timezone()
-    first = timezone.localtime(now).replace(minute=0, second=0, microsecond=0) - timedelta(hours=23)
+    """The last 24 hours, by hour: jobs created, routings synced, failed provider calls. Hours
+    are cut in UTC, so a daylight-saving change cannot make two of them one."""
+    tz = UTC
+    first = now.astimezone(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=23)
     jobs = (
         Job.objects.filter(created_at__gte=first, created_at__lte=now)
         .annotate(hour=TruncHour("created_at", tzinfo=tz))

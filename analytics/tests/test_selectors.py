@@ -1,7 +1,7 @@
 """The dashboard's figures (``analytics.selectors.dashboard``) over a small history whose
 answers are known: closed days from roll-ups, today and the last 24 hours live."""
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -145,3 +145,20 @@ def test_the_dashboard_reads_a_bounded_number_of_queries(history, django_assert_
 
     with django_assert_max_num_queries(20):
         dashboard(now=NOW)
+
+
+def test_days_are_the_time_zones_and_hours_survive_a_daylight_saving_change(settings):
+    settings.TIME_ZONE = "America/Chicago"
+    # 2026-11-01 02:00 CDT became 01:00 CST: the hour 01:00-02:00 came twice.
+    now = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
+    for hours_ago in (1, 5, 6, 7, 30):
+        job_at(now - timedelta(hours=hours_ago))
+
+    figures = dashboard(now=now)
+
+    assert len(figures["hourly"]) == 24
+    assert figures["jobs_created_24h"] == 4
+    assert sum(hour["jobs_created"] for hour in figures["hourly"]) == 4
+    # 30 hours before noon UTC is Oct 31 01:00 CDT; the others are Nov 1 in Chicago.
+    assert figures["daily"][-1]["day"].isoformat() == "2026-11-01"
+    assert figures["daily"][-1]["jobs_created"] == 4
