@@ -6,7 +6,7 @@ indexes its own scans use. Nothing here reads a whole table."""
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
-from django.db.models import Count, Min, Q, Sum
+from django.db.models import Count, Max, Min, Q, Sum
 from django.db.models.functions import TruncHour
 from django.utils import timezone
 
@@ -24,15 +24,14 @@ _COUNTED = [f for f in FIGURE_FIELDS if not f.startswith("latency")]
 def dashboard(*, now: datetime | None = None) -> dict:
     now = now or timezone.now()
     today = timezone.localtime(now).date()
-    today_figures = window_figures(Window(Window.of_day(today).start, now))
-    days = _daily_series(today, today_figures)
-    last_24h = Window(now - timedelta(hours=24), now)
-    totals = _totals(today_figures)
+    last_rolled_up = DailyFigures.objects.aggregate(last=Max("day"))["last"]
+    days = _daily_series(today, now, last_rolled_up)
+    live_days = [day for day in days if not day["rolled_up"]]
+    totals = _totals(live_days)
     hourly = _hourly_series(now)
     synced_24h = sum(hour["routings_synced"] for hour in hourly)
     failed_24h = sum(hour["sync_failures"] + hour["sync_retries"] for hour in hourly)
-    latency = sync_latency(last_24h)
-    state = _routing_state()
+    latency = sync_latency(Window(now - timedelta(hours=24), now))
     return {
         "generated_at": now,
         "total_jobs": totals["jobs_created"],
@@ -46,9 +45,9 @@ def dashboard(*, now: datetime | None = None) -> dict:
         "average_sync_latency_seconds": latency["average"],
         "sync_latency_p50_seconds": latency["p50"],
         "sync_latency_p95_seconds": latency["p95"],
-        **state,
+        **_routing_state(),
         "backlog": _backlog(now),
-        "revenue_mtd": _revenue_month_to_date(today, days),
+        "revenue_mtd": _revenue_month_to_date(today, live_days),
         "last_nightly_run": _last_nightly_run(),
         "top_failing_companies": _top_failing_companies(),
         "hourly": hourly,
@@ -56,22 +55,28 @@ def dashboard(*, now: datetime | None = None) -> dict:
     }
 
 
-def _daily_series(today: date, today_figures: dict) -> list[dict]:
-    """The last 30 days, today included (live); a closed day not rolled up yet shows zeros."""
+def _daily_series(today: date, now: datetime, last_rolled_up: date | None) -> list[dict]:
+    """The last 30 days. Closed days from their roll-up; today, and any day after the last one
+    rolled up (the roll-up runs at :05, and may have failed), read live. Before any roll-up,
+    the whole 30 days are read live."""
     first = today - timedelta(days=CHART_DAYS - 1)
+    live_from = first if last_rolled_up is None else max(first, last_rolled_up + timedelta(days=1))
     rows = {
         row["day"]: row
-        for row in DailyFigures.objects.filter(day__gte=first, day__lt=today).values(
+        for row in DailyFigures.objects.filter(day__gte=first, day__lt=live_from).values(
             "day", *FIGURE_FIELDS
         )
     }
     series = []
-    for n in range(CHART_DAYS - 1):
+    for n in range(CHART_DAYS):
         day = first + timedelta(days=n)
-        row = rows.get(day) or {"day": day, **_zeros()}
-        row["rolled_up"] = day in rows
+        if day >= live_from:
+            window = Window.of_day(day)
+            row = {"day": day, **window_figures(Window(window.start, min(window.end, now)))}
+        else:
+            row = rows.get(day) or {"day": day, **_zeros()}  # a day before the first job
+        row["rolled_up"] = day < live_from
         series.append(row)
-    series.append({"day": today, **today_figures, "rolled_up": False})
     return series
 
 
@@ -84,47 +89,53 @@ def _zeros() -> dict:
     }
 
 
-def _totals(today_figures: dict) -> dict:
+def _totals(live_days: list[dict]) -> dict:
+    """Every rolled-up day's counts and the live days'."""
     closed = DailyFigures.objects.aggregate(
         jobs_created=Sum("jobs_created"), routings_created=Sum("routings_created")
     )
     return {
-        field: (closed[field] or 0) + today_figures[field]
+        field: (closed[field] or 0) + sum(day[field] for day in live_days)
         for field in ("jobs_created", "routings_created")
     }
 
 
 def _hourly_series(now: datetime) -> list[dict]:
-    """The last 24 hours, by hour: jobs created, routings synced, failed provider calls. Hours
-    are cut in UTC, so a daylight-saving change cannot make two of them one."""
-    tz = UTC
-    first = now.astimezone(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=23)
+    """The last 24 hours by hour (UTC hours, so a daylight-saving change cannot merge two):
+    jobs created, routings synced, failed provider calls. The first and last hours are partial,
+    so the hours add up to exactly the last 24 hours."""
+    since = now - timedelta(hours=24)
+    first = since.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+    hours = int((now - first).total_seconds() // 3600) + 1
     jobs = (
-        Job.objects.filter(created_at__gte=first, created_at__lte=now)
-        .annotate(hour=TruncHour("created_at", tzinfo=tz))
+        Job.objects.filter(created_at__gt=since, created_at__lte=now)
+        .order_by()
+        .annotate(hour=TruncHour("created_at", tzinfo=UTC))
         .values("hour")
-        .annotate(n=Count("id"))
+        .annotate(n=Count("*"))
     )
     synced = (
-        JobRouting.objects.filter(last_synced_at__gte=first, last_synced_at__lte=now)
-        .annotate(hour=TruncHour("last_synced_at", tzinfo=tz))
+        JobRouting.objects.filter(last_synced_at__gt=since, last_synced_at__lte=now)
+        .order_by()
+        .annotate(hour=TruncHour("last_synced_at", tzinfo=UTC))
         .values("hour")
-        .annotate(n=Count("id"))
+        .annotate(n=Count("*"))
     )
     failed = (
         SyncAttempt.objects.filter(
             outcome__in=[SyncAttempt.Outcome.RETRY, SyncAttempt.Outcome.FAILED],
-            started_at__gte=first,
+            started_at__gt=since,
             started_at__lte=now,
         )
-        .annotate(hour=TruncHour("started_at", tzinfo=tz))
+        .order_by()
+        .annotate(hour=TruncHour("started_at", tzinfo=UTC))
         .values("hour")
         .annotate(
-            retries=Count("id", filter=Q(outcome=SyncAttempt.Outcome.RETRY)),
-            failures=Count("id", filter=Q(outcome=SyncAttempt.Outcome.FAILED)),
+            retries=Count("outcome", filter=Q(outcome=SyncAttempt.Outcome.RETRY)),
+            failures=Count("outcome", filter=Q(outcome=SyncAttempt.Outcome.FAILED)),
         )
     )
-    by_hour = {first + timedelta(hours=n): _hour(first + timedelta(hours=n)) for n in range(24)}
+    by_hour = {first + timedelta(hours=n): _hour(first + timedelta(hours=n)) for n in range(hours)}
     for row in jobs:
         by_hour[row["hour"]]["jobs_created"] = row["n"]
     for row in synced:
@@ -145,14 +156,15 @@ def _hour(start: datetime) -> dict:
 
 
 def _routing_state() -> dict:
-    """Routings by where they stand now. Pending, in progress and failed are the sync scan's
-    small sets; synced-but-not-completed is the back-sync's partial index."""
+    """Routings by where they stand now, each set counted from an index alone: pending, in
+    progress and failed through the sync scan's index, synced-but-not-completed through the
+    back-sync's."""
     unfinished = JobRouting.objects.filter(
         sync_status__in=[SyncStatus.PENDING, SyncStatus.PROCESSING, SyncStatus.FAILED]
     ).aggregate(
-        waiting=Count("id", filter=Q(sync_status=SyncStatus.PENDING)),
-        in_progress=Count("id", filter=Q(sync_status=SyncStatus.PROCESSING)),
-        failed=Count("id", filter=Q(sync_status=SyncStatus.FAILED)),
+        waiting=Count("sync_status", filter=Q(sync_status=SyncStatus.PENDING)),
+        in_progress=Count("sync_status", filter=Q(sync_status=SyncStatus.PROCESSING)),
+        failed=Count("sync_status", filter=Q(sync_status=SyncStatus.FAILED)),
     )
     synced_open = JobRouting.objects.filter(sync_status=SyncStatus.SYNCED).count()
     return {
@@ -165,30 +177,32 @@ def _routing_state() -> dict:
 
 
 def _backlog(now: datetime) -> dict:
-    events = OutboxEvent.objects.filter(
-        status__in=[OutboxStatus.PENDING, OutboxStatus.PROCESSING, OutboxStatus.DEAD]
-    ).aggregate(
-        pending=Count("id", filter=Q(status=OutboxStatus.PENDING)),
-        in_flight=Count("id", filter=Q(status=OutboxStatus.PROCESSING)),
-        dead=Count("id", filter=Q(status=OutboxStatus.DEAD)),
-        oldest=Min("created_at", filter=Q(status=OutboxStatus.PENDING)),
+    """One count per status, so each reads its own partial index (one query over the three
+    statuses reads the whole outbox)."""
+    events = OutboxEvent.objects.order_by()
+    pending = events.filter(status=OutboxStatus.PENDING).aggregate(
+        n=Count("*"), oldest=Min("created_at")
     )
-    oldest = events.pop("oldest")
     return {
-        **events,
+        "pending": pending["n"],
+        "in_flight": events.filter(status=OutboxStatus.PROCESSING).count(),
+        "dead": events.filter(status=OutboxStatus.DEAD).count(),
         "oldest_pending_age_seconds": (
-            round((now - oldest).total_seconds(), 1) if oldest is not None else None
+            round((now - pending["oldest"]).total_seconds(), 1)
+            if pending["oldest"] is not None
+            else None
         ),
     }
 
 
-def _revenue_month_to_date(today: date, days: list[dict]) -> Decimal:
-    """This month's completions' revenue: its closed days from the roll-ups, today live."""
+def _revenue_month_to_date(today: date, live_days: list[dict]) -> Decimal:
+    """This month's completions' revenue: its rolled-up days and its live days."""
     month_start = today.replace(day=1)
-    closed = DailyFigures.objects.filter(day__gte=month_start, day__lt=today).aggregate(
-        revenue=Sum("revenue")
-    )["revenue"] or Decimal("0.00")
-    return closed + days[-1]["revenue"]
+    live = [day for day in live_days if day["day"] >= month_start]
+    closed = DailyFigures.objects.filter(
+        day__gte=month_start, day__lt=min(day["day"] for day in live_days)
+    ).aggregate(revenue=Sum("revenue"))["revenue"] or Decimal("0.00")
+    return closed + sum((day["revenue"] for day in live), Decimal("0.00"))
 
 
 def _last_nightly_run() -> dict | None:
@@ -218,8 +232,9 @@ def _last_nightly_run() -> dict | None:
 def _top_failing_companies() -> list[dict]:
     rows = (
         JobRouting.objects.filter(sync_status=SyncStatus.FAILED)
+        .order_by()
         .values("company_id")
-        .annotate(failed=Count("id"))
+        .annotate(failed=Count("*"))
         .order_by("-failed", "company_id")[:TOP_FAILING_COMPANIES]
     )
     names = dict(

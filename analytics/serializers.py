@@ -59,8 +59,8 @@ class DashboardSerializer(serializers.Serializer):
     )
     sync_success_rate = serializers.FloatField(
         allow_null=True,
-        help_text="Of the last 24 hours' provider calls, the share that synced (0-1); null "
-        "without calls.",
+        help_text="Of the last 24 hours' provider calls, the share that synced (0-1): routings "
+        "synced / (routings synced + calls that failed); null without calls.",
     )
     average_sync_latency_seconds = serializers.FloatField(
         allow_null=True, help_text="Routing created to synced, of the last 24 hours' syncs."
@@ -80,5 +80,13 @@ class DashboardSerializer(serializers.Serializer):
     )
     last_nightly_run = NightlyRunSerializer(allow_null=True)
     top_failing_companies = FailingCompanySerializer(many=True)
-    hourly = HourSerializer(many=True, help_text="The last 24 hours, oldest first.")
-    daily = DaySerializer(many=True, help_text="The last 30 days, today last.")
+    hourly = HourSerializer(
+        many=True,
+        help_text="The last 24 hours by UTC hour, oldest first: 25 hours, the first and last "
+        "partial, adding up to exactly 24 hours.",
+    )
+    daily = DaySerializer(
+        many=True,
+        help_text="The last 30 days in the server's time zone, today last; days after the last "
+        "roll-up are read live.",
+    )

@@ -49,18 +49,22 @@ class Window:
 def window_figures(window: Window) -> dict:
     """Counts, revenue and job-to-synced latency percentiles of what happened in ``window``."""
     created = Job.objects.filter(created_at__gte=window.start, created_at__lt=window.end)
-    jobs = created.aggregate(jobs=Count("id"))["jobs"]
+    jobs = created.count()
     routings_created = JobRouting.objects.filter(job__in=created.values("id")).count()
     synced = JobRouting.objects.filter(
         last_synced_at__gte=window.start, last_synced_at__lt=window.end
     ).count()
-    failed_calls = SyncAttempt.objects.filter(
-        outcome__in=[SyncAttempt.Outcome.RETRY, SyncAttempt.Outcome.FAILED],
-        started_at__gte=window.start,
-        started_at__lt=window.end,
-    ).aggregate(
-        retries=Count("id", filter=Q(outcome=SyncAttempt.Outcome.RETRY)),
-        failures=Count("id", filter=Q(outcome=SyncAttempt.Outcome.FAILED)),
+    failed_calls = (
+        SyncAttempt.objects.order_by()
+        .filter(
+            outcome__in=[SyncAttempt.Outcome.RETRY, SyncAttempt.Outcome.FAILED],
+            started_at__gte=window.start,
+            started_at__lt=window.end,
+        )
+        .aggregate(
+            retries=Count("outcome", filter=Q(outcome=SyncAttempt.Outcome.RETRY)),
+            failures=Count("outcome", filter=Q(outcome=SyncAttempt.Outcome.FAILED)),
+        )
     )
     completed = JobRouting.objects.filter(
         completed_at__gte=window.start, completed_at__lt=window.end

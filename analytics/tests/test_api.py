@@ -30,7 +30,7 @@ def test_the_figures_in_the_documented_shape(api_client):
         "dead": 0,
         "oldest_pending_age_seconds": None,
     }
-    assert len(body["hourly"]) == 24
+    assert len(body["hourly"]) == 25
     assert len(body["daily"]) == 30
     assert body["daily"][-1]["jobs_created"] == 1
     assert body["last_nightly_run"] is None

@@ -53,15 +53,16 @@ def test_the_last_24_hours_are_counted_live(history):
     assert figures["sync_latency_p50_seconds"] == pytest.approx(4.0)
     assert figures["sync_latency_p95_seconds"] == pytest.approx(5.8)
     hours = {timezone.localtime(h["hour"]).hour: h for h in figures["hourly"]}
-    assert len(figures["hourly"]) == 24
+    assert len(figures["hourly"]) == 25  # 14:00 yesterday (from 14:30) to 14:00 today (to now)
     assert (hours[14]["jobs_created"], hours[14]["sync_retries"]) == (1, 1)
     assert (hours[13]["jobs_created"], hours[13]["sync_failures"]) == (1, 1)
 
 
 def test_closed_days_come_from_their_roll_up_and_today_is_live(history):
     before = dashboard(now=NOW)
-    assert before["total_jobs"] == 3  # the older days are not rolled up yet
+    assert before["total_jobs"] == 5  # nothing rolled up yet: the 30 days are read live
     assert before["daily"][-4]["rolled_up"] is False
+    assert before["daily"][-4]["jobs_created"] == 2
 
     rolled = daily_figures_roll_up(today=NOW.date())
     figures = dashboard(now=NOW)
@@ -143,7 +144,7 @@ def test_an_empty_network_has_figures_too():
 def test_the_dashboard_reads_a_bounded_number_of_queries(history, django_assert_max_num_queries):
     daily_figures_roll_up(today=NOW.date())
 
-    with django_assert_max_num_queries(20):
+    with django_assert_max_num_queries(24):
         dashboard(now=NOW)
 
 
@@ -156,9 +157,30 @@ def test_days_are_the_time_zones_and_hours_survive_a_daylight_saving_change(sett
 
     figures = dashboard(now=now)
 
-    assert len(figures["hourly"]) == 24
+    assert len(figures["hourly"]) == 25
     assert figures["jobs_created_24h"] == 4
     assert sum(hour["jobs_created"] for hour in figures["hourly"]) == 4
     # 30 hours before noon UTC is Oct 31 01:00 CDT; the others are Nov 1 in Chicago.
     assert figures["daily"][-1]["day"].isoformat() == "2026-11-01"
     assert figures["daily"][-1]["jobs_created"] == 4
+
+
+def test_a_day_the_roll_up_missed_is_read_live(history):
+    daily_figures_roll_up(today=NOW.date() - timedelta(days=2))  # rolled up to 3 days ago
+
+    figures = dashboard(now=NOW)
+
+    assert [day["rolled_up"] for day in figures["daily"][-3:]] == [False, False, False]
+    assert figures["daily"][-3]["revenue"] == Decimal("250.00")
+    assert figures["total_jobs"] == 5
+    assert figures["revenue_mtd"] == Decimal("250.00")
+
+
+def test_the_24_hour_figures_cover_exactly_24_hours():
+    job_at(NOW - timedelta(hours=24, minutes=-1))  # 23 h 59 min ago, in the partial first hour
+    job_at(NOW - timedelta(hours=24, minutes=1))  # 24 h 1 min ago: out
+
+    figures = dashboard(now=NOW)
+
+    assert figures["jobs_created_24h"] == 1
+    assert figures["hourly"][0]["jobs_created"] == 1
