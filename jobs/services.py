@@ -157,18 +157,14 @@ def job_create(
                 raise
             logger.warning("Job creation clashed with a concurrent write; trying again (%s)", exc)
 
-    matching_score = max((m.score for m in matches), default=None)
-    logger.info(
-        "Job created",
-        extra={
-            "job_id": str(job.id),
-            "routings": len(routing_ids),
-            "matching_score": matching_score,
-        },
-    )
-    request_outcome_note(
-        "Job created successfully", job_id=str(job.id), matching_score=matching_score
-    )
+    fields = {
+        "job_id": str(job.id),
+        "routings": len(routing_ids),
+        "matching_score": max((m.score for m in matches), default=None),
+    }
+    # In a request, its one log line says it; elsewhere (a worker, a command), a line of its own.
+    if not request_outcome_note("Job created successfully", **fields):
+        logger.info("Job created", extra=fields)
     return job
 
 

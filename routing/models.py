@@ -240,10 +240,12 @@ class OutboxEvent(models.Model):
         matching_score: float,
         matched_skills: list[str],
         provider_type: str,
+        correlation_id: str | None = None,
     ) -> dict:
         """A ``job_sync`` event's data (seed 000 "Outbox Events"), for every writer of one:
-        ``provider_type`` is the company's own, resolved to the provider its routings go to."""
-        return {
+        ``provider_type`` is the company's own, resolved to the provider its routings go to;
+        ``correlation_id`` is the request's that created the job, where there was one."""
+        data = {
             "routing_id": str(routing_id),
             "job_id": str(job_id),
             "company_id": str(company_id),
@@ -251,6 +253,9 @@ class OutboxEvent(models.Model):
             "matched_skills": matched_skills,
             "provider_type": provider_type_resolved(provider_type),
         }
+        if correlation_id:
+            data["correlation_id"] = correlation_id
+        return data
 
     @classmethod
     def for_routing(cls, routing: "JobRouting", **fields) -> "OutboxEvent":

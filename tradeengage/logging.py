@@ -54,12 +54,15 @@ def request_outcome_collected() -> Iterator[dict]:
         _request_outcome.reset(token)
 
 
-def request_outcome_note(message: str, **fields) -> None:
+def request_outcome_note(message: str, **fields) -> bool:
     """Say what the current request did, in its log line (seed 000: "Job created successfully"
-    with job_id and matching_score). Outside a request (a worker, a command) it does nothing."""
+    with job_id and matching_score). False outside a request (a worker, a command), where the
+    caller logs a line of its own."""
     outcome = _request_outcome.get()
-    if outcome is not None:
-        outcome.update(fields, message=message)
+    if outcome is None:
+        return False
+    outcome.update(fields, message=message)
+    return True
 
 
 class CorrelationIdFilter(logging.Filter):

@@ -94,6 +94,7 @@ def routing_rows(pairs: list[tuple[Job, Match]], *, routed_by: str = "") -> Rout
                 matching_score=m.score,
                 matched_skills=m.matched_skills,
                 provider_type=m.provider_type,
+                correlation_id=job.correlation_id,
             ),
         }
         for routing, (job, m) in zip(routings, pairs, strict=True)

@@ -6,7 +6,7 @@ import pytest
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from routing.models import JobRouting
+from routing.models import JobRouting, OutboxEvent
 from routing.tests.in_process import relay
 from tradeengage.logging import ConsoleFormatter, JsonFormatter, TaskArgumentsFilter
 
@@ -65,6 +65,9 @@ def test_a_job_created_is_logged_as_seed_000_shows_with_its_job_and_score(
     routings = JobRouting.objects.filter(job_id=response.data["id"])
     assert entry["matching_score"] == max(r.matching_score for r in routings)
     assert entry["correlation_id"] == "req-123"
+    # Stored with the job and its outbox events, for the syncs the request causes.
+    events = OutboxEvent.objects.filter(aggregate_id__in=[r.id for r in routings])
+    assert [e.event_data["correlation_id"] for e in events] == ["req-123"] * len(routings)
 
 
 @pytest.mark.parametrize(
