@@ -4,7 +4,7 @@ from uuid import UUID
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, OperationalError, transaction
+from django.db import IntegrityError, OperationalError, connection, transaction
 
 from jobs.matching import Requirement, match_companies
 from jobs.models import Company, Job, JobSkill, SkillLevel, Technician
@@ -56,40 +56,60 @@ def resolve_category(*, slug: str | None, category_ids: dict[str, int]) -> int |
 
 def requester_check(*, company_id: UUID, technician_id: UUID) -> Technician:
     """The requesting company must exist and be active, and the technician must belong to it."""
-    technician = (
-        Technician.objects.select_related("company")
-        .only("id", "company_id", "is_active", "company__id", "company__is_active")
-        .filter(id=technician_id)
-        .first()
+    company_active, technician_company_id, technician_active = _requester_row(
+        company_id, technician_id
     )
-    if technician is not None and technician.company_id == company_id:
-        company = technician.company
-    else:
-        company = Company.objects.only("id", "is_active").filter(id=company_id).first()
-    if company is None:
+    if company_active is None:
         raise BusinessRuleError(
             f"Company {company_id} does not exist.", field="created_by_company_id"
         )
-    if not company.is_active:
+    if not company_active:
         raise BusinessRuleError(
             f"Company {company_id} is not active.", field="created_by_company_id"
         )
-    if technician is None:
+    if technician_company_id is None:
         raise BusinessRuleError(
             f"Technician {technician_id} does not exist.",
             field="created_by_technician_id",
         )
-    if technician.company_id != company_id:
+    if technician_company_id != company_id:
         raise BusinessRuleError(
             f"Technician {technician_id} does not belong to company {company_id}.",
             field="created_by_technician_id",
         )
-    if not technician.is_active:
+    if not technician_active:
         raise BusinessRuleError(
             f"Technician {technician_id} is not active.",
             field="created_by_technician_id",
         )
-    return technician
+    return Technician(id=technician_id, company_id=company_id, is_active=True)
+
+
+def _requester_row(company_id: UUID, technician_id: UUID) -> tuple:
+    """The company's is_active, the technician's company_id and is_active (None each where
+    there is no such row), in one statement written once: it runs on every job created, and the
+    ORM spent longer compiling its two queries than the database spent answering them."""
+    company, technician = Company._meta, Technician._meta
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT (SELECT is_active FROM {company.db_table} WHERE id = %s),"
+            f" (SELECT company_id FROM {technician.db_table} WHERE id = %s),"
+            f" (SELECT is_active FROM {technician.db_table} WHERE id = %s)",
+            [
+                company.pk.get_db_prep_value(company_id, connection),
+                technician.pk.get_db_prep_value(technician_id, connection),
+                technician.pk.get_db_prep_value(technician_id, connection),
+            ],
+        )
+        company_active, technician_company_id, technician_active = cursor.fetchone()
+    if technician_company_id is not None:
+        technician_company_id = company.pk.to_python(technician_company_id)
+    # SQLite answers booleans as integers.
+    return (
+        None if company_active is None else bool(company_active),
+        technician_company_id,
+        None if technician_active is None else bool(technician_active),
+    )
 
 
 def job_create(

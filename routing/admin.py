@@ -9,7 +9,7 @@ import time
 from collections import Counter
 
 from django.contrib import admin, messages
-from django.db.models import Count, Exists, OuterRef, Q
+from django.db.models import Exists, OuterRef, Q
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html
@@ -37,24 +37,20 @@ WAITING_FOR_RETRY = Q(sync_status=SyncStatus.PENDING, next_retry_at__isnull=Fals
 
 
 def sync_backlog() -> dict[str, int]:
-    """What the engine has yet to do, in two aggregate queries: outbox events due now, in flight
-    and dead, and routings failed or waiting for a retry."""
-    events = OutboxEvent.objects.filter(
-        status__in=[OutboxStatus.PENDING, OutboxStatus.PROCESSING, OutboxStatus.DEAD]
-    ).aggregate(
-        events_due=Count(
-            "id", filter=Q(status=OutboxStatus.PENDING, available_at__lte=timezone.now())
-        ),
-        events_in_flight=Count("id", filter=Q(status=OutboxStatus.PROCESSING)),
-        dead_letters=Count("id", filter=Q(status=OutboxStatus.DEAD)),
-    )
-    routings = JobRouting.objects.filter(
-        sync_status__in=[SyncStatus.FAILED, SyncStatus.PENDING]
-    ).aggregate(
-        routings_failed=Count("id", filter=Q(sync_status=SyncStatus.FAILED)),
-        routings_waiting=Count("id", filter=WAITING_FOR_RETRY),
-    )
-    return {**events, **routings}
+    """What the engine has yet to do: outbox events due now, in flight and dead, and routings
+    failed or waiting for a retry. A count each, each answered from the partial or status index
+    its set has, so the box costs the same with a million rows behind it."""
+    events = OutboxEvent.objects.order_by()
+    routings = JobRouting.objects.order_by()
+    return {
+        "events_due": events.filter(
+            status=OutboxStatus.PENDING, available_at__lte=timezone.now()
+        ).count(),
+        "events_in_flight": events.filter(status=OutboxStatus.PROCESSING).count(),
+        "dead_letters": events.filter(status=OutboxStatus.DEAD).count(),
+        "routings_failed": routings.filter(sync_status=SyncStatus.FAILED).count(),
+        "routings_waiting": routings.filter(WAITING_FOR_RETRY).count(),
+    }
 
 
 class HasErrorFilter(admin.SimpleListFilter):

@@ -197,6 +197,7 @@ def test_create_job_stores_job_skills_routings_and_one_outbox_event_per_routing(
             "matching_score": routing.matching_score,
             "matched_skills": ["plumbing", "electrical"],
             "provider_type": routing.company.provider_type,
+            "correlation_id": job.correlation_id,
         }
     nationwide_routing = next(r for r in routings if r.company_id == nationwide_plumber.id)
     assert events[nationwide_routing.id].event_data["provider_type"] == "mock"
