@@ -23,6 +23,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from routing.models import OutboxEvent, OutboxStatus
+from tradeengage.logging import Throttled
 
 logger = logging.getLogger("routing")
 
@@ -33,6 +34,7 @@ RELAY_TASK = "routing.tasks.relay_outbox"
 CLOCK_SKEW_SECONDS = 0.05
 
 _kick_window_end = 0.0
+_lost_kick_log = Throttled(logger, seconds=60)
 
 
 def outbox_relay_kick() -> None:
@@ -43,12 +45,26 @@ def outbox_relay_kick() -> None:
     window schedules one relay run at the window's end, and every later kick in that window is
     covered by that run. A process remembers the current window's end and skips even the cache
     until then, so a burst of jobs costs one message and about one cache call per process per
-    window. A lost kick is caught by the relay's beat entry.
+    window. A kick lost to a cache or broker outage is caught by the relay's beat entry, and
+    logged as one warning a minute, not a traceback per job.
     """
     global _kick_window_end
     now = time.time()
     if now < _kick_window_end - CLOCK_SKEW_SECONDS:
         return
+    try:
+        _kick(now)
+    except Exception as exc:
+        _kick_window_end = 0.0  # nothing was scheduled: the next kick tries again
+        _lost_kick_log.warning(
+            "Outbox relay kick lost (%s: %s); the relay's beat entry relays the events",
+            type(exc).__name__,
+            exc,
+        )
+
+
+def _kick(now: float) -> None:
+    global _kick_window_end
     window = settings.OUTBOX_KICK_WINDOW_SECONDS
     proposal = f"{now + window:.6f}:{uuid.uuid4().hex}"
     current = cache.get_or_set(RELAY_KICK_KEY, proposal, timeout=window)
@@ -57,9 +73,7 @@ def outbox_relay_kick() -> None:
         try:
             current_app.tasks[RELAY_TASK].apply_async(countdown=window)
         except Exception:
-            # Nothing was scheduled: let the next kick try again instead of trusting this window.
-            cache.delete(RELAY_KICK_KEY)
-            _kick_window_end = 0.0
+            cache.delete(RELAY_KICK_KEY)  # let the next kick, in any process, try again
             raise
 
 
@@ -67,6 +81,7 @@ def outbox_relay_kick_forget() -> None:
     """Forget this process's window (tests, or after the cache was flushed)."""
     global _kick_window_end
     _kick_window_end = 0.0
+    _lost_kick_log.reset()
 
 
 def outbox_claim_batch(*, now: datetime, batch_size: int) -> list[int]:

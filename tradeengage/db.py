@@ -1,6 +1,6 @@
 """Database helpers the ORM does not offer."""
 
-from django.db import DatabaseError, connection
+from django.db import DatabaseError, InterfaceError, OperationalError, connection
 from django.db.models import Model
 
 # SQLSTATEs of a transaction PostgreSQL aborted to resolve a clash with a concurrent one: sent
@@ -12,6 +12,13 @@ def is_lock_conflict(exc: BaseException) -> bool:
     """Whether ``exc`` is a transaction aborted for clashing with a concurrent one."""
     cause = exc.__cause__ if isinstance(exc, DatabaseError) else None
     return getattr(cause, "sqlstate", None) in LOCK_CONFLICT_SQLSTATES
+
+
+def is_database_unavailable(exc: BaseException) -> bool:
+    """Whether ``exc`` says the database could not do the work rather than that the work was
+    wrong: a lost or refused connection, a server shutting down or out of resources, a
+    statement cancelled. (A bug is a ProgrammingError, IntegrityError or DataError.)"""
+    return isinstance(exc, (OperationalError, InterfaceError)) and not is_lock_conflict(exc)
 
 
 def insert_statement(

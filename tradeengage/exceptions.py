@@ -27,11 +27,15 @@ from rest_framework.response import Response
 from rest_framework.settings import api_settings
 from rest_framework.views import set_rollback
 
-from tradeengage.db import is_lock_conflict
+from tradeengage.db import is_database_unavailable, is_lock_conflict
+from tradeengage.logging import Throttled
 
 logger = logging.getLogger("tradeengage.api")
 
 UNEXPECTED_ERROR = "An unexpected error occurred."
+# A database outage answers 503 with this Retry-After, and logs one line per interval.
+UNAVAILABLE_RETRY_AFTER_SECONDS = 5
+_unavailable_log = Throttled(logger, seconds=30)
 
 # Seed 000's error codes by HTTP status, for errors that carry only a status.
 ERROR_CODES = {
@@ -179,6 +183,15 @@ def classify(exc: BaseException) -> Problem:
         logger.warning("Transaction aborted by a concurrent one: %s", exc)
         message = "The request clashed with a concurrent change and was undone; send it again."
         return Problem(409, "CONFLICT", message)
+    if is_database_unavailable(exc):
+        _unavailable_log.warning("Database unavailable, answered 503: %s", str(exc).strip())
+        return Problem(
+            503,
+            "SERVICE_UNAVAILABLE",
+            "The database is unavailable; send the request again shortly (with an "
+            "Idempotency-Key, a retry never creates a second job).",
+            headers={"Retry-After": str(UNAVAILABLE_RETRY_AFTER_SECONDS)},
+        )
     if isinstance(exc, Http404):
         return Problem(404, "NOT_FOUND", "Not found.")
     if isinstance(exc, RequestDataTooBig):

@@ -3,6 +3,8 @@
 import contextlib
 import contextvars
 import logging
+import threading
+import time
 from collections.abc import Iterator
 
 import pythonjsonlogger.json
@@ -122,3 +124,35 @@ class JsonFormatter(pythonjsonlogger.json.JsonFormatter):
         super().add_fields(log_data, record, message_dict)
         if not log_data.get("correlation_id"):
             log_data["correlation_id"] = _correlation_id.get()
+
+
+class Throttled:
+    """One log line per ``seconds`` for a condition that repeats while it lasts (an outage): the
+    first occurrence is logged, the next ones are counted, and the first after the interval
+    says how many were not logged."""
+
+    def __init__(self, logger: logging.Logger, seconds: float):
+        self.logger = logger
+        self.seconds = seconds
+        self._lock = threading.Lock()
+        self._next_at = 0.0
+        self._suppressed = 0
+
+    def warning(self, message: str, *args, **kwargs) -> bool:
+        """Log ``message`` at WARNING unless one was logged within the interval. Returns
+        whether it was logged."""
+        with self._lock:
+            now = time.monotonic()
+            if now < self._next_at:
+                self._suppressed += 1
+                return False
+            suppressed, self._suppressed = self._suppressed, 0
+            self._next_at = now + self.seconds
+        if suppressed:
+            message += f" ({suppressed} more since the last such line)"
+        self.logger.warning(message, *args, **kwargs)
+        return True
+
+    def reset(self) -> None:
+        with self._lock:
+            self._next_at, self._suppressed = 0.0, 0

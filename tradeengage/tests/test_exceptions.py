@@ -9,12 +9,14 @@ from datetime import datetime
 import pytest
 from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.db import OperationalError
+from django.db import OperationalError, connection
 from django.http import Http404
 from django.test import RequestFactory
 from rest_framework import exceptions
 
 from integrations.providers import PermanentProviderError, RetryableProviderError
+from jobs.models import Job
+from tradeengage import exceptions as error_contract
 from tradeengage.exceptions import (
     ERROR_CODES,
     BusinessRuleError,
@@ -513,3 +515,40 @@ def test_a_bad_request_without_an_exception_is_400():
 
     assert response.status_code == 400
     assert json.loads(response.content)["error_code"] == "VALIDATION_ERROR"
+
+
+def unavailable_log_reset():
+    """The outage warning is throttled per process; each test starts a fresh interval."""
+    error_contract._unavailable_log.reset()
+
+
+def database_down(execute, sql, params, many, context):
+    """An execute wrapper answering every statement as a database that went away does."""
+    raise OperationalError("server closed the connection unexpectedly")
+
+
+@pytest.mark.django_db
+def test_a_database_outage_answers_503_with_retry_after_and_logs_one_warning(
+    api_client, job_payload, caplog
+):
+    unavailable_log_reset()
+    caplog.set_level(logging.INFO, logger="tradeengage.api")
+
+    with connection.execute_wrapper(database_down):
+        responses = [
+            api_client.post("/api/v1/jobs/", job_payload, format="json") for _ in range(3)
+        ] + [api_client.get("/api/v1/jobs/")]
+
+    assert [r.status_code for r in responses] == [503, 503, 503, 503]
+    body = responses[0].json()
+    assert set(body) == {"detail", "error_code", "timestamp"}
+    assert body["error_code"] == "SERVICE_UNAVAILABLE"
+    assert responses[0]["Retry-After"] == "5"
+    records = [r for r in caplog.records if r.name == "tradeengage.api"]
+    assert [(r.levelname, r.exc_info) for r in records] == [("WARNING", None)]
+    assert "server closed the connection unexpectedly" in records[0].getMessage()
+    assert Job.objects.count() == 0
+
+
+def test_a_lock_conflict_is_still_409_not_an_outage():
+    assert classify(lock_conflict()).status == 409

@@ -8,7 +8,7 @@ from rest_framework.test import APIClient
 
 from routing.models import JobRouting, OutboxEvent
 from routing.tests.in_process import relay
-from tradeengage.logging import ConsoleFormatter, JsonFormatter, TaskArgumentsFilter
+from tradeengage.logging import ConsoleFormatter, JsonFormatter, TaskArgumentsFilter, Throttled
 
 pytestmark = pytest.mark.django_db
 
@@ -186,3 +186,21 @@ def test_a_full_flow_logs_no_contact_details_and_no_secret(
     secrets = [*homeowner.values(), key, key.partition(".")[2], "cs-very-secret-4821"]
     leaked = [(secret, line) for line in lines for secret in secrets if secret in line]
     assert leaked == []
+
+
+def test_a_throttled_warning_is_logged_once_an_interval_then_says_how_many_it_held_back(
+    caplog, monkeypatch
+):
+    clock = [100.0]
+    monkeypatch.setattr("tradeengage.logging.time.monotonic", lambda: clock[0])
+    throttled = Throttled(logging.getLogger("tests.throttled"), seconds=30)
+
+    logged = [throttled.warning("Broker down") for _ in range(4)]
+    clock[0] += 31
+    logged.append(throttled.warning("Broker down"))
+
+    assert logged == [True, False, False, False, True]
+    assert [r.getMessage() for r in caplog.records if r.name == "tests.throttled"] == [
+        "Broker down",
+        "Broker down (3 more since the last such line)",
+    ]
