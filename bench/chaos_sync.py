@@ -52,7 +52,7 @@ def chaos(bench: Bench, args) -> dict:
             "tradeengage",
             "beat",
             "--scheduler",
-            "django_celery_beat.schedulers:DatabaseScheduler",
+            "tradeengage.beat:OutageTolerantScheduler",
             "--pidfile=",
         ],
         cwd=REPO,

@@ -278,7 +278,7 @@ CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = env_str("TIME_ZONE", "UTC")
-CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+CELERY_BEAT_SCHEDULER = "tradeengage.beat:OutageTolerantScheduler"
 CELERY_TASK_ROUTES = {
     "routing.tasks.relay_outbox": {"queue": "critical"},
     "routing.tasks.sync_outbox_events": {"queue": "critical"},

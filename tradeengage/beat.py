@@ -1,0 +1,33 @@
+"""celery-beat's scheduler: django-celery-beat's, surviving a database outage."""
+
+import logging
+
+from django.db import DatabaseError, InterfaceError
+from django_celery_beat.schedulers import DatabaseScheduler
+
+from tradeengage.logging import Throttled
+
+logger = logging.getLogger("tradeengage.beat")
+_outage_log = Throttled(logger, seconds=60)
+
+
+class OutageTolerantScheduler(DatabaseScheduler):
+    """django-celery-beat's DatabaseScheduler re-reads the schedule from the database at least
+    every 5 minutes and lets a database error out of that read, which ends beat: a PostgreSQL
+    restart at the wrong moment, or any outage of 5 minutes or more, stopped every periodic
+    task. This one keeps the schedule it has until a read succeeds (before the first one, it
+    tries again at the next tick) and logs one warning a minute while the database is away; the
+    next tick's change check closes the broken connection, as django-celery-beat's does."""
+
+    def all_as_schedule(self):
+        try:
+            return super().all_as_schedule()
+        except (DatabaseError, InterfaceError) as exc:
+            _outage_log.warning(
+                "Beat could not read its schedule (%s: %s); keeping the one it has",
+                type(exc).__name__,
+                str(exc).strip(),
+            )
+            if not self._schedule:
+                self._initial_read = True  # nothing read yet: try again at the next tick
+            return self._schedule or {}
