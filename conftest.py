@@ -20,6 +20,7 @@ from jobs.selectors import managed_lists_forget
 from jobs.tests.factories import CompanyFactory, TechnicianFactory, category
 from routing.outbox import outbox_relay_kick_forget
 from routing.tests.celery_workers import Workers
+from tradeengage import heartbeats
 from tradeengage.celery import app as celery_app
 
 
@@ -264,3 +265,11 @@ def save_screenshot():
         return path
 
     return save
+
+
+@pytest.fixture
+def background_alive():
+    """A live worker consuming every queue and a beat that just ticked, as their heartbeats
+    tell ``/api/v1/health/detailed``."""
+    heartbeats.worker_heartbeat("celery@tests", ["critical", "high", "default", "low"])
+    heartbeats.beat_tick()

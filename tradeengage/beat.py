@@ -1,14 +1,17 @@
 """celery-beat's scheduler: django-celery-beat's, surviving a database outage."""
 
 import logging
+import time
 
 from django.db import DatabaseError, InterfaceError
 from django_celery_beat.schedulers import DatabaseScheduler
 
+from tradeengage import heartbeats
 from tradeengage.logging import Throttled
 
 logger = logging.getLogger("tradeengage.beat")
 _outage_log = Throttled(logger, seconds=60)
+_heartbeat_log = Throttled(logger, seconds=60)
 
 
 class OutageTolerantScheduler(DatabaseScheduler):
@@ -31,3 +34,17 @@ class OutageTolerantScheduler(DatabaseScheduler):
             if not self._schedule:
                 self._initial_read = True  # nothing read yet: try again at the next tick
             return self._schedule or {}
+
+    _next_heartbeat = 0.0
+
+    def tick(self, *args, **kwargs):
+        """A tick, and every few seconds a heartbeat (``/api/v1/health/detailed`` reads it)."""
+        interval = super().tick(*args, **kwargs)
+        now = time.monotonic()
+        if now >= self._next_heartbeat:
+            self._next_heartbeat = now + heartbeats.BEAT_INTERVAL_SECONDS
+            try:
+                heartbeats.beat_tick()
+            except Exception as exc:
+                _heartbeat_log.warning("Beat's heartbeat failed: %s", exc)
+        return interval

@@ -1,10 +1,17 @@
 import os
 
 from celery import Celery
-from celery.signals import before_task_publish, task_postrun, task_prerun
+from celery.signals import (
+    before_task_publish,
+    task_postrun,
+    task_prerun,
+    worker_ready,
+    worker_shutdown,
+)
 from django.db import close_old_connections
 from kombu import Queue
 
+from tradeengage.heartbeats import WorkerHeartbeat
 from tradeengage.logging import get_correlation_id, set_correlation_id
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tradeengage.settings")
@@ -43,3 +50,21 @@ def recycle_database_connections(task=None, **kwargs):
     process, its catalog caches and the statements psycopg had prepared."""
     if not getattr(task.request, "is_eager", False):
         close_old_connections()
+
+
+_heartbeat: WorkerHeartbeat | None = None
+
+
+@worker_ready.connect
+def start_heartbeat(sender=None, **kwargs):
+    """Say, every few seconds, that this worker is alive and which queues it consumes
+    (``/api/v1/health/detailed`` reads it)."""
+    global _heartbeat
+    _heartbeat = WorkerHeartbeat(sender.hostname, list(sender.app.amqp.queues.consume_from))
+    _heartbeat.start()
+
+
+@worker_shutdown.connect
+def stop_heartbeat(**kwargs):
+    if _heartbeat is not None:
+        _heartbeat.stop()

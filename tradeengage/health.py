@@ -15,6 +15,8 @@ from rest_framework.response import Response
 
 from integrations.providers import ProviderType
 from integrations.tasks import HEALTH_CACHE_KEY
+from routing.models import OutboxEvent, OutboxStatus
+from tradeengage import heartbeats
 from tradeengage.celery import app as celery_app
 
 HEALTHY, UNHEALTHY = "healthy", "unhealthy"
@@ -78,6 +80,56 @@ def provider_statuses() -> dict:
     }
 
 
+def check_workers() -> dict:
+    """Live workers by the queues they consume, from their heartbeats; unhealthy when none
+    consumes ``critical`` (the relay and the syncs), unless HEALTH_WORKERS_REQUIRED is off."""
+    consumers = heartbeats.queue_consumers()
+    missing = settings.HEALTH_WORKERS_REQUIRED and not consumers.get("critical")
+    return {
+        "status": UNHEALTHY if missing else HEALTHY,
+        "consumers": {queue: consumers.get(queue, 0) for queue in celery_app.amqp.queues},
+        **({"error": "no live worker consumes the critical queue"} if missing else {}),
+    }
+
+
+def check_beat() -> dict:
+    age = heartbeats.beat_last_tick_age()
+    limit = settings.HEALTH_BEAT_MAX_AGE_SECONDS
+    stale = settings.HEALTH_WORKERS_REQUIRED and (age is None or age > limit)
+    return {
+        "status": UNHEALTHY if stale else HEALTHY,
+        "last_tick_age_seconds": None if age is None else round(age, 1),
+        **({"error": f"beat has not ticked for {limit} s"} if stale else {}),
+    }
+
+
+def check_outbox() -> dict:
+    """The oldest event due for relaying: unhealthy when it has waited longer than
+    HEALTH_OUTBOX_MAX_DUE_AGE_SECONDS (read from the relay's own partial index)."""
+    now = timezone.now()
+    oldest = (
+        OutboxEvent.objects.filter(status=OutboxStatus.PENDING, available_at__lte=now)
+        .order_by("available_at")
+        .values_list("available_at", flat=True)
+        .first()
+    )
+    age = None if oldest is None else (now - oldest).total_seconds()
+    limit = settings.HEALTH_OUTBOX_MAX_DUE_AGE_SECONDS
+    late = age is not None and age > limit
+    return {
+        "status": UNHEALTHY if late else HEALTHY,
+        "oldest_due_age_seconds": None if age is None else round(age, 1),
+        **({"error": f"an event has been due for over {limit} s"} if late else {}),
+    }
+
+
+def _background(check) -> dict:
+    try:
+        return check()
+    except Exception as exc:  # the cache or the database is down: reported as such above
+        return {"status": "unknown", "error": f"{type(exc).__name__}: {exc}"[:300]}
+
+
 def _now() -> str:
     return timezone.now().isoformat()
 
@@ -106,6 +158,27 @@ DetailedHealth = inline_serializer(
                 "database": ComponentHealth,
                 "redis": ComponentHealth,
                 "broker": ComponentHealth,
+                "workers": inline_serializer(
+                    "WorkersHealth",
+                    {
+                        "status": serializers.CharField(),
+                        "consumers": serializers.DictField(child=serializers.IntegerField()),
+                    },
+                ),
+                "beat": inline_serializer(
+                    "BeatHealth",
+                    {
+                        "status": serializers.CharField(),
+                        "last_tick_age_seconds": serializers.FloatField(allow_null=True),
+                    },
+                ),
+                "outbox": inline_serializer(
+                    "OutboxHealth",
+                    {
+                        "status": serializers.CharField(),
+                        "oldest_due_age_seconds": serializers.FloatField(allow_null=True),
+                    },
+                ),
                 "external_apis": inline_serializer(
                     "ExternalApisHealth",
                     {
@@ -133,7 +206,7 @@ def health(request):
 
 @extend_schema(
     operation_id="health_detailed",
-    summary="Database, Redis and provider health with response times",
+    summary="Database, Redis, broker, workers, beat, outbox and provider health",
     responses={200: DetailedHealth, 503: DetailedHealth},
 )
 @api_view(["GET"])
@@ -145,6 +218,9 @@ def health_detailed(request):
         "database": _timed(check_database),
         "redis": _timed(check_redis),
         "broker": _timed(check_broker),
+        "workers": _background(check_workers),
+        "beat": _background(check_beat),
+        "outbox": _background(check_outbox),
         "external_apis": {
             "status": UNHEALTHY if UNHEALTHY in providers.values() else HEALTHY,
             "providers": providers,

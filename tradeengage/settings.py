@@ -603,6 +603,13 @@ if not DEBUG:
     SECURE_HSTS_PRELOAD = True
     SECURE_CONTENT_TYPE_NOSNIFF = True
 
+# /api/v1/health/detailed's background checks (README "Operations"): unhealthy when no live worker
+# consumes the critical queue or beat has not ticked for HEALTH_BEAT_MAX_AGE_SECONDS (both only
+# with HEALTH_WORKERS_REQUIRED), or an outbox event has been due for longer than the last.
+HEALTH_WORKERS_REQUIRED = env_bool("HEALTH_WORKERS_REQUIRED", default=True)
+HEALTH_BEAT_MAX_AGE_SECONDS = env_int("HEALTH_BEAT_MAX_AGE_SECONDS", 60)
+HEALTH_OUTBOX_MAX_DUE_AGE_SECONDS = env_int("HEALTH_OUTBOX_MAX_DUE_AGE_SECONDS", 300)
+
 # Metrics at /metrics (README "Metrics"): who may scrape them, and how long queue_depth's reads
 # of the broker and the outbox are reused.
 METRICS_TOKEN = env_str("METRICS_TOKEN")

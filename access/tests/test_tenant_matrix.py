@@ -264,7 +264,7 @@ def test_the_analytics_dashboard_is_for_ops(world, caller, status):
         "/openapi.json",
     ],
 )
-def test_health_probes_and_the_schema_need_no_key(world, caller, path):
+def test_health_probes_and_the_schema_need_no_key(world, caller, path, background_alive):
     assert client_of(world, caller).get(path).status_code == 200
 
 

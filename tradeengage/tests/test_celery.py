@@ -8,6 +8,8 @@ from celery.fixups.django import DjangoWorkerFixup
 from celery.signals import task_postrun, task_prerun
 from django.db import connection
 
+from tradeengage import celery as tradeengage_celery
+from tradeengage import heartbeats
 from tradeengage.celery import app
 
 
@@ -76,3 +78,25 @@ def test_an_eager_task_inside_a_transaction_leaves_the_connection_alone():
 
     assert connection.connection is before
     assert connection.in_atomic_block
+
+
+def test_a_ready_worker_beats_with_the_queues_it_consumes_until_it_shuts_down():
+    consume_from = {"critical": object(), "default": object()}
+    worker = SimpleNamespace(
+        hostname="celery@w1",
+        app=SimpleNamespace(
+            amqp=SimpleNamespace(queues=SimpleNamespace(consume_from=consume_from))
+        ),
+    )
+
+    tradeengage_celery.start_heartbeat(sender=worker)
+    try:
+        for _ in range(100):
+            if heartbeats.queue_consumers():
+                break
+            time.sleep(0.02)
+        assert heartbeats.queue_consumers() == {"critical": 1, "default": 1}
+    finally:
+        tradeengage_celery.stop_heartbeat()
+
+    assert heartbeats.queue_consumers() == {}

@@ -1,11 +1,16 @@
 import re
-from datetime import datetime
+import time
+from datetime import datetime, timedelta
 
 import pytest
 from django.db import OperationalError, connection
+from django.utils import timezone
 from kombu import Connection
 
+from routing.tests.factories import OutboxEventFactory
+from tradeengage import heartbeats
 from tradeengage.celery import app as celery_app
+from tradeengage.heartbeats import WorkerHeartbeat
 
 HEALTH_URL = "/api/v1/health"
 DETAILED_URL = "/api/v1/health/detailed"
@@ -46,7 +51,7 @@ def test_health_reports_healthy_with_version(client):
     datetime.fromisoformat(body["timestamp"])
 
 
-def test_detailed_health_reports_each_component_with_response_time(client):
+def test_detailed_health_reports_each_component_with_response_time(client, background_alive):
     response = client.get(DETAILED_URL)
 
     assert response.status_code == 200, response.content
@@ -54,7 +59,18 @@ def test_detailed_health_reports_each_component_with_response_time(client):
     assert set(body) == {"status", "timestamp", "version", "components"}
     assert body["status"] == "healthy"
     components = body["components"]
-    assert set(components) == {"database", "redis", "broker", "external_apis"}
+    assert set(components) == {
+        "database",
+        "redis",
+        "broker",
+        "workers",
+        "beat",
+        "outbox",
+        "external_apis",
+    }
+    assert components["workers"]["consumers"] == {"critical": 1, "high": 1, "default": 1, "low": 1}
+    assert components["beat"]["last_tick_age_seconds"] < 5
+    assert components["outbox"] == {"status": "healthy", "oldest_due_age_seconds": None}
     for name in ("database", "redis"):
         assert components[name]["status"] == "healthy"
         assert RESPONSE_TIME.match(components[name]["response_time"])
@@ -170,3 +186,79 @@ def test_live_answers_alive_even_when_the_broker_and_redis_are_down(client, brok
     settings.REDIS_URL = "redis://127.0.0.1:1/0"
 
     assert client.get(LIVE_URL).status_code == 200
+
+
+# The background: workers, beat and the outbox
+
+
+def components_of(client) -> tuple[int, dict]:
+    response = client.get(DETAILED_URL)
+    return response.status_code, response.json()["components"]
+
+
+def test_no_worker_on_the_critical_queue_is_unhealthy(client):
+    heartbeats.beat_tick()
+    heartbeats.worker_heartbeat("celery@low-only", ["low"])
+
+    status, components = components_of(client)
+
+    assert status == 503
+    assert components["workers"]["status"] == "unhealthy"
+    assert components["workers"]["consumers"]["critical"] == 0
+    assert components["workers"]["consumers"]["low"] == 1
+    assert "critical" in components["workers"]["error"]
+
+
+def test_a_worker_that_stopped_beating_is_gone_within_a_minute(client, background_alive):
+    heartbeats.worker_heartbeat("celery@tests", ["critical"], now=time.time() - 61)
+
+    status, components = components_of(client)
+
+    assert status == 503
+    assert components["workers"]["consumers"]["critical"] == 0
+
+
+def test_a_beat_that_stopped_ticking_is_unhealthy_after_a_minute(client, background_alive):
+    heartbeats.beat_tick(now=time.time() - 61)
+
+    status, components = components_of(client)
+
+    assert status == 503
+    assert components["beat"]["status"] == "unhealthy"
+    assert components["beat"]["last_tick_age_seconds"] >= 61
+
+
+def test_an_event_due_for_too_long_is_unhealthy(client, background_alive, settings):
+    settings.HEALTH_OUTBOX_MAX_DUE_AGE_SECONDS = 300
+    OutboxEventFactory(available_at=timezone.now() - timedelta(seconds=400))
+
+    status, components = components_of(client)
+
+    assert status == 503
+    assert components["outbox"]["status"] == "unhealthy"
+    assert components["outbox"]["oldest_due_age_seconds"] >= 400
+
+
+def test_without_required_workers_their_absence_is_reported_but_healthy(client, settings):
+    settings.HEALTH_WORKERS_REQUIRED = False
+
+    status, components = components_of(client)
+
+    assert status == 200
+    assert components["workers"]["consumers"]["critical"] == 0
+    assert components["beat"]["last_tick_age_seconds"] is None
+
+
+def test_a_worker_heartbeat_thread_beats_until_stopped():
+    beat = WorkerHeartbeat("celery@thread", ["critical", "default"])
+    beat.start()
+    try:
+        for _ in range(50):
+            if heartbeats.queue_consumers().get("critical"):
+                break
+            time.sleep(0.02)
+        assert heartbeats.queue_consumers() == {"critical": 1, "default": 1}
+    finally:
+        beat.stop()
+
+    assert heartbeats.queue_consumers() == {}
