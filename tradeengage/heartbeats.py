@@ -45,6 +45,13 @@ def queue_consumers(*, now: float | None = None) -> dict[str, int]:
     return consumers
 
 
+def worker_queues(hostname: str, *, now: float | None = None) -> list[str] | None:
+    """The queues a live worker consumes; None when ``hostname`` has not beaten lately."""
+    now = time.time() if now is None else now
+    worker = _alive(cache.get(WORKERS_KEY) or {}, now).get(hostname)
+    return None if worker is None else worker["queues"]
+
+
 def beat_tick(*, now: float | None = None) -> None:
     cache.set(BEAT_KEY, time.time() if now is None else now, timeout=None)
 

@@ -1,6 +1,7 @@
 """The routing commands: resync_routing, resync_failed and relay_outbox, run through
 ``call_command`` against the real sync engine and the in-process mock provider."""
 
+import time
 import uuid
 from datetime import datetime, timedelta
 from io import StringIO
@@ -17,6 +18,7 @@ from routing import tasks
 from routing.management.commands import relay_outbox, resync_failed
 from routing.models import JobRouting, OutboxEvent, OutboxStatus, SyncAttempt, SyncStatus
 from routing.tests.factories import JobRoutingFactory, routing_with_event
+from tradeengage import heartbeats
 
 pytestmark = pytest.mark.django_db
 
@@ -540,3 +542,33 @@ def test_relay_outbox_loop_is_quiet_while_idle(monkeypatch):
 def test_relay_outbox_rejects_an_interval_that_is_not_positive(interval):
     with pytest.raises(CommandError, match="--interval must be more than 0 seconds"):
         run("relay_outbox", "--interval", interval)
+
+
+# background_health (docker-compose.yml's healthchecks of worker and beat)
+
+
+def test_background_health_says_a_beating_worker_is_alive():
+    heartbeats.worker_heartbeat("celery@w1", ["critical", "low"])
+    out = StringIO()
+
+    call_command("background_health", "--worker", "celery@w1", stdout=out)
+
+    assert out.getvalue().strip() == "celery@w1 is alive, consuming critical, low"
+
+
+def test_background_health_fails_for_a_silent_worker_or_beat():
+    heartbeats.worker_heartbeat("celery@w1", ["critical"], now=time.time() - 61)
+
+    with pytest.raises(CommandError, match="no heartbeat from celery@w1"):
+        call_command("background_health", "--worker", "celery@w1")
+    with pytest.raises(CommandError, match="beat has not ticked"):
+        call_command("background_health", "--beat")
+
+
+def test_background_health_says_when_beat_ticked():
+    heartbeats.beat_tick(now=time.time() - 3)
+    out = StringIO()
+
+    call_command("background_health", "--beat", stdout=out)
+
+    assert out.getvalue().strip() == "beat ticked 3 s ago"
