@@ -14,18 +14,13 @@ from django.utils import timezone
 from analytics.models import DailyFigures
 from analytics.selectors import dashboard
 from analytics.services import FIGURE_FIELDS
+from tradeengage.admin import ViewOnlyAdminMixin
 
 
 @admin.register(DailyFigures)
-class DailyFiguresAdmin(admin.ModelAdmin):
+class DailyFiguresAdmin(ViewOnlyAdminMixin, admin.ModelAdmin):
     list_display = ["day", *FIGURE_FIELDS, "computed_at"]
     date_hierarchy = "day"
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
 
 
 def _changelist(name: str, **filters) -> str:
