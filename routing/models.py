@@ -36,7 +36,12 @@ class JobRouting(models.Model):
     next_retry_at = models.DateTimeField(null=True, blank=True)
     error_message = models.TextField(null=True, blank=True)
     claimed_at = models.DateTimeField(
-        null=True, blank=True, help_text="When a sync took this routing; its lease runs from here."
+        null=True, blank=True, help_text="When a sync took this routing (its claim's token)."
+    )
+    lease_expires_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="Until when the sync holding it may keep it; renewed while its worker lives.",
     )
     status_checked_at = models.DateTimeField(
         null=True, blank=True, help_text="When the back-sync last asked the provider about it."
@@ -91,12 +96,12 @@ class JobRouting(models.Model):
     # The state rules of a sync. A sync claims pending routings (or ones whose claim outlived
     # its lease), then moves each to synced, back to pending to wait, or to failed.
 
-    def is_takeable(self, *, lease_cutoff: datetime) -> bool:
-        """Whether a sync may claim it: pending, or claimed by a sync that died (its claim is
-        older than ``lease_cutoff``)."""
+    def is_takeable(self, *, now: datetime) -> bool:
+        """Whether a sync may claim it: pending, or claimed by a sync that stopped renewing its
+        lease (its worker died)."""
         return self.sync_status == SyncStatus.PENDING or (
             self.sync_status == SyncStatus.PROCESSING
-            and (self.claimed_at is None or self.claimed_at < lease_cutoff)
+            and (self.lease_expires_at is None or self.lease_expires_at < now)
         )
 
     @property
@@ -128,6 +133,7 @@ class JobRouting(models.Model):
         self.next_retry_at = None
         self.error_message = None
         self.claimed_at = None
+        self.lease_expires_at = None
         self.updated_at = now
 
     def mark_waiting(self, *, error: str, seconds: float, now: datetime) -> None:
@@ -136,6 +142,7 @@ class JobRouting(models.Model):
         self.next_retry_at = now + timedelta(seconds=seconds)
         self.error_message = error
         self.claimed_at = None
+        self.lease_expires_at = None
         self.updated_at = now
 
     def mark_failed(self, *, error: str, now: datetime) -> None:
@@ -144,6 +151,7 @@ class JobRouting(models.Model):
         self.next_retry_at = None
         self.error_message = error
         self.claimed_at = None
+        self.lease_expires_at = None
         self.updated_at = now
 
 
@@ -200,6 +208,7 @@ class OutboxEvent(models.Model):
     attempts = models.PositiveIntegerField(default=0)
     available_at = models.DateTimeField(default=timezone.now)
     claimed_at = models.DateTimeField(null=True, blank=True)
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
     processed_at = models.DateTimeField(null=True, blank=True)
     last_error = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -213,11 +222,11 @@ class OutboxEvent(models.Model):
                 condition=Q(status="pending"),
                 name="outbox_due_pending_idx",
             ),
-            # Lease expiry: events claimed by a relay that never finished them.
+            # Leases: events whose worker died (expired first), and the count in flight.
             models.Index(
-                fields=["claimed_at"],
+                fields=["lease_expires_at"],
                 condition=Q(status="processing"),
-                name="outbox_claimed_idx",
+                name="outbox_lease_idx",
             ),
             # The dead-letter queue: its admin list and the backlog count.
             models.Index(
@@ -279,6 +288,7 @@ class OutboxEvent(models.Model):
         self.status = status
         self.processed_at = now
         self.claimed_at = None
+        self.lease_expires_at = None
         if error:
             self.last_error = error
 
@@ -287,4 +297,5 @@ class OutboxEvent(models.Model):
         self.status = OutboxStatus.PENDING
         self.available_at = available_at
         self.claimed_at = None
+        self.lease_expires_at = None
         self.last_error = error

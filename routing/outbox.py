@@ -2,18 +2,21 @@
 events in batches and hands them to sync tasks, the kick that starts a relay run soon after a
 commit, and dead letters recorded by work that failed outside a relay (vendor queue tasks).
 
-An event is claimed by setting ``status=processing`` and ``claimed_at`` (the lease) in one short
-transaction; on PostgreSQL the rows are read with ``FOR UPDATE SKIP LOCKED`` so concurrent relays
-take disjoint batches, and on SQLite the transaction holds the database's write lock from its
-first statement (``transaction_mode=IMMEDIATE``), so the claim's conditional update is never
-interleaved. ``claimed_at`` is also the batch's token: the sync task only works on events still
-claimed at that instant, so a batch whose lease expired and was claimed again is done once.
+An event is claimed by setting ``status=processing``, ``claimed_at`` and ``lease_expires_at``
+(see ``routing.leases``) in one short transaction; on PostgreSQL the rows are read with
+``FOR UPDATE SKIP LOCKED`` so concurrent relays take disjoint batches, and on SQLite the
+transaction holds the database's write lock from its first statement
+(``transaction_mode=IMMEDIATE``), so the claim's conditional update is never interleaved.
+``claimed_at`` is also the batch's token: the sync task only works on events still claimed at
+that instant, so a batch whose lease expired and was claimed again is done once. The relay
+keeps at most ``OUTBOX_MAX_IN_FLIGHT`` events claimed; the rest wait in the outbox, not in the
+broker, so a claimed batch starts well within its lease.
 """
 
 import logging
 import time
 import uuid
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from celery import current_app
 from django.conf import settings
@@ -22,6 +25,7 @@ from django.db import connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from routing.leases import lease_end
 from routing.models import OutboxEvent, OutboxStatus
 from tradeengage.logging import Throttled
 
@@ -85,12 +89,11 @@ def outbox_relay_kick_forget() -> None:
 
 
 def outbox_claim_batch(*, now: datetime, batch_size: int) -> list[int]:
-    """Claim up to ``batch_size`` events: first those whose lease expired (their worker died),
-    then due pending ones, oldest first. Returns their ids, leased at ``now``."""
-    lease_cutoff = now - timedelta(seconds=settings.OUTBOX_LEASE_SECONDS)
+    """Claim up to ``batch_size`` events: first those whose lease ran out (their worker died),
+    then due pending ones, oldest first. Returns their ids, claimed at ``now``."""
     expired = OutboxEvent.objects.filter(
-        status=OutboxStatus.PROCESSING, claimed_at__lt=lease_cutoff
-    ).order_by("claimed_at", "id")
+        status=OutboxStatus.PROCESSING, lease_expires_at__lt=now
+    ).order_by("lease_expires_at", "id")
     due = OutboxEvent.objects.filter(status=OutboxStatus.PENDING, available_at__lte=now).order_by(
         "available_at", "id"
     )
@@ -104,29 +107,51 @@ def outbox_claim_batch(*, now: datetime, batch_size: int) -> list[int]:
         if ids:
             OutboxEvent.objects.filter(
                 Q(status=OutboxStatus.PENDING)
-                | Q(status=OutboxStatus.PROCESSING, claimed_at__lt=lease_cutoff),
+                | Q(status=OutboxStatus.PROCESSING, lease_expires_at__lt=now),
                 id__in=ids,
-            ).update(status=OutboxStatus.PROCESSING, claimed_at=now, attempts=F("attempts") + 1)
+            ).update(
+                status=OutboxStatus.PROCESSING,
+                claimed_at=now,
+                lease_expires_at=lease_end(now),
+                attempts=F("attempts") + 1,
+            )
     return ids
+
+
+def outbox_in_flight(*, now: datetime) -> int:
+    """Events claimed under a lease that still runs: queued for a sync task or held by one."""
+    return OutboxEvent.objects.filter(
+        status=OutboxStatus.PROCESSING, lease_expires_at__gte=now
+    ).count()
 
 
 def outbox_release(*, event_ids: list[int], claimed_at: datetime) -> int:
     """Give claimed events back (their sync task could not be enqueued), due at once."""
     return OutboxEvent.objects.filter(
         id__in=event_ids, status=OutboxStatus.PROCESSING, claimed_at=claimed_at
-    ).update(status=OutboxStatus.PENDING, claimed_at=None, available_at=claimed_at)
+    ).update(
+        status=OutboxStatus.PENDING,
+        claimed_at=None,
+        lease_expires_at=None,
+        available_at=claimed_at,
+    )
 
 
 def outbox_relay(*, dispatch, now: datetime | None = None, max_batches: int | None = None):
     """Claim due events batch by batch and pass each batch to ``dispatch(event_ids, claimed_at)``.
 
-    Returns (events claimed, whether the last batch was full: more may be due). A batch that
-    cannot be dispatched is released and the error raised; the events are due again at once.
+    Returns (events claimed, whether the last batch was full: more may be due). Claims stop
+    at ``OUTBOX_MAX_IN_FLIGHT`` events in flight; a sync task that finishes kicks the relay for
+    the next ones. A batch that cannot be dispatched is released and the error raised; the
+    events are due again at once.
     """
     now = now or timezone.now()
-    batch_size = settings.OUTBOX_RELAY_BATCH_SIZE
+    room = settings.OUTBOX_MAX_IN_FLIGHT - outbox_in_flight(now=now)
     claimed, full = 0, False
     for _ in range(max_batches or settings.OUTBOX_RELAY_MAX_BATCHES):
+        batch_size = min(settings.OUTBOX_RELAY_BATCH_SIZE, room - claimed)
+        if batch_size <= 0:
+            break
         ids = outbox_claim_batch(now=now, batch_size=batch_size)
         if not ids:
             full = False
@@ -137,7 +162,7 @@ def outbox_relay(*, dispatch, now: datetime | None = None, max_batches: int | No
             outbox_release(event_ids=ids, claimed_at=now)
             raise
         claimed += len(ids)
-        full = len(ids) == batch_size
+        full = len(ids) == batch_size and claimed < room
     if claimed:
         logger.info("Outbox relayed", extra={"events": claimed, "more_due": full})
     return claimed, full

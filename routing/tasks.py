@@ -14,7 +14,7 @@ from django.utils.dateparse import parse_datetime
 from integrations.providers import ProviderError
 from integrations.servicetitan.service import servicetitan_service
 from integrations.servicetitan.types import booking_from_json
-from routing.outbox import outbox_dead_letter_record, outbox_relay
+from routing.outbox import outbox_dead_letter_record, outbox_relay, outbox_relay_kick
 from routing.retry import PROVIDER_CALL_RETRY
 from routing.services.backsync import routings_backsync
 from routing.services.sync import outbox_events_sync
@@ -41,8 +41,11 @@ def dispatch_sync_batch(event_ids: list[int], claimed_at) -> None:
 def sync_outbox_events(event_ids: list[int], claimed_at: str) -> dict:
     """Sync the routings of one claimed batch of ``job_sync`` events (see
     ``routing.services.sync.outbox_events_sync``). A redelivered message finds its events
-    finished or claimed again under another lease, and does nothing."""
-    return outbox_events_sync(event_ids=event_ids, claimed_at=parse_datetime(claimed_at))
+    finished or claimed again under another lease, and does nothing. Done, it kicks the relay:
+    events held back by ``OUTBOX_MAX_IN_FLIGHT`` go out as soon as there is room."""
+    counts = outbox_events_sync(event_ids=event_ids, claimed_at=parse_datetime(claimed_at))
+    outbox_relay_kick()
+    return counts
 
 
 @shared_task(ignore_result=True)

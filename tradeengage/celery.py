@@ -1,6 +1,7 @@
+import logging
 import os
 
-from celery import Celery
+from celery import Celery, Task
 from celery.signals import (
     before_task_publish,
     task_postrun,
@@ -11,12 +12,36 @@ from celery.signals import (
 from django.db import close_old_connections
 from kombu import Queue
 
+from tradeengage.db import is_database_unavailable
 from tradeengage.heartbeats import WorkerHeartbeat
-from tradeengage.logging import get_correlation_id, set_correlation_id
+from tradeengage.logging import Throttled, get_correlation_id, set_correlation_id
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tradeengage.settings")
 
-app = Celery("tradeengage")
+_outage_log = Throttled(logging.getLogger("tradeengage.celery"), seconds=60)
+
+
+class OutageTolerantTask(Task):
+    """A task that the database's outage stops is logged as one warning a minute, not a
+    traceback per task: the work it was doing is still in the database (an outbox event, a
+    claim whose lease runs out, a due run) and is picked up again once the database is back."""
+
+    def __call__(self, *args, **kwargs):
+        try:
+            return super().__call__(*args, **kwargs)
+        except Exception as exc:
+            if not is_database_unavailable(exc):
+                raise
+            _outage_log.warning(
+                "Task %s stopped: the database is unavailable (%s: %s)",
+                self.name,
+                type(exc).__name__,
+                str(exc).strip(),
+            )
+            return None
+
+
+app = Celery("tradeengage", task_cls=OutageTolerantTask)
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.conf.task_queues = [Queue(name) for name in ("critical", "high", "default", "low")]
 app.autodiscover_tasks()

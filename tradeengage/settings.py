@@ -464,9 +464,14 @@ OUTBOX_KICK_WINDOW_SECONDS = env_float("OUTBOX_KICK_WINDOW_SECONDS", 1.0)
 # run that fills them all starts the next run at once), and hands each batch to one sync task.
 OUTBOX_RELAY_BATCH_SIZE = env_int("OUTBOX_RELAY_BATCH_SIZE", 50)
 OUTBOX_RELAY_MAX_BATCHES = env_int("OUTBOX_RELAY_MAX_BATCHES", 20)
-# A claimed event (and its routing) not finished within the lease is taken again by a relay:
-# the worker holding it died, or lost its database.
-OUTBOX_LEASE_SECONDS = env_int("OUTBOX_LEASE_SECONDS", 300)
+# A claimed event and its routing share one lease: OUTBOX_LEASE_SECONDS from the relay's claim,
+# then from the sync task's start, renewed every OUTBOX_LEASE_RENEW_SECONDS by the worker
+# holding it. When its worker dies, the lease runs out and a relay takes the event again.
+OUTBOX_LEASE_SECONDS = env_int("OUTBOX_LEASE_SECONDS", 30)
+OUTBOX_LEASE_RENEW_SECONDS = env_float("OUTBOX_LEASE_RENEW_SECONDS", OUTBOX_LEASE_SECONDS / 3)
+# The relay keeps at most this many events claimed (queued for or held by a sync task); the
+# rest wait in the outbox, so a batch never waits in the broker longer than its lease.
+OUTBOX_MAX_IN_FLIGHT = env_int("OUTBOX_MAX_IN_FLIGHT", 1000)
 
 # Sync: the waits before the 2nd, 3rd, ... attempt (seed 001: 5 s, 10 s, 20 s); after the last,
 # the routing fails and its event goes to the dead-letter queue.

@@ -8,6 +8,7 @@ from django.db import connection, transaction
 from django.db.models import Max, Q
 from django.utils import timezone
 
+from routing.leases import lease_end
 from routing.models import JobRouting, OutboxEvent, OutboxStatus, SyncStatus
 from routing.outbox import outbox_relay_kick
 from routing.services.load import company_loads_change
@@ -84,7 +85,11 @@ def dead_events_reopen(*, routing_ids: list, status: str, now: datetime) -> int:
         .annotate(latest=Max("id"))
         .values_list("latest", flat=True)
     )
-    claimed_at = now if status == OutboxStatus.PROCESSING else None
+    claimed = status == OutboxStatus.PROCESSING
     return OutboxEvent.objects.filter(id__in=list(latest)).update(
-        status=status, available_at=now, claimed_at=claimed_at, processed_at=None
+        status=status,
+        available_at=now,
+        claimed_at=now if claimed else None,
+        lease_expires_at=lease_end(now) if claimed else None,
+        processed_at=None,
     )

@@ -3,10 +3,11 @@ flow", step 3), with retries by ``routing.retry`` and the dead-letter queue.
 
 A sync never holds a database transaction across a provider call. It claims its routings
 (``processing``, ``claimed_at``) in one short transaction, calls the providers, then records
-every outcome in a second one, only for routings it still holds. If the process dies or loses
-the database in between, the routings and their events stay claimed until the lease expires and
-a relay hands them out again; the provider sees the same idempotency key (the routing id) and
-creates nothing twice.
+every outcome in a second one, only for routings it still holds. Its events and routings share
+one lease, renewed while its worker lives (``routing.leases``): if the process dies, they are
+free one lease later and a relay hands them out again; if the task fails on an error it
+survives (the database went away), it gives them back at once. The provider sees the same
+idempotency key (the routing id) and creates nothing twice.
 """
 
 import logging
@@ -28,6 +29,7 @@ from integrations.providers import (
 )
 from integrations.registry import provider_for
 from jobs.models import Job, JobSkill
+from routing.leases import Lease, lease_end, lease_held
 from routing.models import JobRouting, OutboxEvent, OutboxStatus, SyncAttempt, SyncStatus
 from routing.retry import PROVIDER_CALL_RETRY
 from routing.services.create import routing_route_manually
@@ -71,12 +73,19 @@ def outbox_events_sync(
     """Sync the routings of the ``job_sync`` events a relay claimed at ``claimed_at``.
 
     Events no longer claimed at that instant (finished, or taken again after their lease
-    expired) are left alone. Returns the number of routings per outcome.
+    expired) are left alone. The events and the routings taken are leased to this task while it
+    runs. Returns the number of routings per outcome.
     """
     now = now or timezone.now()
+    with lease_held(Lease(event_ids=event_ids, event_token=claimed_at)) as lease:
+        lease.renew(now=now)  # from the relay's claim to this task's start
+        return _events_sync(lease, now=now)
+
+
+def _events_sync(lease: Lease, *, now: datetime) -> dict[str, int]:
     events = list(
         OutboxEvent.objects.filter(
-            id__in=event_ids, status=OutboxStatus.PROCESSING, claimed_at=claimed_at
+            id__in=lease.event_ids, status=OutboxStatus.PROCESSING, claimed_at=lease.event_token
         )
     )
     unknown = [e.id for e in events if e.event_type != OutboxEvent.JOB_SYNC]
@@ -86,6 +95,7 @@ def outbox_events_sync(
         )
     events = {e.aggregate_id: e for e in events if e.event_type == OutboxEvent.JOB_SYNC}
     claim = routings_claim(routing_ids=list(events), now=now)
+    lease.routing_ids, lease.routing_token = [r.id for r in claim.claimed], now
     _events_settle(claim, events, now=now)
     attempts = _providers_call(claim.claimed, timeout=settings.SYNC_PROVIDER_TIMEOUT_SECONDS)
     _attempts_record(attempts, events, claimed_at=now, now=timezone.now())
@@ -108,11 +118,15 @@ def routing_sync_now(*, routing: JobRouting) -> JobRouting:
         dead_events_reopen(routing_ids=[routing.id], status=OutboxStatus.PROCESSING, now=now)
     event = OutboxEvent.objects.filter(OPEN_EVENT, aggregate_id=routing.id).order_by("id").first()
     events = {routing.id: event} if event else {}
-    claim = routings_claim(routing_ids=[routing.id], now=now)
-    _events_settle(claim, events, now=now)
-    if claim.claimed:
-        attempts = _providers_call(claim.claimed, timeout=settings.SYNC_REQUEST_TIMEOUT_SECONDS)
-        _attempts_record(attempts, events, claimed_at=now, now=timezone.now(), event_for_each=True)
+    with lease_held(Lease()) as lease:
+        claim = routings_claim(routing_ids=[routing.id], now=now)
+        lease.routing_ids, lease.routing_token = [r.id for r in claim.claimed], now
+        _events_settle(claim, events, now=now)
+        if claim.claimed:
+            attempts = _providers_call(claim.claimed, timeout=settings.SYNC_REQUEST_TIMEOUT_SECONDS)
+            _attempts_record(
+                attempts, events, claimed_at=now, now=timezone.now(), event_for_each=True
+            )
     routing.refresh_from_db()
     return routing
 
@@ -136,11 +150,10 @@ def routing_manual_sync(
 
 def routings_claim(*, routing_ids: list, now: datetime) -> Claim:
     """Take the routings that need a sync (``JobRouting.is_takeable``), with their job and
-    company, as ``processing`` claimed at ``now``."""
+    company, as ``processing`` claimed at ``now`` and leased for one lease."""
     claim = Claim(claimed=[])
     if not routing_ids:
         return claim
-    lease_cutoff = now - timedelta(seconds=settings.OUTBOX_LEASE_SECONDS)
     with transaction.atomic():
         routings = JobRouting.objects.filter(id__in=routing_ids).select_related(
             "job__category", "company"
@@ -148,7 +161,7 @@ def routings_claim(*, routing_ids: list, now: datetime) -> Claim:
         if connection.vendor == "postgresql":
             routings = routings.select_for_update(skip_locked=True, of=("self",))
         for routing in routings:
-            if routing.is_takeable(lease_cutoff=lease_cutoff):
+            if routing.is_takeable(now=now):
                 claim.claimed.append(routing)
             elif routing.is_finished:
                 claim.finished.add(routing.id)
@@ -158,7 +171,10 @@ def routings_claim(*, routing_ids: list, now: datetime) -> Claim:
                 claim.busy.add(routing.id)
         if claim.claimed:
             JobRouting.objects.filter(id__in=[r.id for r in claim.claimed]).update(
-                sync_status=SyncStatus.PROCESSING, last_sync_attempt=now, claimed_at=now
+                sync_status=SyncStatus.PROCESSING,
+                last_sync_attempt=now,
+                claimed_at=now,
+                lease_expires_at=lease_end(now),
             )
     seen = {r.id for r in claim.claimed} | claim.finished | claim.failed | claim.busy
     claim.busy.update(routing_id for routing_id in routing_ids if routing_id not in seen)
@@ -179,7 +195,8 @@ def _events_settle(claim: Claim, events: dict, *, now: datetime) -> None:
         OutboxEvent.objects.filter(id__in=busy).update(
             status=OutboxStatus.PENDING,
             claimed_at=None,
-            available_at=now + timedelta(seconds=settings.OUTBOX_LEASE_SECONDS),
+            lease_expires_at=None,
+            available_at=lease_end(now),
         )
 
 
@@ -394,6 +411,7 @@ def _routings_store(routings: list[JobRouting], *, now: datetime) -> None:
             next_retry_at=None,
             error_message=None,
             claimed_at=None,
+            lease_expires_at=None,
             updated_at=now,
         )
         JobRouting.objects.bulk_update(synced, ["external_id"])
@@ -406,7 +424,7 @@ def _events_store(events: list[OutboxEvent], *, now: datetime) -> None:
     done = [e for e in events if e.status == OutboxStatus.DONE]
     if done:
         OutboxEvent.objects.filter(id__in=[e.id for e in done]).update(
-            status=OutboxStatus.DONE, processed_at=now, claimed_at=None
+            status=OutboxStatus.DONE, processed_at=now, claimed_at=None, lease_expires_at=None
         )
     others = [e for e in events if e.status != OutboxStatus.DONE]
     if others:
@@ -421,9 +439,17 @@ ROUTING_SYNC_FIELDS = [
     "next_retry_at",
     "error_message",
     "claimed_at",
+    "lease_expires_at",
     "updated_at",
 ]
-EVENT_SYNC_FIELDS = ["status", "available_at", "claimed_at", "processed_at", "last_error"]
+EVENT_SYNC_FIELDS = [
+    "status",
+    "available_at",
+    "claimed_at",
+    "lease_expires_at",
+    "processed_at",
+    "last_error",
+]
 
 
 def _log(attempt: Attempt, outcome: str, *, number: int) -> None:

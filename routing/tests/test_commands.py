@@ -112,7 +112,11 @@ def test_resync_routing_leaves_a_synced_routing_as_it_is():
 
 
 def test_resync_routing_leaves_a_routing_another_worker_is_syncing_to_it():
-    routing = JobRoutingFactory(sync_status=SyncStatus.PROCESSING, claimed_at=timezone.now())
+    routing = JobRoutingFactory(
+        sync_status=SyncStatus.PROCESSING,
+        claimed_at=timezone.now(),
+        lease_expires_at=timezone.now() + timedelta(seconds=30),
+    )
 
     stdout, _ = run("resync_routing", str(routing.id))
 

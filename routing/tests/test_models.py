@@ -15,7 +15,6 @@ from routing.models import JobRouting, OutboxEvent, OutboxStatus, SyncStatus
 from routing.tests.factories import JobRoutingFactory
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
-LEASE_CUTOFF = NOW - timedelta(minutes=5)
 
 
 def routing(**fields) -> JobRouting:
@@ -29,6 +28,7 @@ def claimed(**fields) -> JobRouting:
     return routing(
         sync_status=SyncStatus.PROCESSING,
         claimed_at=NOW - timedelta(seconds=3),
+        lease_expires_at=NOW + timedelta(seconds=27),
         retry_count=2,
         next_retry_at=NOW - timedelta(seconds=1),
         error_message="Mock provider: HTTP 503 Service Unavailable",
@@ -40,36 +40,38 @@ def claimed(**fields) -> JobRouting:
 
 
 @pytest.mark.parametrize(
-    ("sync_status", "claimed_at", "takeable"),
+    ("sync_status", "lease_expires_at", "takeable"),
     [
         (SyncStatus.PENDING, None, True),
-        (SyncStatus.PENDING, NOW, True),
+        (SyncStatus.PENDING, NOW + timedelta(seconds=30), True),
         (SyncStatus.PROCESSING, None, True),
-        (SyncStatus.PROCESSING, LEASE_CUTOFF - timedelta(microseconds=1), True),
-        (SyncStatus.PROCESSING, LEASE_CUTOFF, False),
+        (SyncStatus.PROCESSING, NOW - timedelta(microseconds=1), True),
         (SyncStatus.PROCESSING, NOW, False),
+        (SyncStatus.PROCESSING, NOW + timedelta(seconds=30), False),
         (SyncStatus.SYNCED, None, False),
         (SyncStatus.COMPLETED, None, False),
         (SyncStatus.FAILED, None, False),
     ],
     ids=[
         "pending",
-        "pending-with-a-claim-left-on-it",
-        "processing-without-a-claim",
-        "processing-claim-expired",
-        "processing-claim-expiring-now",
-        "processing-claim-live",
+        "pending-with-a-lease-left-on-it",
+        "processing-without-a-lease",
+        "processing-lease-ran-out",
+        "processing-lease-running-out-now",
+        "processing-lease-live",
         "synced",
         "completed",
         "failed",
     ],
 )
-def test_a_sync_takes_pending_routings_and_those_whose_claim_expired(
-    sync_status, claimed_at, takeable
+def test_a_sync_takes_pending_routings_and_those_whose_lease_ran_out(
+    sync_status, lease_expires_at, takeable
 ):
-    candidate = routing(sync_status=sync_status, claimed_at=claimed_at)
+    candidate = routing(
+        sync_status=sync_status, claimed_at=NOW, lease_expires_at=lease_expires_at
+    )
 
-    assert candidate.is_takeable(lease_cutoff=LEASE_CUTOFF) is takeable
+    assert candidate.is_takeable(now=NOW) is takeable
 
 
 @pytest.mark.parametrize(
@@ -98,6 +100,7 @@ def test_a_synced_routing_holds_its_external_id_and_no_error_or_claim():
     assert (synced.external_id, synced.last_synced_at, synced.updated_at) == ("MOCK-1", NOW, NOW)
     assert (synced.next_retry_at, synced.error_message, synced.claimed_at) == (None, None, None)
     assert synced.retry_count == 2  # how many retries it took stays visible
+    assert synced.lease_expires_at is None
 
 
 def test_a_waiting_routing_is_pending_and_due_again_after_its_wait():
@@ -112,6 +115,7 @@ def test_a_waiting_routing_is_pending_and_due_again_after_its_wait():
         None,
         NOW,
     )
+    assert waiting.lease_expires_at is None
     assert waiting.retry_count == 2  # the caller counts retries, not every wait
 
 
@@ -131,6 +135,7 @@ def test_a_failed_routing_is_in_the_dead_letters_with_its_error_and_nothing_due(
     assert failed.sync_status == SyncStatus.FAILED
     assert failed.error_message == "Mock provider: HTTP 422 Validation Error"
     assert (failed.next_retry_at, failed.claimed_at, failed.updated_at) == (None, None, NOW)
+    assert failed.lease_expires_at is None
     assert (failed.external_id, failed.retry_count) == (None, 2)
 
 
@@ -141,7 +146,7 @@ def test_an_outcome_leaves_the_routing_takeable_only_when_it_waits():
     waiting.mark_waiting(error="retry", seconds=5, now=NOW)
     failed.mark_failed(error="for good", now=NOW)
 
-    assert [r.is_takeable(lease_cutoff=NOW) for r in (synced, waiting, failed)] == [
+    assert [r.is_takeable(now=NOW) for r in (synced, waiting, failed)] == [
         False,
         True,
         False,
@@ -232,6 +237,7 @@ def held_event(**fields) -> OutboxEvent:
         aggregate_id=uuid.uuid4(),
         status=OutboxStatus.PROCESSING,
         claimed_at=NOW - timedelta(seconds=3),
+        lease_expires_at=NOW + timedelta(seconds=27),
         attempts=2,
         last_error="Mock provider: HTTP 503 Service Unavailable",
         **fields,
@@ -244,6 +250,7 @@ def test_a_done_event_is_processed_unclaimed_and_keeps_its_last_error():
     event.close(OutboxStatus.DONE, now=NOW)
 
     assert (event.status, event.processed_at, event.claimed_at) == (OutboxStatus.DONE, NOW, None)
+    assert event.lease_expires_at is None
     assert event.last_error == "Mock provider: HTTP 503 Service Unavailable"
     assert event.attempts == 2
 
@@ -269,7 +276,7 @@ def test_a_waiting_event_is_pending_unclaimed_and_due_at_the_time_given():
         None,
     )
     assert event.last_error == "Mock provider: no answer within 30.0 s"
-    assert event.processed_at is None
+    assert (event.processed_at, event.lease_expires_at) == (None, None)
 
 
 def test_a_waiting_event_without_an_error_clears_the_last_one():

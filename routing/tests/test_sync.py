@@ -11,6 +11,8 @@ from prometheus_client import REGISTRY
 
 from integrations.models import MockJob
 from jobs.models import Company
+from routing import leases
+from routing.leases import Lease
 from routing.models import JobRouting, OutboxEvent, OutboxStatus, SyncAttempt, SyncStatus
 from routing.outbox import outbox_claim_batch
 from routing.services import sync
@@ -50,7 +52,7 @@ def test_a_batch_syncs_in_a_bounded_number_of_queries(
     for _ in range(50):
         routing_with_event()
 
-    with django_assert_max_num_queries(72):  # 50 provider calls, about 20 for the batch itself
+    with django_assert_max_num_queries(76):  # 50 provider calls, about 25 for the batch itself
         assert relay() == [{"skipped": 0, "synced": 50}]
 
 
@@ -81,7 +83,9 @@ def test_an_already_synced_routing_is_not_pushed_again(clock):
 def test_a_routing_another_sync_holds_is_left_to_it(clock, settings):
     routing, event = routing_with_event()
     JobRouting.objects.filter(id=routing.id).update(
-        sync_status=SyncStatus.PROCESSING, claimed_at=clock.now
+        sync_status=SyncStatus.PROCESSING,
+        claimed_at=clock.now,
+        lease_expires_at=clock.now + timedelta(seconds=settings.OUTBOX_LEASE_SECONDS),
     )
 
     assert relay() == [{"skipped": 1}]
@@ -277,11 +281,11 @@ def test_a_company_without_a_provider_syncs_through_the_mock_when_settings_say_s
     ],
     ids=["routings", "events", "attempts"],
 )
-def test_the_database_lost_while_recording_leaves_the_claim_to_expire_and_nothing_twice(
-    clock, settings, monkeypatch, target, write
+def test_the_database_lost_while_recording_gives_the_claim_back_and_nothing_twice(
+    clock, monkeypatch, target, write
 ):
     """The outcome is recorded in one transaction: losing the database at any of its writes
-    leaves none of them, and the lease brings the routing back."""
+    leaves none of them, and the task gives its routing and event back at once."""
     routing, event = routing_with_event()
     original = getattr(target, write)
 
@@ -294,14 +298,18 @@ def test_the_database_lost_while_recording_leaves_the_claim_to_expire_and_nothin
         outbox_events_sync(event_ids=[event_id], claimed_at=clock.now)
 
     routing, event = fresh(routing), fresh(event)
-    assert (routing.sync_status, routing.external_id) == (SyncStatus.PROCESSING, None)
-    assert (event.status, event.processed_at) == (OutboxStatus.PROCESSING, None)
+    assert (routing.sync_status, routing.external_id) == (SyncStatus.PENDING, None)
+    assert (routing.claimed_at, routing.lease_expires_at) == (None, None)
+    assert (event.status, event.available_at, event.processed_at) == (
+        OutboxStatus.PENDING,
+        clock.now,
+        None,
+    )
     assert not SyncAttempt.objects.exists()
     assert MockJob.objects.get().create_calls == 1
 
     monkeypatch.setattr(target, write, original)
-    clock.advance(settings.OUTBOX_LEASE_SECONDS + 1)
-    relay()
+    relay()  # at once: no lease to wait for
 
     routing, remote = fresh(routing), MockJob.objects.get()
     assert routing.sync_status == SyncStatus.SYNCED
@@ -311,7 +319,7 @@ def test_the_database_lost_while_recording_leaves_the_claim_to_expire_and_nothin
     assert routing.attempts.count() == 1
 
 
-def test_the_database_lost_while_claiming_leaves_the_event_to_its_lease(clock, monkeypatch):
+def test_the_database_lost_while_claiming_gives_the_event_back(clock, monkeypatch):
     routing, event = routing_with_event()
     [event_id] = outbox_claim_batch(now=clock.now, batch_size=10)
 
@@ -323,8 +331,39 @@ def test_the_database_lost_while_claiming_leaves_the_event_to_its_lease(clock, m
         outbox_events_sync(event_ids=[event_id], claimed_at=clock.now)
 
     assert fresh(routing).sync_status == SyncStatus.PENDING
-    assert fresh(event).status == OutboxStatus.PROCESSING  # claimed until its lease expires
+    event = fresh(event)
+    assert (event.status, event.claimed_at, event.available_at) == (
+        OutboxStatus.PENDING,
+        None,
+        clock.now,
+    )
     assert not MockJob.objects.exists()
+
+
+def test_work_that_cannot_be_given_back_is_taken_again_when_its_lease_runs_out(
+    clock, settings, monkeypatch
+):
+    """The database is still down when the task gives its claim back: the claim stays, its
+    lease is no longer renewed, and a relay takes it once it has run out."""
+    routing, event = routing_with_event()
+    [event_id] = outbox_claim_batch(now=clock.now, batch_size=10)
+
+    def database_gone(*args, **kwargs):
+        raise OperationalError("server closed the connection unexpectedly")
+
+    with monkeypatch.context() as outage, pytest.raises(OperationalError):
+        outage.setattr(SyncAttempt.objects, "bulk_create", database_gone)
+        outage.setattr(Lease, "release", database_gone)
+        outbox_events_sync(event_ids=[event_id], claimed_at=clock.now)
+
+    assert fresh(routing).sync_status == SyncStatus.PROCESSING
+    assert fresh(event).status == OutboxStatus.PROCESSING
+    assert leases.keeper.held() == []
+    assert relay() == []  # its lease still runs
+
+    clock.advance(settings.OUTBOX_LEASE_SECONDS + 1)
+    assert relay() == [{"skipped": 0, "synced": 1}]
+    assert MockJob.objects.get().create_calls == 2  # the same key twice: one job
 
 
 @pytest.mark.postgres  # SQLite's in-memory test database is never closed
