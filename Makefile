@@ -38,10 +38,10 @@ run: demo
 	@echo "    Health       http://127.0.0.1:$(PORT)/api/v1/health/detailed"
 	@echo "    Jobs         http://127.0.0.1:$(PORT)/api/v1/jobs/"
 	@echo "    Metrics      http://127.0.0.1:$(PORT)/metrics (Prometheus; web and worker counts added up)"
-	@echo "  web + worker + beat run below; Ctrl-C stops them all."
+	@echo "  web + worker + beat run below, each started again if it dies; Ctrl-C stops them all."
 	@echo ""
 	@rm -rf var/metrics && mkdir -p var/metrics
-	WEB_PORT=$(PORT) PROMETHEUS_MULTIPROC_DIR=$(abspath var/metrics) $(DEMO_ENV) $(BIN)/honcho start -f Procfile
+	WEB_PORT=$(PORT) PROMETHEUS_MULTIPROC_DIR=$(abspath var/metrics) $(DEMO_ENV) $(BIN)/supervisord -c supervisord.conf
 
 dev: run
 

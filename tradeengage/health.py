@@ -130,6 +130,24 @@ def _background(check) -> dict:
         return {"status": "unknown", "error": f"{type(exc).__name__}: {exc}"[:300]}
 
 
+def detailed_components() -> dict:
+    """Each component's health as ``/api/v1/health/detailed`` reports it, and ``/metrics`` as
+    series. Never raises: each check's failure is its component's status."""
+    providers = provider_statuses()
+    return {
+        "database": _timed(check_database),
+        "redis": _timed(check_redis),
+        "broker": _timed(check_broker),
+        "workers": _background(check_workers),
+        "beat": _background(check_beat),
+        "outbox": _background(check_outbox),
+        "external_apis": {
+            "status": UNHEALTHY if UNHEALTHY in providers.values() else HEALTHY,
+            "providers": providers,
+        },
+    }
+
+
 def _now() -> str:
     return timezone.now().isoformat()
 
@@ -213,19 +231,7 @@ def health(request):
 @authentication_classes([])
 @permission_classes([])
 def health_detailed(request):
-    providers = provider_statuses()
-    components = {
-        "database": _timed(check_database),
-        "redis": _timed(check_redis),
-        "broker": _timed(check_broker),
-        "workers": _background(check_workers),
-        "beat": _background(check_beat),
-        "outbox": _background(check_outbox),
-        "external_apis": {
-            "status": UNHEALTHY if UNHEALTHY in providers.values() else HEALTHY,
-            "providers": providers,
-        },
-    }
+    components = detailed_components()
     overall = UNHEALTHY if any(c["status"] == UNHEALTHY for c in components.values()) else HEALTHY
     body = {
         "status": overall,

@@ -1,6 +1,8 @@
 """``/metrics`` for Prometheus: the counts of ``tradeengage.metrics`` (every process's, in
-multiprocess mode), django-prometheus's request and database series, and ``queue_depth`` read
-at scrape time from the broker and the outbox.
+multiprocess mode), django-prometheus's request and database series, and, read at scrape time,
+``queue_depth`` from the broker and the outbox and ``/api/v1/health/detailed``'s facts
+(``health_component_up``, ``queue_consumers``, ``beat_last_tick_age_seconds``,
+``outbox_oldest_due_event_age_seconds``).
 
 Who may scrape is a setting: a request with ``Authorization: Bearer <METRICS_TOKEN>`` (when one
 is set) or from an address in ``METRICS_ALLOWED_NETWORKS`` (loopback by default; anywhere with
@@ -9,6 +11,7 @@ is set) or from an address in ``METRICS_ALLOWED_NETWORKS`` (loopback by default;
 
 import hmac
 import ipaddress
+import math
 import os
 import time
 
@@ -20,6 +23,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.multiprocess import MultiProcessCollector
 
 from routing.models import OutboxEvent, OutboxStatus
+from tradeengage import health
 from tradeengage.celery import app as celery_app
 
 # The outbox's states that are work not done yet, as queue_depth's "outbox:<status>" queues.
@@ -80,14 +84,81 @@ def _message_count(channel, name: str) -> int:
 
 
 def outbox_depths() -> dict[str, int]:
-    """One count per status: each is answered from that status's partial index, where one
-    query over the three statuses reads the whole outbox (280 ms at 1,000,000 events)."""
+    """One count per status (-1 when the database cannot be read): each is answered from that
+    status's partial index, where one query over the three statuses reads the whole outbox
+    (280 ms at 1,000,000 events)."""
     events = OutboxEvent.objects.order_by()
-    return {name: events.filter(status=status).count() for status, name in OUTBOX_QUEUES.items()}
+    try:
+        return {
+            name: events.filter(status=status).count() for status, name in OUTBOX_QUEUES.items()
+        }
+    except Exception:  # the database is down: the health series say so; the scrape goes on
+        return dict.fromkeys(OUTBOX_QUEUES.values(), -1)
 
 
-_queue_depth = CollectorRegistry()
-_queue_depth.register(QueueDepthCollector())
+class HealthCollector:
+    """What ``/api/v1/health/detailed`` reports, from the same checks: each component up or not,
+    the live workers by queue, beat's last tick and the outbox's oldest due event. The checks
+    open connections (each bounded by its timeout), so like ``queue_depth`` they run at most once
+    per ``METRICS_QUEUE_DEPTH_CACHE_SECONDS`` per process; they never raise."""
+
+    def __init__(self):
+        self._components: dict = {}
+        self._read_at = float("-inf")
+
+    def describe(self):
+        yield from health_families({})
+
+    def collect(self):
+        if time.monotonic() - self._read_at > settings.METRICS_QUEUE_DEPTH_CACHE_SECONDS:
+            self._components = health.detailed_components()
+            self._read_at = time.monotonic()
+        yield from health_families(self._components)
+
+
+def health_families(components: dict) -> list[GaugeMetricFamily]:
+    """``/api/v1/health/detailed``'s components as series. A fact its check could not read (the
+    cache or the database is down) has no sample; its component is down."""
+    up = GaugeMetricFamily(
+        "health_component_up",
+        "1 when /api/v1/health/detailed reports the component healthy, 0 when unhealthy or "
+        "unknown: database, redis, broker, workers, beat, outbox, external_apis.",
+        labels=["component"],
+    )
+    consumers = GaugeMetricFamily(
+        "queue_consumers",
+        "Live workers consuming each Celery queue, from their heartbeats; no sample when the "
+        "cache cannot be read.",
+        labels=["queue"],
+    )
+    beat_age = GaugeMetricFamily(
+        "beat_last_tick_age_seconds",
+        "Seconds since beat last ticked, from its heartbeat; +Inf when it never has (so an alert "
+        "on age > limit fires), no sample when the cache cannot be read.",
+    )
+    outbox_age = GaugeMetricFamily(
+        "outbox_oldest_due_event_age_seconds",
+        "Seconds the oldest outbox event due for relaying has waited; 0 when none is due, no "
+        "sample when the database cannot be read.",
+    )
+    for name, component in components.items():
+        up.add_metric([name], 1 if component["status"] == health.HEALTHY else 0)
+    for queue, count in components.get("workers", {}).get("consumers", {}).items():
+        consumers.add_metric([queue], count)
+    beat = components.get("beat", {})
+    if "last_tick_age_seconds" in beat:
+        age = beat["last_tick_age_seconds"]
+        beat_age.add_metric([], math.inf if age is None else age)
+    outbox = components.get("outbox", {})
+    if "oldest_due_age_seconds" in outbox:
+        outbox_age.add_metric([], outbox["oldest_due_age_seconds"] or 0)
+    return [up, consumers, beat_age, outbox_age]
+
+
+# Series read at scrape time, added to the counts' registry at each scrape.
+_read_at_scrape = CollectorRegistry()
+_read_at_scrape.register(QueueDepthCollector())
+_read_at_scrape.register(HealthCollector())
 
 
 def may_scrape(request) -> bool:
@@ -112,5 +183,5 @@ def metrics_view(request):
         MultiProcessCollector(registry, path=folder)
     else:
         registry = REGISTRY
-    body = generate_latest(registry) + generate_latest(_queue_depth)
+    body = generate_latest(registry) + generate_latest(_read_at_scrape)
     return HttpResponse(body, content_type=CONTENT_TYPE_LATEST)

@@ -3,20 +3,24 @@ where things happen, queue_depth read at scrape time, who may scrape, and counts
 processes (multiprocess mode) added up."""
 
 import ipaddress
+import math
 import os
 import subprocess
 import sys
+import time
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from django.db import connection
+from django.db import OperationalError, connection
+from django.utils import timezone
 from kombu import Connection
 from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 
 from routing.models import OutboxStatus
 from routing.tests.factories import OutboxEventFactory
-from tradeengage import monitoring
+from tradeengage import heartbeats, monitoring
 
 pytestmark = pytest.mark.django_db
 
@@ -184,3 +188,145 @@ def test_queue_depth_says_minus_one_when_the_broker_cannot_be_read(client, setti
 
     assert metrics[("queue_depth", (("queue", "default"),))] == -1
     assert ("queue_depth", (("queue", "outbox:pending"),)) in metrics
+
+
+# /api/v1/health/detailed's facts, read at scrape time from the same checks
+
+
+HEALTH_SERIES = {
+    "health_component_up",
+    "queue_consumers",
+    "beat_last_tick_age_seconds",
+    "outbox_oldest_due_event_age_seconds",
+}
+
+
+def health_series(metrics: dict[tuple, float]) -> dict[str, dict]:
+    """The health series of a scrape: each name's samples by their one label's value ("" when
+    the series has no label)."""
+    series: dict[str, dict] = {}
+    for (name, labels), value in metrics.items():
+        if name in HEALTH_SERIES:
+            series.setdefault(name, {})[dict(labels).popitem()[1] if labels else ""] = value
+    return series
+
+
+@pytest.fixture
+def read_at_each_scrape(settings):
+    settings.METRICS_QUEUE_DEPTH_CACHE_SECONDS = 0
+
+
+def test_health_series_say_what_detailed_health_says_with_the_background_alive(
+    client, background_alive, read_at_each_scrape
+):
+    detailed = client.get("/api/v1/health/detailed").json()["components"]
+
+    series = health_series(scraped(client))
+
+    assert series["health_component_up"] == {
+        name: float(component["status"] == "healthy") for name, component in detailed.items()
+    }
+    assert series["health_component_up"] == {
+        "database": 1,
+        "redis": 1,
+        "broker": 1,
+        "workers": 1,
+        "beat": 1,
+        "outbox": 1,
+        "external_apis": 1,
+    }
+    assert series["queue_consumers"] == {"critical": 1, "high": 1, "default": 1, "low": 1}
+    assert 0 <= series["beat_last_tick_age_seconds"][""] < 5
+    assert series["outbox_oldest_due_event_age_seconds"] == {"": 0}
+
+
+def test_workers_are_down_when_none_consumes_the_critical_queue(client, read_at_each_scrape):
+    heartbeats.beat_tick()
+    heartbeats.worker_heartbeat("celery@low-only", ["low"])
+    heartbeats.worker_heartbeat("celery@default-and-low", ["default", "low"])
+
+    series = health_series(scraped(client))
+
+    assert series["health_component_up"]["workers"] == 0
+    assert series["queue_consumers"] == {"critical": 0, "high": 0, "default": 1, "low": 2}
+
+
+def test_a_beat_that_stopped_ticking_is_down_with_its_age(
+    client, background_alive, read_at_each_scrape
+):
+    heartbeats.beat_tick(now=time.time() - 61)
+
+    series = health_series(scraped(client))
+
+    assert series["health_component_up"]["beat"] == 0
+    assert series["health_component_up"]["workers"] == 1
+    assert series["beat_last_tick_age_seconds"][""] >= 61
+
+
+def test_a_beat_that_never_ticked_is_infinitely_old(client, read_at_each_scrape):
+    heartbeats.worker_heartbeat("celery@tests", ["critical"])
+
+    series = health_series(scraped(client))
+
+    assert series["health_component_up"]["beat"] == 0
+    assert series["beat_last_tick_age_seconds"][""] == math.inf
+
+
+def test_an_event_due_for_too_long_puts_the_outbox_down_with_its_age(
+    client, background_alive, read_at_each_scrape, settings
+):
+    settings.HEALTH_OUTBOX_MAX_DUE_AGE_SECONDS = 300
+    OutboxEventFactory(available_at=timezone.now() - timedelta(seconds=400))
+    OutboxEventFactory(available_at=timezone.now() + timedelta(hours=1))  # not due yet
+
+    series = health_series(scraped(client))
+
+    assert series["health_component_up"]["outbox"] == 0
+    assert 400 <= series["outbox_oldest_due_event_age_seconds"][""] < 460
+
+
+def test_health_series_are_read_again_only_after_their_cache_time(
+    client, background_alive, settings
+):
+    settings.METRICS_QUEUE_DEPTH_CACHE_SECONDS = 0
+    assert health_series(scraped(client))["health_component_up"]["beat"] == 1
+    settings.METRICS_QUEUE_DEPTH_CACHE_SECONDS = 3600
+    heartbeats.beat_tick(now=time.time() - 61)
+
+    cached = health_series(scraped(client))["health_component_up"]["beat"]
+    settings.METRICS_QUEUE_DEPTH_CACHE_SECONDS = 0
+    read_again = health_series(scraped(client))["health_component_up"]["beat"]
+
+    assert (cached, read_again) == (1, 0)
+
+
+def test_a_scrape_answers_with_the_broker_down_and_says_so(
+    client, background_alive, read_at_each_scrape, monkeypatch
+):
+    def unreachable():
+        return Connection("redis://127.0.0.1:1/0")
+
+    monkeypatch.setattr(monitoring.celery_app, "connection_for_read", unreachable)
+    monkeypatch.setattr(monitoring.celery_app, "connection_for_write", unreachable)
+
+    series = health_series(scraped(client))
+
+    assert series["health_component_up"]["broker"] == 0
+    assert series["health_component_up"]["database"] == 1
+
+
+def test_a_scrape_answers_with_the_database_down_and_says_so(
+    client, background_alive, read_at_each_scrape
+):
+    def refuse(execute, sql, params, many, context):
+        raise OperationalError("could not connect to server")
+
+    with connection.execute_wrapper(refuse):
+        metrics = scraped(client)
+
+    assert metrics[("queue_depth", (("queue", "outbox:pending"),))] == -1
+    series = health_series(metrics)
+    assert series["health_component_up"]["database"] == 0
+    assert series["health_component_up"]["outbox"] == 0  # unknown: its query failed
+    assert "outbox_oldest_due_event_age_seconds" not in series
+    assert series["queue_consumers"]["critical"] == 1
