@@ -4,12 +4,11 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PORT ?= 8000
 # The demo's ServiceTitan simulation behaves like the real thing (seed 001): 5 % random failures
-# and realistic delays (tests keep both off); the client-processing endpoints accept a demo key;
-# and the back-sync asks about a synced routing at every beat (every minute), so the README
-# walkthrough's job completes three to four minutes after it was synced.
+# and realistic delays (tests keep both off); and the client-processing endpoints accept a demo
+# key. (The back-sync asks about a young routing every minute by default, so the README
+# walkthrough's job completes three to four minutes after it was synced.)
 DEMO_ENV ?= SERVICETITAN_SIMULATION_FAILURE_RATE=0.05 SERVICETITAN_SIMULATION_DELAYS=true \
-	PROCESSING_API_KEYS=$${PROCESSING_API_KEYS:-demo-processing-key} \
-	BACKSYNC_RECHECK_SECONDS=$${BACKSYNC_RECHECK_SECONDS:-30}
+	PROCESSING_API_KEYS=$${PROCESSING_API_KEYS:-demo-processing-key}
 export PATH := $(abspath $(BIN)):$(PATH)
 
 .PHONY: install run dev test lint format migrate demo superuser clean

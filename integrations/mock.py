@@ -8,19 +8,21 @@ Options come from the company's ``provider_settings`` over the ``MOCK_PROVIDER``
 * ``fail_first``: the first N create calls for each routing fail with ``failure``;
 * ``failure``: one of ``FAILURES`` (default ``server_error``);
 * ``retry_after``: the Retry-After seconds of a ``rate_limited`` failure (default 30);
-* ``complete_after_seconds``: jobs report themselves completed this long after creation, with
-  a revenue derived from their id (off when unset).
+* ``complete_after_seconds``: jobs are completed this long after their creation and report it
+  from then on, with that completion time and a revenue derived from their id (off when unset).
 """
 
 import hashlib
 import random
 import time
 import uuid
+from collections.abc import Sequence
 from datetime import timedelta
 from decimal import Decimal
 
 from django.conf import settings
 from django.db import connection
+from django.db.models import Case, F, Value, When
 from django.utils import timezone
 
 from integrations.models import MockJob
@@ -106,28 +108,48 @@ class MockProvider(Provider):
         return external_id
 
     def get_job_status(self, *, external_id: str, timeout: float) -> ProviderJobStatus:
-        job = MockJob.objects.filter(external_id=external_id).first()
-        if job is None:
+        statuses = self.get_job_statuses(external_ids=[external_id], timeout=timeout)
+        if external_id not in statuses:
             raise PermanentProviderError(f"Mock provider: HTTP 404 no job {external_id}")
+        return statuses[external_id]
+
+    def get_job_statuses(
+        self, *, external_ids: Sequence[str], timeout: float
+    ) -> dict[str, ProviderJobStatus]:
+        """One query for the whole batch. With ``complete_after_seconds``, a job completed at its
+        creation plus that delay, whenever it is asked: the first answer after that records it
+        (one conditional update for the batch, so a job cancelled meanwhile stays cancelled)."""
+        jobs = list(MockJob.objects.filter(external_id__in=list(external_ids)))
         complete_after = self.options.get("complete_after_seconds")
-        now = timezone.now()
-        if (
-            job.status == MockJob.Status.OPEN
-            and complete_after is not None
-            and job.created_at + timedelta(seconds=float(complete_after)) <= now
-        ):
-            job.status = MockJob.Status.COMPLETED
-            job.completed_at = now
-            job.revenue = _revenue_for(external_id)
-            MockJob.objects.filter(id=job.id, status=MockJob.Status.OPEN).update(
-                status=job.status, completed_at=job.completed_at, revenue=job.revenue
+        if complete_after is not None:
+            delay = timedelta(seconds=float(complete_after))
+            now = timezone.now()
+            due = [
+                job
+                for job in jobs
+                if job.status == MockJob.Status.OPEN and job.created_at + delay <= now
+            ]
+            for job in due:
+                job.status = MockJob.Status.COMPLETED
+                job.completed_at = job.created_at + delay
+                job.revenue = _revenue_for(job.external_id)
+            if due:
+                MockJob.objects.filter(
+                    id__in=[job.id for job in due], status=MockJob.Status.OPEN
+                ).update(
+                    status=MockJob.Status.COMPLETED,
+                    completed_at=F("created_at") + delay,
+                    revenue=Case(*(When(id=job.id, then=Value(job.revenue)) for job in due)),
+                )
+        return {
+            job.external_id: ProviderJobStatus(
+                external_id=job.external_id,
+                status=job.status,
+                completed_at=job.completed_at,
+                revenue=job.revenue,
             )
-        return ProviderJobStatus(
-            external_id=external_id,
-            status=job.status,
-            completed_at=job.completed_at,
-            revenue=job.revenue,
-        )
+            for job in jobs
+        }
 
     def cancel_job(self, *, external_id: str, reason: str, timeout: float) -> None:
         changed = MockJob.objects.filter(

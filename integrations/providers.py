@@ -10,6 +10,7 @@ conflict, unsupported service area) sends the routing to the dead-letter queue a
 """
 
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -198,6 +199,27 @@ class Provider(ABC):
 
     @abstractmethod
     def get_job_status(self, *, external_id: str, timeout: float) -> ProviderJobStatus: ...
+
+    def get_job_statuses(
+        self, *, external_ids: Sequence[str], timeout: float
+    ) -> dict[str, ProviderJobStatus]:
+        """The jobs' statuses by external id, in as few calls as the provider allows (the
+        back-sync asks about one account's routings in batches; ``timeout`` bounds each call).
+        A job the provider does not know is left out; an error of the exchange itself (timeout,
+        5xx, credentials refused) raises its ``ProviderError``.
+
+        This default asks about each job in turn, leaving out a job whose question failed
+        permanently and raising a retryable error; a provider whose API reads many jobs at once
+        overrides it."""
+        statuses = {}
+        for external_id in dict.fromkeys(external_ids):
+            try:
+                statuses[external_id] = self.get_job_status(
+                    external_id=external_id, timeout=timeout
+                )
+            except PermanentProviderError:
+                continue
+        return statuses
 
     @abstractmethod
     def cancel_job(self, *, external_id: str, reason: str, timeout: float) -> None: ...

@@ -3,6 +3,7 @@ from datetime import datetime, timedelta
 
 from django.db import models
 from django.db.models import Q
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from integrations.providers import provider_type_resolved
@@ -46,6 +47,11 @@ class JobRouting(models.Model):
     status_checked_at = models.DateTimeField(
         null=True, blank=True, help_text="When the back-sync last asked the provider about it."
     )
+    status_check_due_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="When the back-sync asks the provider about it next (never asked: once synced).",
+    )
     completed_at = models.DateTimeField(null=True, blank=True)
     revenue = models.DecimalField(max_digits=12, decimal_places=2, null=True, blank=True)
     matching_score = models.FloatField(default=0.0)
@@ -70,11 +76,12 @@ class JobRouting(models.Model):
         indexes = [
             models.Index(fields=["sync_status", "next_retry_at"], name="routing_status_retry_idx"),
             models.Index(fields=["company", "sync_status"], name="routing_company_status_idx"),
-            # The back-sync's scan: synced routings, least recently checked first.
+            # The back-sync's scan: synced routings by when they are due for a question to their
+            # provider (routing.services.backsync.BACKSYNC_DUE_AT).
             models.Index(
-                fields=["status_checked_at"],
+                Coalesce("status_check_due_at", "last_synced_at", "created_at"),
                 condition=Q(sync_status="synced"),
-                name="routing_backsync_idx",
+                name="routing_backsync_due_idx",
             ),
             # The dashboard's windows (analytics): syncs and completions by time. Partial, so a
             # routing enters them when it is synced or completed, not when it is created.

@@ -1,9 +1,10 @@
 """Routing's Celery tasks: thin wrappers that take ids and call services.
 
-The outbox relay and the sync of its batches (queue ``critical``), the back-sync (``low``),
-and seed 001's ServiceTitan queue tasks ("Queue Processing": creation critical, cancellation
-high, status update default), whose retries follow ``routing.retry.PROVIDER_CALL_RETRY`` and
-whose permanent failures become dead letters in the outbox, visible in the admin.
+The outbox relay and the sync of its batches (queue ``critical``), the back-sync's claims and
+polls (``low``), and seed 001's ServiceTitan queue tasks ("Queue Processing": creation
+critical, cancellation high, status update default), whose retries follow
+``routing.retry.PROVIDER_CALL_RETRY`` and whose permanent failures become dead letters in the
+outbox, visible in the admin.
 """
 
 import logging
@@ -16,7 +17,7 @@ from integrations.servicetitan.service import servicetitan_service
 from integrations.servicetitan.types import booking_from_json
 from routing.outbox import outbox_dead_letter_record, outbox_relay, outbox_relay_kick
 from routing.retry import PROVIDER_CALL_RETRY
-from routing.services.backsync import routings_backsync
+from routing.services.backsync import routings_backsync_dispatch, routings_poll_claimed
 from routing.services.sync import outbox_events_sync
 
 logger = logging.getLogger("routing")
@@ -49,9 +50,29 @@ def sync_outbox_events(event_ids: list[int], claimed_at: str) -> dict:
 
 
 @shared_task(ignore_result=True)
-def poll_provider_statuses() -> dict:
-    """Back-sync: ask providers about synced routings and complete the completed ones."""
-    return routings_backsync()
+def poll_provider_statuses() -> int:
+    """Back-sync (beat): claim the synced routings due for a question to their provider and
+    enqueue one ``poll_routing_statuses`` per chunk of one company's (see
+    ``routing.services.backsync.routings_backsync_dispatch``). A run that filled its claim
+    enqueues the next run at once, so a backlog is shared out without waiting for beat."""
+    claimed, more_due = routings_backsync_dispatch(dispatch=dispatch_status_poll)
+    if more_due:
+        poll_provider_statuses.apply_async()
+    return claimed
+
+
+def dispatch_status_poll(routing_ids: list, claimed_at) -> None:
+    poll_routing_statuses.apply_async(
+        args=[[str(routing_id) for routing_id in routing_ids], claimed_at.isoformat()]
+    )
+
+
+@shared_task(ignore_result=True)
+def poll_routing_statuses(routing_ids: list[str], claimed_at: str) -> dict:
+    """Ask one company's provider about a claimed chunk of its routings, in one batch call, and
+    complete those it reports completed. A late message whose routings were claimed again, or
+    completed meanwhile, leaves them."""
+    return routings_poll_claimed(routing_ids=routing_ids, claimed_at=parse_datetime(claimed_at))
 
 
 @shared_task(bind=True, ignore_result=True)

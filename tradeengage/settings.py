@@ -283,6 +283,7 @@ CELERY_TASK_ROUTES = {
     "routing.tasks.relay_outbox": {"queue": "critical"},
     "routing.tasks.sync_outbox_events": {"queue": "critical"},
     "routing.tasks.poll_provider_statuses": {"queue": "low"},
+    "routing.tasks.poll_routing_statuses": {"queue": "low"},
     "routing.tasks.servicetitan_create_job": {"queue": "critical"},
     "routing.tasks.servicetitan_cancel_job": {"queue": "high"},
     "routing.tasks.servicetitan_update_status": {"queue": "default"},
@@ -302,7 +303,7 @@ CELERY_BEAT_SCHEDULE = {
     },
     "poll-provider-statuses": {
         "task": "routing.tasks.poll_provider_statuses",
-        "schedule": env_int("BACKSYNC_INTERVAL_SECONDS", 60),
+        "schedule": env_int("BACKSYNC_INTERVAL_SECONDS", 15),
     },
     # seed 004: the midnight run (TIME_ZONE) and the retry queue every 15 minutes.
     "nightly-client-processing": {
@@ -492,11 +493,22 @@ SYNC_CALL_CONCURRENCY = env_int("SYNC_CALL_CONCURRENCY", 32)
 SYNC_UNCONFIGURED_WITH_MOCK = env_bool("SYNC_UNCONFIGURED_WITH_MOCK", default=False)
 SYNC_UNCONFIGURED_RECHECK_SECONDS = env_int("SYNC_UNCONFIGURED_RECHECK_SECONDS", 300)
 
-# Back-sync: every BACKSYNC_INTERVAL_SECONDS a beat task asks providers about up to
-# BACKSYNC_BATCH_SIZE synced routings, each at most once per BACKSYNC_RECHECK_SECONDS.
-BACKSYNC_INTERVAL_SECONDS = env_int("BACKSYNC_INTERVAL_SECONDS", 60)
-BACKSYNC_BATCH_SIZE = env_int("BACKSYNC_BATCH_SIZE", 200)
-BACKSYNC_RECHECK_SECONDS = env_int("BACKSYNC_RECHECK_SECONDS", 300)
+# Back-sync by polling (webhooks are the fast path): every BACKSYNC_INTERVAL_SECONDS beat claims
+# up to BACKSYNC_CLAIM_LIMIT synced routings due for a question (a full claim runs again at
+# once) and enqueues one poll task per BACKSYNC_BATCH_SIZE routings of one company, each one
+# batch call to its provider. A routing is asked again after a quarter of its age since it was
+# synced, at least BACKSYNC_RECHECK_MIN_SECONDS and at most BACKSYNC_RECHECK_MAX_SECONDS.
+BACKSYNC_INTERVAL_SECONDS = env_int("BACKSYNC_INTERVAL_SECONDS", 15)
+BACKSYNC_CLAIM_LIMIT = env_int("BACKSYNC_CLAIM_LIMIT", 2000)
+BACKSYNC_BATCH_SIZE = env_int("BACKSYNC_BATCH_SIZE", 100)
+BACKSYNC_RECHECK_MIN_SECONDS = env_int("BACKSYNC_RECHECK_MIN_SECONDS", 60)
+BACKSYNC_RECHECK_MAX_SECONDS = env_int("BACKSYNC_RECHECK_MAX_SECONDS", 4 * 3600)
+if BACKSYNC_CLAIM_LIMIT < 1 or BACKSYNC_BATCH_SIZE < 1:
+    raise ImproperlyConfigured("BACKSYNC_CLAIM_LIMIT and BACKSYNC_BATCH_SIZE must be at least 1")
+if not 0 <= BACKSYNC_RECHECK_MIN_SECONDS <= BACKSYNC_RECHECK_MAX_SECONDS:
+    raise ImproperlyConfigured(
+        "BACKSYNC_RECHECK_MIN_SECONDS must be 0 or more, and at most BACKSYNC_RECHECK_MAX_SECONDS"
+    )
 
 # ServiceTitan (seed 001): the real API client is used when client id, secret, app key and tenant
 # are set here or on the company's provider settings; otherwise the simulation.

@@ -4,6 +4,7 @@ real API); its signed webhooks become status updates."""
 
 import re
 import threading
+from collections.abc import Sequence
 
 from integrations.providers import (
     PermanentProviderError,
@@ -14,12 +15,13 @@ from integrations.providers import (
     WebhookRejected,
     Work,
 )
+from integrations.servicetitan.client import ServiceTitanApi
 from integrations.servicetitan.service import (
     CREDENTIAL_KEYS,
     servicetitan_config,
     servicetitan_service,
 )
-from integrations.servicetitan.types import PROBLEM_TYPES, Booking
+from integrations.servicetitan.types import PROBLEM_TYPES, Booking, ServiceTitanJob
 from integrations.servicetitan.webhooks import servicetitan_webhook_parse
 
 _services = threading.local()
@@ -73,6 +75,19 @@ def booking_for(work: Work) -> Booking:
     )
 
 
+def job_status(external_id: str, job: ServiceTitanJob) -> ProviderJobStatus:
+    status = {
+        "completed": ProviderJobStatus.COMPLETED,
+        "cancelled": ProviderJobStatus.CANCELLED,
+    }.get(job.status, ProviderJobStatus.OPEN)
+    return ProviderJobStatus(
+        external_id=external_id,
+        status=status,
+        completed_at=job.completed_at,
+        revenue=job.invoice_total,
+    )
+
+
 class ServiceTitanProvider(Provider):
     provider_type = ProviderType.SERVICETITAN
     credential_keys = (*CREDENTIAL_KEYS, "webhook_secret")
@@ -92,17 +107,19 @@ class ServiceTitanProvider(Provider):
         return self._service(timeout).create_job(booking_for(work)).reference
 
     def get_job_status(self, *, external_id: str, timeout: float) -> ProviderJobStatus:
-        job = self._service(timeout).job_for_reference(external_id)
-        status = {
-            "completed": ProviderJobStatus.COMPLETED,
-            "cancelled": ProviderJobStatus.CANCELLED,
-        }.get(job.status, ProviderJobStatus.OPEN)
-        return ProviderJobStatus(
-            external_id=external_id,
-            status=status,
-            completed_at=job.completed_at,
-            revenue=job.invoice_total,
-        )
+        return job_status(external_id, self._service(timeout).job_for_reference(external_id))
+
+    def get_job_statuses(
+        self, *, external_ids: Sequence[str], timeout: float
+    ) -> dict[str, ProviderJobStatus]:
+        service = self._service(timeout)
+        if not isinstance(service, ServiceTitanApi):
+            # The simulation reads its database one job at a time.
+            return super().get_job_statuses(external_ids=external_ids, timeout=timeout)
+        return {
+            reference: job_status(reference, job)
+            for reference, job in service.jobs_for_references(external_ids).items()
+        }
 
     def cancel_job(self, *, external_id: str, reason: str, timeout: float) -> None:
         service = self._service(timeout)

@@ -79,7 +79,8 @@ def test_injected_failures_raise_their_error_class(failure, error):
 
 def test_a_job_reports_itself_completed_with_revenue_after_its_delay():
     external_id = mock().create_job(work=work(), timeout=5)
-    MockJob.objects.update(created_at=timezone.now() - timedelta(seconds=61))
+    created_at = timezone.now() - timedelta(seconds=61)
+    MockJob.objects.update(created_at=created_at)
 
     early = mock(complete_after_seconds=120).get_job_status(external_id=external_id, timeout=5)
     done = mock(complete_after_seconds=60).get_job_status(external_id=external_id, timeout=5)
@@ -87,7 +88,56 @@ def test_a_job_reports_itself_completed_with_revenue_after_its_delay():
     assert early.status == ProviderJobStatus.OPEN
     assert done.status == ProviderJobStatus.COMPLETED
     assert 150 <= done.revenue <= 2500
-    assert done.completed_at is not None
+    # Completed when its delay ran out, not when it was asked.
+    assert done.completed_at == created_at + timedelta(seconds=60)
+    job = MockJob.objects.get()
+    assert (job.status, job.completed_at, job.revenue) == (
+        "completed",
+        done.completed_at,
+        done.revenue,
+    )
+
+
+def test_a_batch_is_answered_in_one_query_leaving_out_unknown_jobs(django_assert_num_queries):
+    jobs = MockJobFactory.create_batch(3)
+
+    with django_assert_num_queries(1):
+        statuses = mock().get_job_statuses(
+            external_ids=[job.external_id for job in jobs] + ["MOCK-NOPE"], timeout=5
+        )
+
+    assert set(statuses) == {job.external_id for job in jobs}
+    assert {status.status for status in statuses.values()} == {ProviderJobStatus.OPEN}
+
+
+def test_a_batchs_completions_are_recorded_in_one_update(django_assert_num_queries):
+    now = timezone.now()
+    due = MockJobFactory.create_batch(2, created_at=now - timedelta(seconds=90))
+    young = MockJobFactory(created_at=now)
+    cancelled = MockJobFactory(
+        created_at=now - timedelta(seconds=90), status=MockJob.Status.CANCELLED
+    )
+    jobs = [*due, young, cancelled]
+
+    with django_assert_num_queries(2):
+        statuses = mock(complete_after_seconds=60).get_job_statuses(
+            external_ids=[job.external_id for job in jobs], timeout=5
+        )
+
+    assert [statuses[job.external_id].status for job in jobs] == [
+        ProviderJobStatus.COMPLETED,
+        ProviderJobStatus.COMPLETED,
+        ProviderJobStatus.OPEN,
+        ProviderJobStatus.CANCELLED,
+    ]
+    for job in due:
+        job.refresh_from_db()
+        assert job.status == MockJob.Status.COMPLETED
+        assert job.completed_at == job.created_at + timedelta(seconds=60)
+        assert job.revenue == statuses[job.external_id].revenue
+    young.refresh_from_db()
+    cancelled.refresh_from_db()
+    assert (young.status, cancelled.status) == (MockJob.Status.OPEN, MockJob.Status.CANCELLED)
 
 
 def test_an_unknown_job_is_a_permanent_error():

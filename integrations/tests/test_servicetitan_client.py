@@ -12,9 +12,15 @@ import responses
 from django.core.cache.backends.locmem import LocMemCache
 from responses import matchers
 
-from integrations.providers import PermanentProviderError, RetryableProviderError
+from integrations.providers import (
+    PermanentProviderError,
+    ProviderAccount,
+    ProviderJobStatus,
+    RetryableProviderError,
+)
 from integrations.servicetitan import ratelimit
 from integrations.servicetitan.client import ServiceTitanApi
+from integrations.servicetitan.provider import ServiceTitanProvider
 from integrations.servicetitan.ratelimit import RateLimiter
 from integrations.tests.factories import BookingFactory
 from integrations.tests.fakes import FakeClock
@@ -497,6 +503,97 @@ def test_reference_that_is_not_a_booking_id_is_not_found_without_calls(http, api
 
     assert raised.value.code == "Not Found"
     assert len(http.calls) == 0
+
+
+def page(records, size=50, number=1, has_more=False):
+    return {"page": number, "pageSize": size, "hasMore": has_more, "data": records}
+
+
+def test_references_are_looked_up_50_ids_a_request_with_their_jobs_and_completed_invoices(
+    http, api
+):
+    """55 bookings: one not converted yet, one whose job is completed, the others working; a
+    reference ServiceTitan does not know and one that is no booking id are left out."""
+    add_token(http)
+    booking_ids = [5001 + n for n in range(55)]
+
+    def booking(booking_id):
+        if booking_id == 5001:
+            return booking_json(id=booking_id)
+        return booking_json(id=booking_id, status="Converted", jobId=booking_id + 2000)
+
+    def job(job_id):
+        if job_id == 7002:
+            return job_json(id=job_id, jobStatus="Completed", completedOn="2026-03-03T16:45:00Z")
+        return job_json(id=job_id, jobStatus="Working")
+
+    def ids(values):
+        return ",".join(map(str, values))
+
+    for chunk, asked in (
+        (booking_ids[:50], booking_ids[:50]),
+        (booking_ids[50:], [*booking_ids[50:], 9999]),
+    ):
+        http.get(
+            BOOKINGS_URL,
+            json=page([booking(booking_id) for booking_id in chunk]),
+            match=[page_params(1, 50, ids=ids(asked))],
+        )
+    job_ids = [booking_id + 2000 for booking_id in booking_ids[1:]]
+    for chunk in (job_ids[:50], job_ids[50:]):
+        http.get(
+            JOBS_URL,
+            json=page([job(job_id) for job_id in chunk]),
+            match=[page_params(1, 50, ids=ids(chunk))],
+        )
+    http.get(
+        INVOICES_URL,
+        json=page([{"id": 1, "total": "410.00", "job": {"id": 7002, "number": "70022"}}]),
+        match=[page_params(1, 50, jobId="7002")],
+    )
+
+    found = api.jobs_for_references([*map(str, booking_ids), "9999", "JOB-1"])
+
+    assert list(found) == [str(booking_id) for booking_id in booking_ids]
+    assert (found["5001"].status, found["5001"].job_number) == ("scheduled", "BOOKING-5001")
+    assert (found["5002"].status, found["5002"].invoice_total) == ("completed", Decimal("410.00"))
+    assert found["5002"].completed_at == datetime(2026, 3, 3, 16, 45, tzinfo=UTC)
+    assert {found[str(booking_id)].status for booking_id in booking_ids[2:]} == {"in_progress"}
+    assert len(api_calls(http)) == 5
+
+
+def test_the_provider_asks_about_a_batch_through_the_lookups_by_ids(http):
+    add_token(http)
+    http.get(
+        BOOKINGS_URL,
+        json=page([booking_json(id=5001, status="Converted", jobId=7001), booking_json(id=5002)]),
+        match=[page_params(1, 50, ids="5001,5002,5003")],
+    )
+    http.get(
+        JOBS_URL,
+        json=page([job_json(jobStatus="Canceled")]),
+        match=[page_params(1, 50, ids="7001")],
+    )
+    provider = ServiceTitanProvider(
+        ProviderAccount(
+            company_id=None, company_name="Acme", provider_type="servicetitan", settings=CONFIG
+        )
+    )
+
+    statuses = provider.get_job_statuses(external_ids=["5001", "5002", "5003"], timeout=5)
+
+    assert statuses == {
+        "5001": ProviderJobStatus(external_id="5001", status=ProviderJobStatus.CANCELLED),
+        "5002": ProviderJobStatus(external_id="5002", status=ProviderJobStatus.OPEN),
+    }
+
+
+def test_a_failed_lookup_fails_the_whole_batch(http, api):
+    add_token(http)
+    http.get(BOOKINGS_URL, status=503, json={"title": "Service Unavailable", "status": 503})
+
+    with pytest.raises(RetryableProviderError):
+        api.jobs_for_references(["5001", "5002"])
 
 
 def test_jobs_by_date_range_follow_pages_until_there_are_no_more(http, api):

@@ -25,7 +25,7 @@ def test_a_servicetitan_routing_goes_through_the_real_client_and_comes_back_comp
 ):
     # The live server runs in this process: the simulator accepts the company's credentials.
     settings.SERVICETITAN_SIMULATOR_CLIENTS = {"e2e-client": "e2e-secret"}
-    workers.start(BACKSYNC_RECHECK_SECONDS=0)
+    workers.start(BACKSYNC_RECHECK_MIN_SECONDS=0)
     simulator = f"{live_server.url}/servicetitan-sim"
     company = CompanyFactory(
         provider_type="servicetitan",

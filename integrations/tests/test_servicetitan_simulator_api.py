@@ -272,6 +272,35 @@ def test_bookings_are_listed_a_page_at_a_time_and_found_by_external_id(client, h
     assert missing["totalCount"] == 0
 
 
+def test_bookings_and_jobs_are_looked_up_by_ids_of_the_tenant_only(client, headers):
+    ids = [create_booking(client, headers, externalId=f"routing-{n}").json()["id"] for n in (1, 2)]
+    other = create_booking(client, headers, tenant=OTHER_TENANT).json()["id"]
+    wanted = ",".join(map(str, [ids[1], other, 999999]))
+
+    for url in (bookings_url(), jobs_url()):
+        body = client.get(url, {"ids": wanted}, headers=headers).json()
+        assert [record["id"] for record in body["data"]] == [ids[1]]
+        assert body["hasMore"] is False
+
+
+@pytest.mark.parametrize(
+    "ids",
+    [",".join(str(1001 + n) for n in range(51)), "1001,JOB-1002", "1001,,1002", "-1"],
+    ids=["51 ids", "not an id", "empty item", "negative"],
+)
+def test_a_lookup_by_more_than_50_ids_or_by_what_is_no_id_is_refused(client, headers, ids):
+    for url in (bookings_url(), jobs_url()):
+        body = assert_problem(client.get(url, {"ids": ids}, headers=headers), 400)
+        assert list(body["errors"]) == ["ids"]
+
+
+def test_a_lookup_by_50_ids_is_answered(client, headers):
+    ids = ",".join(str(1001 + n) for n in range(50))
+
+    for url in (bookings_url(), jobs_url()):
+        assert client.get(url, {"ids": ids}, headers=headers).status_code == 200
+
+
 @pytest.mark.parametrize(
     ("query", "field"),
     [

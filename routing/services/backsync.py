@@ -1,20 +1,34 @@
 """The back-sync (DESIGN.md "The core flow", step 4): providers' news about the jobs they hold,
 polled or pushed by webhook, moving routings to completed and rolling them up into their jobs.
 
-Every provider's webhook takes one path, verify → record → apply: the provider verifies its
-vendor's signature and parses the payload into a provider-neutral ``StatusUpdate``
-(``Provider.webhook_status_update``), the event id is recorded so a replay changes nothing, and
-the update is applied here.
+Webhooks are the fast path. Every provider's takes one path, verify → record → apply: the
+provider verifies its vendor's signature and parses the payload into a provider-neutral
+``StatusUpdate`` (``Provider.webhook_status_update``), the event id is recorded so a replay
+changes nothing, and the update is applied here.
+
+Polling finds what no webhook brought, and its work grows with the open routings, not with a
+fixed batch: beat's ``poll_provider_statuses`` claims the routings due for a question
+(``routings_backsync_dispatch``), oldest due first, and enqueues one poll task per chunk of one
+company's routings, since a provider answers for one account at a time; the workers share the
+chunks. Each chunk is one batch call (``Provider.get_job_statuses``: one query for the mock,
+lookups of 50 ids per request for ServiceTitan) and one transaction for its completions. A
+routing is asked about again after a wait that grows with its age (``recheck_seconds``): a
+routing synced a minute ago is asked every ``BACKSYNC_RECHECK_MIN_SECONDS``, a week-old one every
+``BACKSYNC_RECHECK_MAX_SECONDS``.
 """
 
 import logging
+import math
 import uuid
+from collections import Counter, defaultdict
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from decimal import Decimal
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import F, Max, Q, Sum
+from django.db.models import Max, OuterRef, Subquery, Sum
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from integrations.models import WebhookReceipt
@@ -33,78 +47,216 @@ from routing.services.load import company_loads_change
 
 logger = logging.getLogger("routing")
 
+# When a synced routing is due for a question to its provider: at its next check, or, never
+# asked, once it is synced. The index routing_backsync_due_idx is on this expression.
+BACKSYNC_DUE_AT = Coalesce("status_check_due_at", "last_synced_at", "created_at")
+# A routing is asked about again after this share of its age: a job open for an hour is
+# unlikely to complete within the next minute, and webhooks bring the news sooner anyway.
+RECHECK_AGE_SHARE = 0.25
 
-def routings_backsync(*, now: datetime | None = None, batch_size: int | None = None) -> dict:
-    """Ask providers about synced routings, least recently checked first, and complete those
-    their provider reports completed. Returns counts: checked, completed, errors."""
+
+def recheck_seconds(age_seconds: float) -> float:
+    """The wait before a routing synced ``age_seconds`` ago is asked about again: a quarter of
+    its age, within ``BACKSYNC_RECHECK_MIN_SECONDS`` and ``BACKSYNC_RECHECK_MAX_SECONDS``, rounded
+    down to the minimum times a power of two, so that one claim writes a handful of due times."""
+    low, high = settings.BACKSYNC_RECHECK_MIN_SECONDS, settings.BACKSYNC_RECHECK_MAX_SECONDS
+    wanted = age_seconds * RECHECK_AGE_SHARE
+    if wanted >= high:
+        return high
+    if low <= 0 or wanted <= low:
+        return max(low, 0)
+    return low * 2 ** int(math.log2(wanted / low))
+
+
+def routings_backsync_dispatch(
+    *, dispatch, now: datetime | None = None, limit: int | None = None
+) -> tuple[int, bool]:
+    """Claim the synced routings due for a question to their provider, oldest due first, at most
+    ``limit`` (``BACKSYNC_CLAIM_LIMIT``), and pass them to ``dispatch(routing_ids, claimed_at)``
+    in chunks of one company's, at most ``BACKSYNC_BATCH_SIZE`` each. Returns (routings claimed,
+    whether the claim was full: more may be due).
+
+    The claim is its own lease: it moves each routing's next check on by its recheck wait, so
+    a chunk whose task is lost is asked about at that next check, and a task that arrives after
+    a newer claim of its routings finds them claimed at another time and leaves them."""
     now = now or timezone.now()
-    recheck_before = now - timedelta(seconds=settings.BACKSYNC_RECHECK_SECONDS)
+    limit = limit or settings.BACKSYNC_CLAIM_LIMIT
+    claimed = routings_claim_due(now=now, limit=limit)
+    by_company = defaultdict(list)
+    for routing_id, company_id in claimed:
+        by_company[company_id].append(routing_id)
+    size = settings.BACKSYNC_BATCH_SIZE
+    for routing_ids in by_company.values():
+        for start in range(0, len(routing_ids), size):
+            dispatch(routing_ids[start : start + size], now)
+    return len(claimed), len(claimed) >= limit
+
+
+def routings_claim_due(*, now: datetime, limit: int) -> list[tuple[uuid.UUID, uuid.UUID]]:
+    """Claim up to ``limit`` routings due at ``now``: ``status_checked_at`` becomes ``now`` (the
+    claim's token) and the next check is set by each one's age. Returns (routing id, company id)
+    pairs. On PostgreSQL the rows are read with SKIP LOCKED, so two claims never share one."""
+    due = (
+        JobRouting.objects.filter(sync_status=SyncStatus.SYNCED, external_id__isnull=False)
+        .annotate(due_at=BACKSYNC_DUE_AT)
+        .filter(due_at__lte=now)
+        .order_by("due_at")
+    )
     with transaction.atomic():
-        due = JobRouting.objects.filter(
-            Q(status_checked_at__isnull=True) | Q(status_checked_at__lt=recheck_before),
-            sync_status=SyncStatus.SYNCED,
-            external_id__isnull=False,
-        ).order_by(F("status_checked_at").asc(nulls_first=True), "id")
         if connection.vendor == "postgresql":
             due = due.select_for_update(skip_locked=True, of=("self",))
-        routings = list(due.select_related("company")[: batch_size or settings.BACKSYNC_BATCH_SIZE])
-        JobRouting.objects.filter(id__in=[r.id for r in routings]).update(status_checked_at=now)
-    return routings_poll(routings=routings, now=now)
+        rows = list(
+            due.values_list("id", "company_id", Coalesce("last_synced_at", "created_at"))[:limit]
+        )
+        by_wait = defaultdict(list)
+        for routing_id, _, synced_at in rows:
+            by_wait[recheck_seconds((now - synced_at).total_seconds())].append(routing_id)
+        for wait, routing_ids in sorted(by_wait.items()):
+            JobRouting.objects.filter(id__in=routing_ids).update(
+                status_checked_at=now, status_check_due_at=now + timedelta(seconds=wait)
+            )
+    return [(routing_id, company_id) for routing_id, company_id, _ in rows]
 
 
-def routings_poll(*, routings, now: datetime | None = None) -> dict:
-    """Ask each routing's provider about it and complete those reported completed. Returns
-    counts: checked, completed, errors (a provider error is logged and the routing left)."""
+def routings_poll_claimed(*, routing_ids: Sequence, claimed_at: datetime) -> dict:
+    """Poll the routings of one claimed chunk (the poll task's work): those still synced and
+    still held by the claim made at ``claimed_at``; the others were completed meanwhile or
+    claimed again, and are left. Returns the counts of ``routings_poll``."""
+    routings = JobRouting.objects.filter(
+        id__in=list(routing_ids), sync_status=SyncStatus.SYNCED, status_checked_at=claimed_at
+    ).select_related("company")
+    return routings_poll(routings=list(routings))
+
+
+def routings_backsync(*, now: datetime | None = None, limit: int | None = None) -> dict:
+    """The polling back-sync in this process (tests, a shell): claim the due routings and poll
+    every chunk here instead of enqueueing it. Returns the summed counts of ``routings_poll``."""
+    counts = Counter(checked=0, completed=0, errors=0)
+
+    def poll(routing_ids, claimed_at):
+        counts.update(routings_poll_claimed(routing_ids=routing_ids, claimed_at=claimed_at))
+
+    routings_backsync_dispatch(dispatch=poll, now=now, limit=limit)
+    return dict(counts)
+
+
+def routings_poll(*, routings: Sequence[JobRouting], now: datetime | None = None) -> dict:
+    """Ask the routings' providers about them, in one batch call per company and chunk of
+    ``BACKSYNC_BATCH_SIZE``, and complete those reported completed (a completion without a
+    time is taken as ``now``). Returns counts: checked, completed, errors (routings whose
+    provider call failed or whose job the provider did not report: logged, and asked about
+    again at their next check). The routings' companies should be loaded with them."""
     now = now or timezone.now()
-    counts = {"checked": 0, "completed": 0, "errors": 0}
+    counts = Counter(checked=0, completed=0, errors=0)
+    by_company = defaultdict(list)
     for routing in routings:
-        counts["checked"] += 1
-        try:
-            status = provider_for(routing.company.provider_account()).get_job_status(
-                external_id=routing.external_id, timeout=settings.SYNC_PROVIDER_TIMEOUT_SECONDS
-            )
-        except (ProviderError, ProviderNotConfigured) as exc:
-            counts["errors"] += 1
+        by_company[routing.company_id].append(routing)
+    size = settings.BACKSYNC_BATCH_SIZE
+    for company_routings in by_company.values():
+        for start in range(0, len(company_routings), size):
+            counts.update(_poll_batch(company_routings[start : start + size], now=now))
+    return dict(counts)
+
+
+def _poll_batch(routings: list[JobRouting], *, now: datetime) -> dict:
+    """One company's routings: one batch call, one transaction for their completions."""
+    company = routings[0].company
+    try:
+        statuses = provider_for(company.provider_account()).get_job_statuses(
+            external_ids=[routing.external_id for routing in routings],
+            timeout=settings.SYNC_PROVIDER_TIMEOUT_SECONDS,
+        )
+    except (ProviderError, ProviderNotConfigured) as exc:
+        logger.warning(
+            "Status back-sync failed",
+            extra={"company_id": str(company.id), "routings": len(routings), "error": str(exc)},
+        )
+        return {"checked": len(routings), "completed": 0, "errors": len(routings)}
+    completions, unreported = [], 0
+    for routing in routings:
+        status = statuses.get(routing.external_id)
+        if status is None:
+            unreported += 1
             logger.warning(
-                "Status back-sync failed", extra={"routing_id": str(routing.id), "error": str(exc)}
+                "Status back-sync failed",
+                extra={
+                    "routing_id": str(routing.id),
+                    "error": f"The provider did not report on its job {routing.external_id}",
+                },
             )
-            continue
-        if status.status == ProviderJobStatus.COMPLETED:
-            routing_complete(
-                routing=routing,
-                completed_at=status.completed_at or now,
-                revenue=status.revenue,
-            )
-            counts["completed"] += 1
-    return counts
+        elif status.status == ProviderJobStatus.COMPLETED:
+            completions.append((routing, status.completed_at or now, status.revenue))
+    completed = routings_complete(completions=completions)
+    return {"checked": len(routings), "completed": len(completed), "errors": unreported}
 
 
 def routing_complete(
     *, routing: JobRouting, completed_at: datetime, revenue: Decimal | None
 ) -> bool:
-    """Record the provider's completion of a routing and roll it up into its job: the job is
-    completed, at its latest routing completion, with the revenue of all its completed
-    routings. Returns False when the routing was already completed (a repeated report)."""
+    """Record the provider's completion of a routing and roll it up into its job (see
+    ``routings_complete``). Returns False when the routing was already completed (a repeated
+    report)."""
+    return bool(routings_complete(completions=[(routing, completed_at, revenue)]))
+
+
+def routings_complete(
+    *, completions: Sequence[tuple[JobRouting, datetime, Decimal | None]]
+) -> list[JobRouting]:
+    """Record providers' completions, ``(routing, completed_at, revenue)``, and roll them up
+    into their jobs, in one transaction: each job is completed, at its latest routing
+    completion, with the revenue of all its completed routings. Returns the routings completed
+    here; one already completed (a repeated report) or never synced changes nothing."""
+    if not completions:
+        return []
+    now = timezone.now()
     with transaction.atomic():
-        if not JobRouting.mark_completed(
-            routing.id, completed_at=completed_at, revenue=revenue, now=timezone.now()
-        ):
-            return False
-        company_loads_change([(routing.company_id, -1)])
-        totals = JobRouting.objects.filter(
-            job_id=routing.job_id, sync_status=SyncStatus.COMPLETED
-        ).aggregate(revenue=Sum("revenue"), completed_at=Max("completed_at"))
-        Job.objects.filter(id=routing.job_id).update(
-            status=JobStatus.COMPLETED,
-            completed_at=totals["completed_at"],
-            revenue=totals["revenue"],
-            updated_at=timezone.now(),
+        completed = [
+            (routing, revenue)
+            for routing, completed_at, revenue in completions
+            if JobRouting.mark_completed(
+                routing.id, completed_at=completed_at, revenue=revenue, now=now
+            )
+        ]
+        if completed:
+            company_loads_change((routing.company_id, -1) for routing, _ in completed)
+            jobs_roll_up(job_ids={routing.job_id for routing, _ in completed}, now=now)
+    for routing, revenue in completed:
+        logger.info(
+            "Routing completed",
+            extra={
+                "routing_id": str(routing.id),
+                "job_id": str(routing.job_id),
+                "revenue": revenue,
+            },
         )
-    logger.info(
-        "Routing completed",
-        extra={"routing_id": str(routing.id), "job_id": str(routing.job_id), "revenue": revenue},
+    return [routing for routing, _ in completed]
+
+
+def jobs_roll_up(*, job_ids, now: datetime) -> None:
+    """Each job completed at its latest routing completion, with the revenue summed over its
+    completed routings. Must run inside the transaction that completed the routings.
+
+    The jobs are locked first, in id order, by a statement of their own. Routings of one job go
+    to different companies, so different chunks complete them at once: the lock makes the
+    second wait for the first's commit, and its roll-up, a later statement, then reads the
+    first's completions too (under READ COMMITTED, an UPDATE that waited for a row still sums
+    with the snapshot it started with, and would drop them). The order keeps two batches of
+    the same jobs from deadlocking."""
+    job_ids = sorted(job_ids)
+    if connection.features.has_select_for_update:
+        jobs = Job.objects.filter(id__in=job_ids).order_by("id")
+        list(jobs.select_for_update(no_key=True).values_list("id", flat=True))
+    completed = (
+        JobRouting.objects.filter(job_id=OuterRef("id"), sync_status=SyncStatus.COMPLETED)
+        .order_by()
+        .values("job_id")
     )
-    return True
+    Job.objects.filter(id__in=job_ids).update(
+        status=JobStatus.COMPLETED,
+        completed_at=Subquery(completed.annotate(latest=Max("completed_at")).values("latest")),
+        revenue=Subquery(completed.annotate(total=Sum("revenue")).values("total")),
+        updated_at=now,
+    )
 
 
 def provider_webhook_receive(

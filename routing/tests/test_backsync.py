@@ -3,23 +3,39 @@ completing them and rolling them up into their jobs; provider webhooks (verify, 
 apply) and the status updates they carry."""
 
 import base64
+import threading
+import time
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
+from django.db import connection, transaction
+from django.utils import timezone
 
+from integrations.mock import MockProvider
 from integrations.models import MockJob, WebhookReceipt
-from integrations.providers import ProviderJobStatus, StatusUpdate, WebhookRejected
+from integrations.providers import (
+    ProviderJobStatus,
+    RetryableProviderError,
+    StatusUpdate,
+    WebhookRejected,
+)
 from integrations.servicetitan.webhooks import payload_signed
 from jobs.models import Company, Job, JobStatus
+from jobs.tests.factories import JobFactory
 from routing.models import JobRouting, SyncStatus
 from routing.services.backsync import (
     provider_webhook_receive,
+    recheck_seconds,
     routing_complete,
     routings_backsync,
+    routings_backsync_dispatch,
+    routings_complete,
+    routings_poll_claimed,
     status_update_apply,
 )
+from routing.tasks import poll_provider_statuses, poll_routing_statuses
 from routing.tests.factories import JobRoutingFactory, routing_with_event
 from routing.tests.in_process import fresh, relay
 
@@ -60,23 +76,255 @@ def test_back_sync_completes_routings_and_rolls_them_up_into_the_job(clock):
     assert job.completed_at == second.completed_at
 
 
-def test_back_sync_reads_the_least_recently_checked_first(clock):
-    routings = [
-        routing_with_event(sync_status=SyncStatus.SYNCED, external_id=f"MOCK-{n}")[0]
-        for n in range(3)
-    ]
-    for routing in routings:
+def synced_routings(count: int, *, clock, **kwargs) -> list[JobRouting]:
+    """Routings synced now to one new mock-provider company (``company__...`` configures it),
+    each with its job at the provider, as a sync leaves them."""
+    routings = []
+    while len(routings) < count:
+        routing, _ = routing_with_event(
+            sync_status=SyncStatus.SYNCED,
+            external_id=f"MOCK-{uuid.uuid4().hex[:12]}",
+            last_synced_at=clock.now,
+            **kwargs,
+        )
         MockJob.objects.create(
             idempotency_key=str(routing.id),
             external_id=routing.external_id,
             company_id=routing.company_id,
             created_at=clock.now,
         )
-    JobRouting.objects.filter(id=routings[0].id).update(status_checked_at=clock.now)
-    clock.advance(301)
+        kwargs = {key: value for key, value in kwargs.items() if not key.startswith("company__")}
+        kwargs["company"] = routing.company
+        routings.append(routing)
+    return routings
 
-    assert routings_backsync(batch_size=2)["checked"] == 2
-    assert fresh(routings[0]).status_checked_at != clock.now
+
+def test_back_sync_asks_about_the_longest_due_first(clock):
+    routings = synced_routings(3, clock=clock)
+    JobRouting.objects.filter(id=routings[0].id).update(
+        status_check_due_at=clock.now + timedelta(seconds=30)
+    )
+    JobRouting.objects.filter(id=routings[2].id).update(
+        status_check_due_at=clock.now - timedelta(seconds=30)
+    )
+    clock.advance(60)
+
+    assert routings_backsync(limit=2)["checked"] == 2
+    assert fresh(routings[0]).status_checked_at is None
+    assert fresh(routings[1]).status_checked_at == fresh(routings[2]).status_checked_at == clock.now
+
+
+@pytest.mark.parametrize(
+    ("age", "wait"),
+    [(0, 60), (240, 60), (479, 60), (480, 120), (3600, 480), (30 * 86400, 4 * 3600)],
+)
+def test_a_routing_is_asked_again_after_a_wait_that_grows_with_its_age(age, wait):
+    assert recheck_seconds(age) == wait
+
+
+def test_a_claim_sets_each_routings_next_check_by_its_age(clock):
+    young = synced_routings(1, clock=clock)[0]
+    clock.advance(3600)
+    old = synced_routings(1, clock=clock)[0]
+    JobRouting.objects.filter(id=old.id).update(last_synced_at=clock.now - timedelta(hours=1))
+    JobRouting.objects.filter(id=young.id).update(last_synced_at=clock.now)
+
+    assert routings_backsync() == {"checked": 2, "completed": 0, "errors": 0}
+
+    assert fresh(young).status_check_due_at == clock.now + timedelta(seconds=60)
+    assert fresh(old).status_check_due_at == clock.now + timedelta(seconds=480)
+    clock.advance(60)
+    assert routings_backsync()["checked"] == 1
+
+
+def test_a_synced_routing_is_due_once_synced_and_a_claimed_one_not_again_until_its_next_check(
+    clock,
+):
+    routing = synced_routings(1, clock=clock)[0]
+    chunks = []
+
+    def dispatch(routing_ids, claimed_at):
+        chunks.append(routing_ids)
+
+    assert routings_backsync_dispatch(dispatch=dispatch) == (1, False)
+    assert routings_backsync_dispatch(dispatch=dispatch) == (0, False)
+    clock.advance(59)
+    assert routings_backsync_dispatch(dispatch=dispatch) == (0, False)
+    clock.advance(1)
+    assert routings_backsync_dispatch(dispatch=dispatch) == (1, False)
+    assert chunks == [[routing.id], [routing.id]]
+
+
+def test_a_claim_is_handed_out_in_chunks_of_one_companys_routings(clock, settings):
+    settings.BACKSYNC_BATCH_SIZE = 2
+    first = synced_routings(3, clock=clock)
+    second = synced_routings(1, clock=clock)
+    chunks = []
+
+    def dispatch(routing_ids, claimed_at):
+        chunks.append((set(routing_ids), claimed_at))
+
+    assert routings_backsync_dispatch(dispatch=dispatch, limit=4) == (4, True)
+
+    assert sorted(len(ids) for ids, _ in chunks) == [1, 1, 2]
+    companies = [{fresh(JobRouting(id=id)).company_id for id in ids} for ids, _ in chunks]
+    assert all(len(company) == 1 for company in companies)
+    assert set().union(*(ids for ids, _ in chunks)) == {r.id for r in first + second}
+    assert {claimed_at for _, claimed_at in chunks} == {clock.now}
+
+
+def test_a_poll_of_routings_claimed_again_since_leaves_them(clock):
+    routing = synced_routings(1, clock=clock)[0]
+    chunks = []
+    routings_backsync_dispatch(dispatch=lambda ids, at: chunks.append((ids, at)))
+    clock.advance(60)
+    routings_backsync_dispatch(dispatch=lambda ids, at: chunks.append((ids, at)))
+
+    late = routings_poll_claimed(routing_ids=chunks[0][0], claimed_at=chunks[0][1])
+    on_time = routings_poll_claimed(routing_ids=chunks[1][0], claimed_at=chunks[1][1])
+
+    assert late == {"checked": 0, "completed": 0, "errors": 0}
+    assert on_time == {"checked": 1, "completed": 0, "errors": 0}
+    assert fresh(routing).status_checked_at == clock.now
+
+
+def test_the_beat_task_enqueues_one_poll_per_chunk_and_runs_again_when_its_claim_was_full(
+    clock, settings, monkeypatch
+):
+    settings.BACKSYNC_BATCH_SIZE = 2
+    settings.BACKSYNC_CLAIM_LIMIT = 3
+    routings = synced_routings(3, clock=clock, company__provider_settings={})
+    polls, runs = [], []
+    monkeypatch.setattr(poll_routing_statuses, "apply_async", lambda args: polls.append(args))
+    monkeypatch.setattr(poll_provider_statuses, "apply_async", lambda: runs.append(True))
+
+    assert poll_provider_statuses() == 3
+
+    assert sorted(len(ids) for ids, _ in polls) == [1, 2]
+    assert runs == [True]
+    assert {id for ids, _ in polls for id in ids} == {str(r.id) for r in routings}
+    counts = [poll_routing_statuses(*args) for args in polls]
+    assert sum(count["checked"] for count in counts) == 3
+
+
+def test_a_chunk_is_asked_about_in_one_provider_call_and_completed_in_one_transaction(
+    clock, django_assert_max_num_queries
+):
+    routings = synced_routings(
+        20, clock=clock, company__provider_settings={"complete_after_seconds": 60}
+    )
+    Company.objects.filter(id=routings[0].company_id).update(open_routing_count=20)
+    clock.advance(60)
+    chunks = []
+    routings_backsync_dispatch(dispatch=lambda ids, at: chunks.append((ids, at)))
+
+    # One query each: the chunk re-read, the provider's read and its write, the jobs locked (on
+    # PostgreSQL) and rolled up, the company's load, the savepoint and its release; and one per
+    # completion.
+    with django_assert_max_num_queries(8 + 20):
+        counts = routings_poll_claimed(routing_ids=chunks[0][0], claimed_at=chunks[0][1])
+
+    assert counts == {"checked": 20, "completed": 20, "errors": 0}
+    assert fresh(routings[0].company).open_routing_count == 0
+    for routing in routings:
+        routing, job = fresh(routing), fresh(routing.job)
+        mock_job = MockJob.objects.get(external_id=routing.external_id)
+        assert (
+            routing.completed_at
+            == mock_job.completed_at
+            == mock_job.created_at + timedelta(seconds=60)
+        )
+        assert (job.status, job.completed_at, job.revenue) == (
+            JobStatus.COMPLETED,
+            routing.completed_at,
+            routing.revenue,
+        )
+
+
+def test_completions_of_one_batch_roll_up_into_each_job_once_with_the_summed_revenue(clock):
+    first = synced_routings(1, clock=clock)[0]
+    second = synced_routings(1, clock=clock, job=first.job)[0]
+    other = synced_routings(1, clock=clock)[0]
+    earlier, later = clock.now - timedelta(minutes=5), clock.now - timedelta(minutes=1)
+
+    completed = routings_complete(
+        completions=[
+            (first, earlier, Decimal("100.50")),
+            (second, later, Decimal("20.25")),
+            (other, earlier, None),
+        ]
+    )
+
+    assert {routing.id for routing in completed} == {first.id, second.id, other.id}
+    job = fresh(first.job)
+    assert (job.status, job.completed_at, job.revenue) == (
+        JobStatus.COMPLETED,
+        later,
+        Decimal("120.75"),
+    )
+    assert (fresh(other.job).completed_at, fresh(other.job).revenue) == (earlier, None)
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_two_routings_of_one_job_completed_at_once_both_count_in_its_revenue():
+    """Routings of one job belong to different companies, so different poll tasks complete
+    them at the same time. The second roll-up waits for the first's job row; it must then sum
+    the first's completion too, not only what it saw when its statement began."""
+    job = JobFactory()
+    first, second = (
+        JobRoutingFactory(job=job, sync_status=SyncStatus.SYNCED, external_id=f"MOCK-{n}")
+        for n in (1, 2)
+    )
+    earlier = timezone.now() - timedelta(minutes=2)
+    first_done, release = threading.Event(), threading.Event()
+    outcome = {}
+
+    def complete_first_and_hold():
+        try:
+            with transaction.atomic():
+                routings_complete(completions=[(first, earlier, Decimal("100.00"))])
+                first_done.set()
+                release.wait(10)
+        finally:
+            connection.close()
+
+    def complete_second():
+        try:
+            outcome["completed"] = routings_complete(
+                completions=[(second, earlier + timedelta(minutes=1), Decimal("20.00"))]
+            )
+        finally:
+            connection.close()
+
+    holder = threading.Thread(target=complete_first_and_hold)
+    holder.start()
+    assert first_done.wait(10)
+    completer = threading.Thread(target=complete_second)
+    completer.start()
+    try:
+        deadline = time.monotonic() + 10
+        with connection.cursor() as cursor:
+            while time.monotonic() < deadline:
+                cursor.execute(
+                    "SELECT count(*) FROM pg_stat_activity"
+                    " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+                )
+                if cursor.fetchone()[0]:
+                    break
+                time.sleep(0.02)
+    finally:
+        release.set()
+        holder.join(10)
+        completer.join(10)
+
+    assert [routing.id for routing in outcome["completed"]] == [second.id]
+    job.refresh_from_db()
+    assert (job.status, job.revenue, job.completed_at) == (
+        JobStatus.COMPLETED,
+        Decimal("120.00"),
+        earlier + timedelta(minutes=1),
+    )
 
 
 def test_back_sync_survives_a_provider_error(clock, caplog):
@@ -85,6 +333,21 @@ def test_back_sync_survives_a_provider_error(clock, caplog):
     assert routings_backsync() == {"checked": 1, "completed": 0, "errors": 1}
     assert fresh(routing).sync_status == SyncStatus.SYNCED
     assert "Status back-sync failed" in caplog.text
+
+
+def test_a_failed_batch_call_counts_each_of_its_routings_as_an_error(clock, caplog, monkeypatch):
+    routings = synced_routings(3, clock=clock)
+
+    def refuse(self, *, external_ids, timeout):
+        raise RetryableProviderError("Mock provider: HTTP 503 Service Unavailable")
+
+    monkeypatch.setattr(MockProvider, "get_job_statuses", refuse)
+
+    assert routings_backsync() == {"checked": 3, "completed": 0, "errors": 3}
+    assert all(fresh(routing).sync_status == SyncStatus.SYNCED for routing in routings)
+    assert [record.error for record in caplog.records] == [
+        "Mock provider: HTTP 503 Service Unavailable"
+    ]
 
 
 def test_a_repeated_completion_report_changes_nothing(clock):

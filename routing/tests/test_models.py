@@ -67,9 +67,7 @@ def claimed(**fields) -> JobRouting:
 def test_a_sync_takes_pending_routings_and_those_whose_lease_ran_out(
     sync_status, lease_expires_at, takeable
 ):
-    candidate = routing(
-        sync_status=sync_status, claimed_at=NOW, lease_expires_at=lease_expires_at
-    )
+    candidate = routing(sync_status=sync_status, claimed_at=NOW, lease_expires_at=lease_expires_at)
 
     assert candidate.is_takeable(now=NOW) is takeable
 

@@ -156,11 +156,28 @@ class PageQuery(serializers.Serializer):
     pageSize = serializers.IntegerField(min_value=1, max_value=500, default=50)
 
 
+class IdsField(serializers.CharField):
+    """``ids``: "Perform lookup by multiple IDs (maximum 50)" (crm and jpm v2 OpenAPI), as a
+    comma-separated list; more than 50, or one that is no id, is refused."""
+
+    LIMIT = 50
+
+    def to_internal_value(self, data) -> list[int]:
+        parts = [part.strip() for part in super().to_internal_value(data).split(",")]
+        if not all(part.isdigit() and len(part) <= 19 for part in parts):
+            raise serializers.ValidationError("ids is a comma-separated list of integer ids.")
+        if len(parts) > self.LIMIT:
+            raise serializers.ValidationError(f"At most {self.LIMIT} ids per request.")
+        return [int(part) for part in parts]
+
+
 class BookingListQuery(PageQuery):
+    ids = IdsField(required=False)
     externalId = serializers.CharField(required=False, allow_blank=True)
 
 
 class JobListQuery(PageQuery):
+    ids = IdsField(required=False)
     createdOnOrAfter = serializers.DateTimeField(required=False)
     createdBefore = serializers.DateTimeField(required=False)
 
@@ -322,6 +339,13 @@ def _job_pk(job_id: int) -> int | None:
     return pk if 0 < pk <= LARGEST_ID else None
 
 
+def _listed_by_ids(listed, query: dict):
+    """A booking and its job share their id here (``SimulatedJob``), so one filter serves both."""
+    if "ids" not in query:
+        return listed
+    return listed.filter(pk__in=[pk for pk in map(_job_pk, query["ids"]) if pk is not None])
+
+
 def _tenant_job(tenant: str, job_id: int, kind: str = "Job") -> SimulatedJob:
     job = SimulatedJob.objects.filter(tenant=tenant, pk=_job_pk(job_id)).first()
     if job is None:
@@ -374,7 +398,7 @@ def bookings(request, tenant: str, provider: str):
         job = SimulatedJob.objects.get(pk=_job_pk(created.id))
         return JsonResponse(_booking(job, submitted=data))
     query = _validated(BookingListQuery, request.GET)
-    listed = SimulatedJob.objects.filter(tenant=tenant)
+    listed = _listed_by_ids(SimulatedJob.objects.filter(tenant=tenant), query)
     if "externalId" in query:
         listed = listed.filter(booking_id=query["externalId"])
     return JsonResponse(_page(listed, query, _booking))
@@ -388,7 +412,7 @@ def booking_detail(request, tenant: str, provider: str, booking_id: int):
 @servicetitan_endpoint("GET")
 def jobs(request, tenant: str):
     query = _validated(JobListQuery, request.GET)
-    listed = SimulatedJob.objects.filter(tenant=tenant)
+    listed = _listed_by_ids(SimulatedJob.objects.filter(tenant=tenant), query)
     if "createdOnOrAfter" in query:
         listed = listed.filter(created_at__gte=query["createdOnOrAfter"])
     if "createdBefore" in query:
