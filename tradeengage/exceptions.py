@@ -277,7 +277,15 @@ def processing_body(problem: Problem) -> tuple[int, dict]:
 
 def problem_response(problem: Problem, render: Renderer) -> Response:
     status, body = render(problem)
-    return Response(body, status=status, headers=problem.headers)
+    return _outage_logged(Response(body, status=status, headers=problem.headers))
+
+
+def _outage_logged(response):
+    """A 503 is an outage, logged where it is met (one warning per interval): Django's request
+    log, which would add an ERROR line per request for it, leaves it alone."""
+    if response.status_code == 503:
+        response._has_been_logged = True
+    return response
 
 
 def _answered(exc: BaseException, render: Renderer) -> Response:
@@ -310,7 +318,7 @@ def renderer_for_path(path: str) -> Renderer:
 
 def _json_response(request, problem: Problem) -> JsonResponse:
     status, body = renderer_for_path(request.path)(problem)
-    return JsonResponse(body, status=status, headers=problem.headers)
+    return _outage_logged(JsonResponse(body, status=status, headers=problem.headers))
 
 
 def json_not_found(request, exception=None):

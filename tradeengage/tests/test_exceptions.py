@@ -547,6 +547,7 @@ def test_a_database_outage_answers_503_with_retry_after_and_logs_one_warning(
     records = [r for r in caplog.records if r.name == "tradeengage.api"]
     assert [(r.levelname, r.exc_info) for r in records] == [("WARNING", None)]
     assert "server closed the connection unexpectedly" in records[0].getMessage()
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]  # nor Django's
     assert Job.objects.count() == 0
 
 
