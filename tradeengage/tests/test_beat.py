@@ -4,6 +4,7 @@ import logging
 
 import pytest
 from django.db import OperationalError, connection
+from django_celery_beat import schedulers
 from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
 from tradeengage import beat
@@ -49,6 +50,37 @@ def test_a_first_read_that_fails_is_tried_again_at_the_next_tick(relay_entry):
 
     assert scheduler._initial_read is True
     assert "relay-outbox" in scheduler.all_as_schedule()
+
+
+def test_the_change_check_and_the_saves_during_an_outage_log_one_warning_not_tracebacks(
+    relay_entry, caplog, monkeypatch
+):
+    """django-celery-beat's own error lines at every tick are folded into the one warning."""
+    beat._outage_log.reset()
+    scheduler = OutageTolerantScheduler(app=celery_app, lazy=True)
+    scheduler._schedule = scheduler.all_as_schedule()
+    # The change check and the saves close stale connections first; not the test's own.
+    monkeypatch.setattr(schedulers, "close_old_connections", lambda: None)
+
+    with connection.execute_wrapper(database_down):
+        for _ in range(3):
+            assert scheduler.schedule_changed() is False
+            scheduler._dirty.add("relay-outbox")
+            scheduler.sync()
+
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+    warnings = [r for r in caplog.records if r.name == "tradeengage.beat"]
+    assert [(r.levelno, r.exc_info) for r in warnings] == [(logging.WARNING, None)]
+    assert "Beat could not reach the database" in warnings[0].getMessage()
+
+
+def test_other_errors_of_the_scheduler_are_still_logged(caplog):
+    try:
+        raise ValueError("a bug")
+    except ValueError:
+        logging.getLogger("django_celery_beat.schedulers").exception("Database gave error")
+
+    assert [r.levelno for r in caplog.records] == [logging.ERROR]
 
 
 def test_beat_runs_this_scheduler(settings):
