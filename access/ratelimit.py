@@ -34,8 +34,11 @@ from rest_framework.throttling import BaseThrottle
 
 from access.callers import Caller
 from tradeengage import metrics
+from tradeengage.logging import Throttled
 
 logger = logging.getLogger("tradeengage.ratelimit")
+# One line a minute while Redis is away, not one per request.
+_redis_failed_log = Throttled(logger, seconds=60)
 
 MINUTE, HOUR = 60, 3600
 # The request that creates a job (seed 000: job creation has its own ceiling).
@@ -205,7 +208,7 @@ def address_counter(request, *, uses_up: bool = True) -> Counter:
 def rate_limit(request, counters: list[Counter], *, key_id: str | None = None) -> None:
     """Count the request against ``counters`` and remember the outcome for its response's
     headers; ``RateLimitExceeded`` when it is over any of them. When the cache fails the request
-    passes, unlimited and without the headers, and a warning is logged.
+    passes, unlimited and without the headers, and a warning is logged (one a minute).
 
     On Redis, the same round trip notes that the API key ``key_id`` was used now (see
     ``notes_key_uses``)."""
@@ -219,7 +222,7 @@ def rate_limit(request, counters: list[Counter], *, key_id: str | None = None) -
             counted = _count_in_cache(request, counters)
     except RedisError as exc:
         counted = None
-        logger.warning("Rate limits not checked, Redis failed: %s", exc)
+        _redis_failed_log.warning("Rate limits not checked, Redis failed: %s", exc)
     if counted is None:
         return
     usages, allowed = counted

@@ -11,6 +11,9 @@ from celery.signals import (
 )
 from django.db import close_old_connections
 from kombu import Queue
+from kombu.transport import TRANSPORT_ALIASES
+from kombu.transport import redis as kombu_redis
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from tradeengage.db import is_database_unavailable
 from tradeengage.heartbeats import WorkerHeartbeat
@@ -40,6 +43,35 @@ class OutageTolerantTask(Task):
             )
             return None
 
+
+class RedisChannel(kombu_redis.Channel):
+    def _connparams(self, asynchronous=False):
+        # Only a detached transport has no client: say so as the connection error it is.
+        if self.connection.client is None:
+            raise RedisConnectionError("the broker connection is closed")
+        return super()._connparams(asynchronous=asynchronous)
+
+
+class RedisTransport(kombu_redis.Transport):
+    """kombu's Redis transport, but a worker that loses Redis while it holds unacknowledged
+    messages reconnects instead of stopping (issue 16; kombu 5.7.0). After a connection error,
+    Celery's consumer calls ``Connection.collect()``, which detaches the transport
+    (``transport.client = None``) even when it could not close the task channel: closing it
+    reads the BRPOP in flight from the dead socket and fails, and the remote-control and gossip
+    channels' clean-up stops ``close_connection`` before it. ``connection.close()`` then closes
+    the channel again, its QoS restores the held messages through a new connection pool, and
+    building the pool reads ``transport.client.hostname``: an AttributeError, which kombu and
+    Celery do not treat as a connection error, so the worker ended ("Unrecoverable error"). Our
+    channel raises the connection error instead, which both catch. The held messages cannot be
+    restored without Redis: they stay in its unacked set, from which a worker restores them
+    after the visibility timeout, or they went with a Redis that restarted empty (the outbox's
+    leases take their events again). Their acks fail the same way ("Couldn't ack", CRITICAL)."""
+
+    Channel = RedisChannel
+
+
+# kombu picks a broker URL's transport by its scheme.
+TRANSPORT_ALIASES.update(redis=f"{__name__}:RedisTransport", rediss=f"{__name__}:RedisTransport")
 
 app = Celery("tradeengage", task_cls=OutageTolerantTask)
 app.config_from_object("django.conf:settings", namespace="CELERY")
