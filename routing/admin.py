@@ -156,6 +156,7 @@ class JobRoutingAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
                     "next_retry_at",
                     "last_synced_at",
                     "claimed_at",
+                    "lease_expires_at",
                 ]
             },
         ),
@@ -325,6 +326,7 @@ class OutboxEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         "attempts",
         "available_at",
         "claimed_at",
+        "lease_expires_at",
         "processed_at",
         "created_at",
         "error_text",
