@@ -520,6 +520,8 @@ SERVICETITAN = {
     "app_key": env_str("SERVICETITAN_APP_KEY"),
     "tenant_id": env_str("SERVICETITAN_TENANT_ID"),
     "booking_provider_id": env_str("SERVICETITAN_BOOKING_PROVIDER_ID"),
+    # The job cancel reason cancellations are sent with; unset, the tenant's first active one.
+    "cancel_reason_id": env_str("SERVICETITAN_CANCEL_REASON_ID"),
     "webhook_secret": env_str("SERVICETITAN_WEBHOOK_SECRET"),
     "requests_per_second": env_int("SERVICETITAN_REQUESTS_PER_SECOND", 60),
     "timeout_seconds": env_float("SERVICETITAN_TIMEOUT_SECONDS", 10.0),

@@ -65,6 +65,8 @@ class ServiceTitanApi(ServiceTitanService):
         self.app_key = config["app_key"]
         self.tenant = str(config["tenant_id"])
         self.booking_provider = str(config.get("booking_provider_id") or "")
+        self.cancel_reason_id = str(config.get("cancel_reason_id") or "")
+        self._cancel_reason_id_checked: int | None = None
         self.timeout = float(config.get("timeout_seconds") or 10.0)
         self.session = requests.Session()
         self.session.headers["Accept"] = "application/json"
@@ -160,9 +162,11 @@ class ServiceTitanApi(ServiceTitanService):
         )
 
     def cancel_job(self, job_id: int, reason: str) -> ServiceTitanJob:
-        self._request(
-            "POST", f"{self._job_path(job_id)}/cancel", json={"reasonId": 0, "memo": reason}
-        )
+        """``PUT jobs/{id}/cancel`` with both fields jpm v2 requires (``CancelJobRequest``): a
+        ``reasonId`` of the tenant's job-cancel-reasons (``_cancel_reason``) and our reason as
+        the ``memo``."""
+        body = {"reasonId": self._cancel_reason(), "memo": reason}
+        self._request("PUT", f"{self._job_path(job_id)}/cancel", json=body)
         job = self.get_job(job_id)
         job.cancel_reason = reason
         return job
@@ -202,6 +206,41 @@ class ServiceTitanApi(ServiceTitanService):
 
     def _job_path(self, job_id) -> str:
         return f"/jpm/v2/tenant/{self.tenant}/jobs/{job_id}"
+
+    def _cancel_reason(self) -> int:
+        """The ``reasonId`` of this client's cancellations, checked once against the tenant's
+        active job-cancel-reasons: the configured ``cancel_reason_id``, else the first active one.
+
+        A configured id the tenant does not have (or has deactivated) is refused before any PUT,
+        naming the setting to fix. Unset, the first active reason is used rather than refusing:
+        a cancellation that never reaches the office leaves a technician driving to work the
+        homeowner called off, while the reason's category is bookkeeping the office can correct,
+        and ``memo`` carries the actual reason. A tenant without an active reason is refused."""
+        if self._cancel_reason_id_checked is not None:
+            return self._cancel_reason_id_checked
+        path = f"/jpm/v2/tenant/{self.tenant}/job-cancel-reasons"
+        active = [
+            reason["id"]
+            for reason in self._pages(path, {"active": "True"}, page_size=PAGE_SIZE)
+            if reason.get("active") and reason.get("id") is not None
+        ]
+        if self.cancel_reason_id:
+            if not any(str(reason_id) == self.cancel_reason_id for reason_id in active):
+                raise PermanentProviderError(
+                    f"ServiceTitan cancel_reason_id {self.cancel_reason_id!r} is not one of tenant "
+                    f"{self.tenant}'s active job cancel reasons ({', '.join(map(str, active))})",
+                    code="Configuration Error",
+                )
+            self._cancel_reason_id_checked = int(self.cancel_reason_id)
+        elif active:
+            self._cancel_reason_id_checked = active[0]
+        else:
+            raise PermanentProviderError(
+                f"ServiceTitan tenant {self.tenant} has no active job cancel reason: a job cannot "
+                "be cancelled without one",
+                code="Configuration Error",
+            )
+        return self._cancel_reason_id_checked
 
     def _find_booking(self, path: str, external_id: str) -> dict | None:
         if not external_id:

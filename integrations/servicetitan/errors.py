@@ -25,9 +25,10 @@ CONFIGURATION_ERRORS = (
 
 
 def error_from_response(response: requests.Response, method: str, path: str) -> ProviderError:
-    """An error answer as a provider error. Bodies are RFC 7807 problem details
-    (``title``, ``detail``, ``errors: {field: [messages]}``) when ServiceTitan wrote them, and
-    anything at all when a proxy in front of it did."""
+    """An error answer as a provider error. ServiceTitan's bodies are its ``ApiErrorResponse``
+    (v2 OpenAPI specs: ``type``, ``title``, ``status``, ``traceId``, ``errors: {field:
+    [messages]}``, ``data``; no ``detail``, though a ``detail`` is shown if one comes), and
+    anything at all when a proxy in front of it wrote them."""
     status = response.status_code
     problem = json_object_or_empty(response)
     details = [
@@ -39,10 +40,14 @@ def error_from_response(response: requests.Response, method: str, path: str) -> 
     explanation = problem.get("detail") or "; ".join(
         f"{detail['field']}: {detail['message']}" for detail in details
     )
-    if not explanation:
+    if not explanation and not problem.get("title"):
         explanation = body_snippet(response)
     message = f"ServiceTitan {method} {path}: HTTP {status} {title}".rstrip()
-    message += f": {explanation}"
+    if explanation:
+        message += f": {explanation}"
+    if problem.get("traceId"):
+        # "Internal trace ID for advanced diagnostics" (ApiErrorResponse): worth quoting.
+        message += f" (traceId {problem['traceId']})"
     if status == 429:
         return RetryableProviderError(
             message, retry_after=retry_after_seconds(response), code="Rate Limited"

@@ -13,10 +13,12 @@ from integrations.servicetitan.types import PROBLEM_TYPES, Booking, ServiceTitan
 # Our problem-type priorities and ServiceTitan's.
 PRIORITIES = {"high": "High", "medium": "Normal", "low": "Low"}
 OUR_PRIORITIES = {value: key for key, value in PRIORITIES.items()}
+# A job's ``jobStatus`` (jpm v2 OpenAPI, the jobs list's jobStatus filter: "Scheduled",
+# "InProgress", "Hold", "Completed", "Canceled"). Dispatched and Working are its appointments'
+# statuses, never a job's. A job on hold is open work, as an in-progress one is.
 JOB_STATUSES = {
     "Scheduled": "scheduled",
-    "Dispatched": "dispatched",
-    "Working": "in_progress",
+    "InProgress": "in_progress",
     "Hold": "in_progress",
     "Completed": "completed",
     "Canceled": "cancelled",

@@ -431,10 +431,10 @@ def test_reference_of_an_unconverted_booking_reports_the_booking(http, api, book
     assert job.invoice_total is None
 
 
-def test_reference_of_a_converted_booking_reports_its_working_job(http, api):
+def test_reference_of_a_converted_booking_reports_its_job_in_progress(http, api):
     add_token(http)
     http.get(f"{BOOKINGS_URL}/5001", json=booking_json(status="Converted", jobId=7001))
-    http.get(f"{JOBS_URL}/7001", json=job_json(jobStatus="Working"))
+    http.get(f"{JOBS_URL}/7001", json=job_json(jobStatus="InProgress"))
 
     job = api.job_for_reference("5001")
 
@@ -525,7 +525,7 @@ def test_references_are_looked_up_50_ids_a_request_with_their_jobs_and_completed
     def job(job_id):
         if job_id == 7002:
             return job_json(id=job_id, jobStatus="Completed", completedOn="2026-03-03T16:45:00Z")
-        return job_json(id=job_id, jobStatus="Working")
+        return job_json(id=job_id, jobStatus="InProgress")
 
     def ids(values):
         return ",".join(map(str, values))
@@ -622,15 +622,56 @@ def test_jobs_by_date_range_follow_pages_until_there_are_no_more(http, api):
     assert [job.id for job in jobs] == [1, 2, 3]
 
 
+@pytest.mark.parametrize("total_count", [None, 2], ids=["null", "stale"])
+def test_pages_are_followed_by_has_more_whatever_the_total_count_says(http, api, total_count):
+    add_token(http)
+    for page, has_more, ids in ((1, True, [1, 2]), (2, True, [3]), (3, False, [])):
+        http.get(
+            JOBS_URL,
+            json={
+                "page": page,
+                "pageSize": 100,
+                "hasMore": has_more,
+                "totalCount": total_count,
+                "data": [job_json(id=job_id) for job_id in ids],
+            },
+            match=[matchers.query_param_matcher({"page": str(page)}, strict_match=False)],
+        )
+
+    jobs = api.get_jobs_by_date_range(
+        datetime(2026, 3, 1, tzinfo=UTC), datetime(2026, 3, 8, tzinfo=UTC)
+    )
+
+    assert [job.id for job in jobs] == [1, 2, 3]
+    assert all("includeTotal" not in call.request.url for call in api_calls(http))
+
+
 # Cancelling and status changes
 
 
-def test_cancel_posts_the_reason_and_returns_the_cancelled_job(http, api):
+CANCEL_REASONS_URL = f"{API_URL}/jpm/v2/tenant/{TENANT}/job-cancel-reasons"
+CANCEL_REASONS = [
+    {"id": 8, "name": "Weather", "active": False},
+    {"id": 11, "name": "Customer cancelled", "active": True},
+    {"id": 12, "name": "Duplicate", "active": True},
+]
+
+
+def add_cancel_reasons(http, reasons=CANCEL_REASONS):
+    return http.get(
+        CANCEL_REASONS_URL,
+        json={"page": 1, "pageSize": 50, "hasMore": False, "data": reasons},
+        match=[page_params(1, 50, active="True")],
+    )
+
+
+def test_cancel_puts_the_configured_reason_and_memo_and_returns_the_cancelled_job(http):
+    api = ServiceTitanApi({**CONFIG, "cancel_reason_id": "12"})
     add_token(http)
-    http.post(
+    reasons = add_cancel_reasons(http)
+    cancel = http.put(
         f"{JOBS_URL}/7001/cancel",
-        json={},
-        match=[matchers.json_params_matcher({"reasonId": 0, "memo": "Homeowner cancelled"})],
+        match=[matchers.json_params_matcher({"reasonId": 12, "memo": "Homeowner cancelled"})],
     )
     http.get(f"{JOBS_URL}/7001", json=job_json(jobStatus="Canceled"))
 
@@ -638,11 +679,54 @@ def test_cancel_posts_the_reason_and_returns_the_cancelled_job(http, api):
 
     assert job.status == "cancelled"
     assert job.cancel_reason == "Homeowner cancelled"
+    assert (reasons.call_count, cancel.call_count) == (1, 1)
+
+
+def test_cancel_without_a_configured_reason_uses_the_first_active_one_looked_up_once(http, api):
+    add_token(http)
+    reasons = add_cancel_reasons(http)
+    cancel = http.put(
+        f"{JOBS_URL}/7001/cancel",
+        match=[matchers.json_params_matcher({"reasonId": 11, "memo": "Duplicate"})],
+    )
+    http.get(f"{JOBS_URL}/7001", json=job_json(jobStatus="Canceled"))
+
+    assert api.cancel_job(7001, "Duplicate").status == "cancelled"
+    assert api.cancel_job(7001, "Duplicate").status == "cancelled"
+    assert (reasons.call_count, cancel.call_count) == (1, 2)
+
+
+@pytest.mark.parametrize("configured", ["8", "99", "eleven"])
+def test_cancel_with_a_configured_reason_that_is_not_active_is_refused_before_the_put(
+    http, configured
+):
+    api = ServiceTitanApi({**CONFIG, "cancel_reason_id": configured})
+    add_token(http)
+    add_cancel_reasons(http)
+
+    with pytest.raises(PermanentProviderError) as raised:
+        api.cancel_job(7001, "Duplicate")
+
+    assert raised.value.code == "Configuration Error"
+    assert "cancel_reason_id" in str(raised.value)
+    assert [call.request.method for call in api_calls(http)] == ["GET"]
+
+
+def test_cancel_for_a_tenant_without_an_active_reason_is_refused(http, api):
+    add_token(http)
+    add_cancel_reasons(http, reasons=[{"id": 8, "name": "Weather", "active": False}])
+
+    with pytest.raises(PermanentProviderError) as raised:
+        api.cancel_job(7001, "Duplicate")
+
+    assert raised.value.code == "Configuration Error"
+    assert [call.request.method for call in api_calls(http)] == ["GET"]
 
 
 def test_cancel_with_an_empty_answer_still_returns_the_job(http, api):
     add_token(http)
-    http.post(f"{JOBS_URL}/7001/cancel", body="")
+    add_cancel_reasons(http)
+    http.put(f"{JOBS_URL}/7001/cancel", body="")
     http.get(f"{JOBS_URL}/7001", json=job_json(jobStatus="Canceled"))
 
     assert api.cancel_job(7001, "Duplicate").status == "cancelled"
@@ -660,7 +744,8 @@ def test_update_job_status_is_not_supported(http, api, status):
 
 def test_update_job_status_to_cancelled_cancels_the_job(http, api):
     add_token(http)
-    http.post(f"{JOBS_URL}/7001/cancel", json={})
+    add_cancel_reasons(http)
+    http.put(f"{JOBS_URL}/7001/cancel", json={})
     http.get(f"{JOBS_URL}/7001", json=job_json(jobStatus="Canceled"))
 
     assert api.update_job_status(7001, "cancelled").status == "cancelled"
@@ -707,6 +792,64 @@ def test_non_json_success_body_is_retryable(http, api):
         api.get_job(7001)
 
     assert raised.value.code == "Invalid Response"
+
+
+def servicetitan_error(status, title, errors=None):
+    """ServiceTitan's ``ApiErrorResponse``: no ``detail``; ``errors`` and ``data`` always."""
+    return {
+        "type": f"https://httpstatuses.io/{status}",
+        "title": title,
+        "status": status,
+        "traceId": "0af7651916cd43dd8448eb211c80319c",
+        "errors": errors or {},
+        "data": {},
+    }
+
+
+def test_servicetitan_validation_error_is_parsed_field_by_field(http, api):
+    add_token(http)
+    http.get(BOOKINGS_URL, json={"page": 1, "pageSize": 50, "hasMore": False, "data": []})
+    errors = {"contacts": ["A phone number is at most 20 characters."], "name": ["Required."]}
+    http.post(BOOKINGS_URL, status=400, json=servicetitan_error(400, "Validation Error", errors))
+
+    with pytest.raises(PermanentProviderError) as raised:
+        api.create_job(BookingFactory())
+
+    assert raised.value.code == "Validation Error"
+    assert raised.value.details == [
+        {"field": "contacts", "message": "A phone number is at most 20 characters.", "value": None},
+        {"field": "name", "message": "Required.", "value": None},
+    ]
+    assert str(raised.value) == (
+        f"ServiceTitan POST {BOOKINGS_URL.removeprefix(API_URL)}: HTTP 400 Validation Error: "
+        "contacts: A phone number is at most 20 characters.; name: Required. "
+        "(traceId 0af7651916cd43dd8448eb211c80319c)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("status", "title", "error_type", "code"),
+    [
+        (404, "Not Found", PermanentProviderError, "Not Found"),
+        (409, "Conflict", PermanentProviderError, "Conflict"),
+        (405, "Method Not Allowed", PermanentProviderError, "Request Rejected"),
+        (503, "Service Unavailable", RetryableProviderError, "Service Unavailable"),
+    ],
+)
+def test_servicetitan_error_without_field_errors_is_its_title_and_trace(
+    http, api, status, title, error_type, code
+):
+    add_token(http)
+    http.get(f"{JOBS_URL}/7001", status=status, json=servicetitan_error(status, title))
+
+    with pytest.raises(error_type) as raised:
+        api.get_job(7001)
+
+    assert raised.value.code == code
+    assert str(raised.value) == (
+        f"ServiceTitan GET /jpm/v2/tenant/{TENANT}/jobs/7001: HTTP {status} {title} "
+        "(traceId 0af7651916cd43dd8448eb211c80319c)"
+    )
 
 
 # The request budget

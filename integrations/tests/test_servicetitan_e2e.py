@@ -5,10 +5,11 @@ import pytest
 
 from integrations.models import SimulatedJob
 from integrations.servicetitan.simulator.simulation import SimulatedServiceTitan
+from integrations.tests.factories import BookingFactory
 from jobs.models import JobStatus, SkillLevel
 from jobs.tests.factories import CompanyFactory, TechnicianFactory
 from routing.models import JobRouting, SyncStatus
-from routing.tasks import poll_provider_statuses
+from routing.tasks import poll_provider_statuses, servicetitan_cancel_job
 from routing.tests.celery_workers import NEEDS_POSTGRESQL_AND_REDIS, wait_until
 
 pytestmark = [
@@ -91,3 +92,30 @@ def test_a_servicetitan_routing_goes_through_the_real_client_and_comes_back_comp
     job = routing.job
     job.refresh_from_db()
     assert (job.status, job.revenue) == (JobStatus.COMPLETED, booking.invoice_total)
+
+
+def test_a_servicetitan_job_is_cancelled_by_a_worker_with_a_put_through_the_real_client(
+    workers, live_server, settings
+):
+    settings.SERVICETITAN_SIMULATOR_CLIENTS = {"e2e-client": "e2e-secret"}
+    workers.start()
+    simulator = f"{live_server.url}/servicetitan-sim"
+    options = {
+        "api_url": simulator,
+        "auth_url": simulator,
+        "client_id": "e2e-client",
+        "client_secret": "e2e-secret",
+        "app_key": "e2e-app-key",
+        "tenant_id": TENANT,
+        "booking_provider_id": "7",
+        "cancel_reason_id": "32",
+    }
+    job = SimulatedServiceTitan({}, tenant=TENANT).create_job(BookingFactory())
+
+    servicetitan_cancel_job.delay(job.id, "Homeowner called it off", options)
+
+    def cancelled():
+        return SimulatedJob.objects.filter(status=SimulatedJob.Status.CANCELLED).exists()
+
+    wait_until(cancelled, timeout=30, workers=workers)
+    assert SimulatedJob.objects.get(tenant=TENANT).cancel_reason == "Homeowner called it off"

@@ -96,8 +96,7 @@ def test_a_booking_is_reported_as_its_own_job(booking_status, status):
     ("job_status", "status"),
     [
         ("Scheduled", "scheduled"),
-        ("Dispatched", "dispatched"),
-        ("Working", "in_progress"),
+        ("InProgress", "in_progress"),
         ("Hold", "in_progress"),
         ("Completed", "completed"),
         ("Canceled", "cancelled"),
@@ -136,7 +135,9 @@ def test_a_job_is_referenced_by_the_booking_it_came_from():
 
 
 def test_an_open_job_has_no_completion_time_whatever_it_says():
-    job = job_from_job({"id": 7001, "jobStatus": "Working", "completedOn": "2026-03-03T16:45:00Z"})
+    job = job_from_job(
+        {"id": 7001, "jobStatus": "InProgress", "completedOn": "2026-03-03T16:45:00Z"}
+    )
 
     assert job.completed_at is None
     assert (job.job_number, job.reference, job.booking_id) == ("7001", "", "")

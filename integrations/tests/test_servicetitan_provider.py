@@ -7,7 +7,9 @@ from decimal import Decimal
 import pytest
 
 from integrations.models import SimulatedJob
-from integrations.servicetitan.provider import booking_for, problem_type_for
+from integrations.providers import ProviderJobStatus
+from integrations.servicetitan.mapping import job_from_job
+from integrations.servicetitan.provider import booking_for, job_status, problem_type_for
 from integrations.servicetitan.simulator.simulation import SimulatedServiceTitan
 from jobs.models import JobStatus, SkillLevel
 from jobs.tests.factories import JobFactory, JobSkillFactory, category, skill
@@ -160,3 +162,19 @@ def test_a_simulated_outage_is_retried(settings):
     routing.refresh_from_db()
     assert (routing.sync_status, routing.retry_count) == (SyncStatus.PENDING, 1)
     assert routing.error_message == "ServiceTitan API temporarily unavailable (simulated 503)"
+
+
+@pytest.mark.parametrize(
+    ("servicetitan_status", "status"),
+    [
+        ("Scheduled", ProviderJobStatus.OPEN),
+        ("InProgress", ProviderJobStatus.OPEN),
+        ("Hold", ProviderJobStatus.OPEN),
+        ("Completed", ProviderJobStatus.COMPLETED),
+        ("Canceled", ProviderJobStatus.CANCELLED),
+    ],
+)
+def test_servicetitan_job_statuses_come_back_as_provider_statuses(servicetitan_status, status):
+    job = job_from_job({"id": 7001, "jobStatus": servicetitan_status})
+
+    assert job_status("5001", job).status == status

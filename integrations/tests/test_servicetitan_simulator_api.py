@@ -15,7 +15,7 @@ from integrations.tests.factories import SimulatedJobFactory
 pytestmark = pytest.mark.django_db
 
 TENANT = "1234"
-OTHER_TENANT = "acme42"
+OTHER_TENANT = "5678"
 TOKEN_URL = "/servicetitan-sim/connect/token"
 
 
@@ -91,14 +91,17 @@ def create_booking(client, headers, tenant: str = TENANT, **overrides):
 
 
 def assert_problem(response, status: int) -> dict:
+    """ServiceTitan's ``ApiErrorResponse``: these six properties, all required, and no other."""
     assert response.status_code == status
     assert response["Content-Type"] == "application/problem+json"
     body = response.json()
+    assert set(body) == {"type", "title", "status", "traceId", "errors", "data"}
     assert body["type"] == f"https://httpstatuses.io/{status}"
     assert body["status"] == status
     assert body["title"]
-    assert body["detail"]
     assert re.fullmatch(r"[0-9a-f]{32}", body["traceId"])
+    assert isinstance(body["errors"], dict)
+    assert body["data"] == {}
     return body
 
 
@@ -163,8 +166,18 @@ def test_token_is_refused_to_everyone_when_no_client_is_configured(client, setti
 def test_calls_without_an_issued_bearer_token_are_unauthorized(client, request_headers):
     response = client.get(jobs_url(), headers=request_headers)
 
-    assert_problem(response, 401)
+    assert assert_problem(response, 401)["errors"] == {}
     assert response["WWW-Authenticate"] == "Bearer"
+
+
+@pytest.mark.parametrize("authorization", ["Bearer {}", "bearer {}", "{}", " {} "])
+def test_token_is_accepted_with_or_without_the_bearer_prefix(client, authorization):
+    access_token = issue_token(client).json()["access_token"]
+    request_headers = {"Authorization": authorization.format(access_token), "ST-App-Key": "ak1"}
+
+    response = client.get(jobs_url(), headers=request_headers)
+
+    assert response.status_code == 200
 
 
 @pytest.mark.parametrize("app_key", [None, "", "  "])
@@ -261,7 +274,7 @@ def test_bookings_are_listed_a_page_at_a_time_and_found_by_external_id(client, h
 
     assert (first_page["page"], first_page["pageSize"]) == (1, 2)
     assert first_page["hasMore"] is True
-    assert first_page["totalCount"] == 3
+    assert first_page["totalCount"] is None
     assert [booking["id"] for booking in first_page["data"]] == ids[:2]
     assert last_page["hasMore"] is False
     assert [booking["id"] for booking in last_page["data"]] == ids[2:]
@@ -269,7 +282,6 @@ def test_bookings_are_listed_a_page_at_a_time_and_found_by_external_id(client, h
     assert [booking["externalId"] for booking in found["data"]] == ["routing-2"]
     assert found["data"][0]["status"] == "Converted"
     assert missing["data"] == []
-    assert missing["totalCount"] == 0
 
 
 def test_bookings_and_jobs_are_looked_up_by_ids_of_the_tenant_only(client, headers):
@@ -307,13 +319,65 @@ def test_a_lookup_by_50_ids_is_answered(client, headers):
         ({"page": 0}, "page"),
         ({"page": "first"}, "page"),
         ({"pageSize": 0}, "pageSize"),
-        ({"pageSize": 501}, "pageSize"),
+        ({"pageSize": 5001}, "pageSize"),
+        ({"pageSize": "all"}, "pageSize"),
+        ({"includeTotal": "maybe"}, "includeTotal"),
     ],
 )
 def test_listing_with_a_bad_page_is_refused(client, headers, query, field):
     for url in (bookings_url(), jobs_url(), invoices_url()):
         body = assert_problem(client.get(url, query, headers=headers), 400)
+        assert body["title"] == "Validation Error"
         assert list(body["errors"]) == [field]
+
+
+def test_pages_hold_50_by_default_and_up_to_5000(client, headers):
+    SimulatedJobFactory.create_batch(51, tenant=TENANT)
+
+    default = client.get(jobs_url(), headers=headers).json()
+    largest = client.get(jobs_url(), {"pageSize": 5000}, headers=headers).json()
+    second = client.get(jobs_url(), {"page": 2}, headers=headers).json()
+
+    assert (default["page"], default["pageSize"], default["hasMore"]) == (1, 50, True)
+    assert len(default["data"]) == 50
+    assert (largest["pageSize"], largest["hasMore"], len(largest["data"])) == (5000, False, 51)
+    assert (second["page"], second["hasMore"], len(second["data"])) == (2, False, 1)
+
+
+@pytest.mark.parametrize(("include_total", "total"), [("true", 3), ("false", None), (None, None)])
+def test_total_count_is_sent_only_when_asked_for(client, headers, include_total, total):
+    SimulatedJobFactory.create_batch(
+        3, tenant=TENANT, status=SimulatedJob.Status.COMPLETED, invoice_total=Decimal("90.00")
+    )
+    query = {"pageSize": 2}
+    if include_total is not None:
+        query["includeTotal"] = include_total
+
+    for url in (bookings_url(), jobs_url(), invoices_url()):
+        body = client.get(url, query, headers=headers).json()
+        assert list(body) == ["page", "pageSize", "hasMore", "totalCount", "data"]
+        assert (body["totalCount"], body["hasMore"], len(body["data"])) == (total, True, 2)
+
+
+@pytest.mark.parametrize("tenant", ["acme42", "12345678901234567890", "9223372036854775808"])
+def test_a_tenant_that_is_not_an_integer_id_is_refused(client, headers, tenant):
+    for url in (bookings_url(tenant), jobs_url(tenant), invoices_url(tenant)):
+        body = assert_problem(client.get(url, headers=headers), 400)
+        assert list(body["errors"]) == ["tenant"]
+    assert_problem(create_booking(client, headers, tenant=tenant), 400)
+    assert not SimulatedJob.objects.exists()
+
+
+def test_a_booking_provider_that_is_not_an_integer_id_is_refused(client, headers):
+    url = bookings_url().replace("/booking-provider/77/", "/booking-provider/tradeengage/")
+
+    body = assert_problem(client.get(url, headers=headers), 400)
+
+    assert list(body["errors"]) == ["provider"]
+
+
+def test_a_tenant_is_checked_only_once_the_caller_is_authorized(client):
+    assert_problem(client.get(jobs_url("acme42")), 401)
 
 
 def test_booking_is_read_by_id(client, headers):
@@ -382,7 +446,7 @@ def test_booking_with_an_invalid_email_is_refused(client, headers):
             {"contacts": [{"type": "Email", "value": "error@test.com"}]},
             409,
             "Customer Conflict",
-            None,
+            {},
         ),
         (
             {"address": {"street": "1 Nowhere", "city": "X", "state": "NY", "zip": "00000"}},
@@ -416,7 +480,7 @@ def test_simulated_failure_is_a_503_with_retry_after(client, headers, settings):
 
     body = assert_problem(response, 503)
     assert body["title"] == "Service Unavailable"
-    assert "errors" not in body
+    assert body["errors"] == {}
     assert response["Retry-After"] == "1"
     assert not SimulatedJob.objects.exists()
 
@@ -460,8 +524,8 @@ def test_job_is_read_with_its_number_priority_business_unit_and_booking(client, 
     ("status", "job_status"),
     [
         (SimulatedJob.Status.SCHEDULED, "Scheduled"),
-        (SimulatedJob.Status.DISPATCHED, "Dispatched"),
-        (SimulatedJob.Status.IN_PROGRESS, "Working"),
+        (SimulatedJob.Status.DISPATCHED, "InProgress"),
+        (SimulatedJob.Status.IN_PROGRESS, "InProgress"),
         (SimulatedJob.Status.COMPLETED, "Completed"),
         (SimulatedJob.Status.CANCELLED, "Canceled"),
     ],
@@ -497,7 +561,7 @@ def test_invoice_appears_once_the_job_is_completed(client, headers):
 
     body = invoices()
     job = SimulatedJob.objects.get(booking_id="routing-1")
-    assert (body["page"], body["hasMore"], body["totalCount"]) == (1, False, 1)
+    assert (body["page"], body["hasMore"], body["totalCount"]) == (1, False, None)
     [invoice] = body["data"]
     assert isinstance(invoice["id"], int)
     assert re.fullmatch(r"\d+\.\d{2}", invoice["total"])
@@ -509,7 +573,7 @@ def test_invoice_appears_once_the_job_is_completed(client, headers):
     assert completed["completedOn"] is not None
     other = client.get(invoices_url(), {"jobId": other_job_id}, headers=headers).json()
     assert other["data"] == []
-    assert client.get(invoices_url(), headers=headers).json()["totalCount"] == 1
+    assert len(client.get(invoices_url(), headers=headers).json()["data"]) == 1
 
 
 def test_jobs_are_listed_by_created_date_range(client, headers):
@@ -548,9 +612,9 @@ def test_jobs_listed_with_a_bad_date_are_refused(client, headers, field):
 def test_job_is_cancelled_once(client, headers):
     job_id = create_booking(client, headers).json()["id"]
     cancel_url = f"{jobs_url()}/{job_id}/cancel"
-    cancel = {"reasonId": 3, "memo": "Customer cancelled through TradeEngage"}
+    cancel = {"reasonId": 31, "memo": "Customer cancelled through TradeEngage"}
 
-    response = client.post(cancel_url, cancel, content_type="application/json", headers=headers)
+    response = client.put(cancel_url, cancel, content_type="application/json", headers=headers)
 
     assert response.status_code == 200
     assert response.json() == {}
@@ -560,15 +624,29 @@ def test_job_is_cancelled_once(client, headers):
     assert client.get(f"{jobs_url()}/{job_id}", headers=headers).json()["jobStatus"] == "Canceled"
     booking = client.get(f"{bookings_url()}/{job_id}", headers=headers).json()
     assert (booking["status"], booking["jobId"]) == ("Converted", job_id)
-    again = client.post(cancel_url, cancel, content_type="application/json", headers=headers)
+    again = client.put(cancel_url, cancel, content_type="application/json", headers=headers)
     body = assert_problem(again, 400)
     assert body["title"] == "Invalid Status Transition"
+
+
+def test_cancel_without_a_memo_records_the_reasons_name(client, headers):
+    job_id = create_booking(client, headers).json()["id"]
+
+    response = client.put(
+        f"{jobs_url()}/{job_id}/cancel",
+        {"reasonId": 33, "memo": ""},
+        content_type="application/json",
+        headers=headers,
+    )
+
+    assert response.status_code == 200
+    assert SimulatedJob.objects.get().cancel_reason == "Duplicate job"
 
 
 def test_cancel_without_a_reason_is_refused(client, headers):
     job_id = create_booking(client, headers).json()["id"]
 
-    response = client.post(
+    response = client.put(
         f"{jobs_url()}/{job_id}/cancel", {}, content_type="application/json", headers=headers
     )
 
@@ -577,10 +655,60 @@ def test_cancel_without_a_reason_is_refused(client, headers):
     assert SimulatedJob.objects.get().status == SimulatedJob.Status.SCHEDULED
 
 
-def test_cancel_of_an_unknown_job_is_not_found(client, headers):
+@pytest.mark.parametrize("reason_id", [0, 30, 99])
+def test_cancel_with_a_reason_that_is_not_an_active_cancel_reason_is_refused(
+    client, headers, reason_id
+):
+    job_id = create_booking(client, headers).json()["id"]
+
+    response = client.put(
+        f"{jobs_url()}/{job_id}/cancel",
+        {"reasonId": reason_id, "memo": "Homeowner cancelled"},
+        content_type="application/json",
+        headers=headers,
+    )
+
+    body = assert_problem(response, 400)
+    assert list(body["errors"]) == ["reasonId"]
+    assert SimulatedJob.objects.get().status == SimulatedJob.Status.SCHEDULED
+
+
+def test_cancel_by_post_is_not_allowed(client, headers):
+    job_id = create_booking(client, headers).json()["id"]
+
     response = client.post(
+        f"{jobs_url()}/{job_id}/cancel",
+        {"reasonId": 31, "memo": "Homeowner cancelled"},
+        content_type="application/json",
+        headers=headers,
+    )
+
+    assert_problem(response, 405)
+    assert response["Allow"] == "PUT"
+    assert SimulatedJob.objects.get().status == SimulatedJob.Status.SCHEDULED
+
+
+@pytest.mark.parametrize(
+    ("query", "ids"), [({}, [30, 31, 32, 33]), ({"active": "True"}, [31, 32, 33])]
+)
+def test_job_cancel_reasons_are_listed_a_page_at_a_time(client, headers, query, ids):
+    url = f"/servicetitan-sim/jpm/v2/tenant/{TENANT}/job-cancel-reasons"
+
+    first = client.get(url, {**query, "pageSize": 2}, headers=headers).json()
+    second = client.get(url, {**query, "pageSize": 2, "page": 2}, headers=headers).json()
+
+    assert (first["page"], first["pageSize"], first["hasMore"]) == (1, 2, True)
+    assert second["hasMore"] is False
+    assert [reason["id"] for reason in first["data"] + second["data"]] == ids
+    assert set(first["data"][0]) == {"id", "name", "active"}
+    refused = client.get(url, {"active": "Maybe"}, headers=headers)
+    assert list(assert_problem(refused, 400)["errors"]) == ["active"]
+
+
+def test_cancel_of_an_unknown_job_is_not_found(client, headers):
+    response = client.put(
         f"{jobs_url()}/1001/cancel",
-        {"reasonId": 1, "memo": ""},
+        {"reasonId": 31, "memo": ""},
         content_type="application/json",
         headers=headers,
     )
@@ -597,17 +725,17 @@ def test_tenants_see_only_their_own_jobs(client, headers):
     assert_problem(client.get(f"{jobs_url(OTHER_TENANT)}/{job_id}", headers=headers), 404)
     for url in (bookings_url(OTHER_TENANT), jobs_url(OTHER_TENANT), invoices_url(OTHER_TENANT)):
         body = client.get(url, headers=headers).json()
-        assert (body["totalCount"], body["data"]) == (0, [])
+        assert (body["hasMore"], body["data"]) == (False, [])
     SimulatedJob.objects.update(status=SimulatedJob.Status.SCHEDULED)
-    cancel = client.post(
+    cancel = client.put(
         f"{jobs_url(OTHER_TENANT)}/{job_id}/cancel",
-        {"reasonId": 1, "memo": "not yours"},
+        {"reasonId": 31, "memo": "not yours"},
         content_type="application/json",
         headers=headers,
     )
     assert_problem(cancel, 404)
     assert SimulatedJob.objects.get().status == SimulatedJob.Status.SCHEDULED
-    assert client.get(jobs_url(), headers=headers).json()["totalCount"] == 1
+    assert len(client.get(jobs_url(), headers=headers).json()["data"]) == 1
 
 
 @pytest.mark.parametrize(
@@ -616,7 +744,8 @@ def test_tenants_see_only_their_own_jobs(client, headers):
         ("delete", bookings_url(), "GET, POST"),
         ("post", f"{bookings_url()}/1001", "GET"),
         ("put", f"{jobs_url()}/1001", "GET"),
-        ("get", f"{jobs_url()}/1001/cancel", "POST"),
+        ("get", f"{jobs_url()}/1001/cancel", "PUT"),
+        ("post", f"{jobs_url()}/1001/cancel", "PUT"),
         ("post", invoices_url(), "GET"),
         ("get", TOKEN_URL, "POST"),
     ],
@@ -624,7 +753,7 @@ def test_tenants_see_only_their_own_jobs(client, headers):
 def test_wrong_method_is_not_allowed(client, headers, method, url, allowed):
     response = getattr(client, method)(url, headers=headers)
 
-    assert_problem(response, 405)
+    assert assert_problem(response, 405)["errors"] == {}
     assert response["Allow"] == allowed
 
 
@@ -639,7 +768,7 @@ def test_wrong_method_is_not_allowed(client, headers, method, url, allowed):
     ],
 )
 def test_unknown_path_is_not_found(client, headers, url):
-    assert_problem(client.get(url, headers=headers), 404)
+    assert assert_problem(client.get(url, headers=headers), 404)["errors"] == {}
 
 
 def test_vendor_calls_need_no_csrf_token(headers):

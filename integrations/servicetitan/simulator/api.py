@@ -12,6 +12,7 @@ endpoint answers only the clients of ``SERVICETITAN_SIMULATOR_CLIENTS``.
 import functools
 import hmac
 import json
+import re
 import secrets
 import zlib
 
@@ -23,7 +24,7 @@ from rest_framework import serializers
 
 from integrations.models import SimulatedJob
 from integrations.providers import PermanentProviderError, RetryableProviderError
-from integrations.servicetitan.simulator.simulation import SimulatedServiceTitan
+from integrations.servicetitan.simulator.simulation import CANCEL_REASONS, SimulatedServiceTitan
 from integrations.servicetitan.types import PROBLEM_TYPES, Booking
 from tradeengage.exceptions import flatten_errors
 
@@ -32,10 +33,13 @@ TOKEN_CACHE_PREFIX = "servicetitan-sim:token:"
 INVOICE_ID_OFFSET = 1_000_000
 LARGEST_ID = 2**63 - 1
 
+# The simulation's statuses as a job's ``jobStatus`` (jpm v2 OpenAPI, the jobs list's jobStatus
+# filter: Scheduled, InProgress, Hold, Completed, Canceled). Dispatched and Working are statuses
+# of a job's appointments: the job is in progress once one is dispatched.
 JOB_STATUSES = {
     SimulatedJob.Status.SCHEDULED: "Scheduled",
-    SimulatedJob.Status.DISPATCHED: "Dispatched",
-    SimulatedJob.Status.IN_PROGRESS: "Working",
+    SimulatedJob.Status.DISPATCHED: "InProgress",
+    SimulatedJob.Status.IN_PROGRESS: "InProgress",
     SimulatedJob.Status.COMPLETED: "Completed",
     SimulatedJob.Status.CANCELLED: "Canceled",
 }
@@ -59,40 +63,51 @@ class InvalidRequest(Exception):
         self.errors = errors
 
 
-def problem(
-    status: int, title: str, detail: str, *, errors: dict | None = None, headers=None
-) -> JsonResponse:
-    """An RFC 7807 problem as ServiceTitan sends it."""
+def problem(status: int, title: str, *, errors: dict | None = None, headers=None) -> JsonResponse:
+    """An error as ServiceTitan sends it: ``ApiErrorResponse`` of its v2 OpenAPI specs, which
+    requires ``errors`` (field: messages, ``{}`` when no field is at fault) and ``data``, and
+    allows no other property (no RFC 7807 ``detail``)."""
     body = {
         "type": f"https://httpstatuses.io/{status}",
         "title": title,
         "status": status,
-        "detail": detail,
         "traceId": secrets.token_hex(16),
+        "errors": errors or {},
+        "data": {},
     }
-    if errors is not None:
-        body["errors"] = errors
     return JsonResponse(
         body, status=status, content_type="application/problem+json", headers=headers
     )
 
 
 def _method_not_allowed(request, methods) -> JsonResponse:
-    return problem(
-        405,
-        "Method Not Allowed",
-        f"{request.method} is not allowed on {request.path}.",
-        headers={"Allow": ", ".join(methods)},
-    )
+    return problem(405, "Method Not Allowed", headers={"Allow": ", ".join(methods)})
 
 
 def _authorized(request) -> bool:
-    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
+    """An issued token and an app key. The token comes as ``Bearer <token>`` or bare, as public
+    clients (servicepytan, Titanpy) send it and ServiceTitan accepts it."""
+    credentials = request.headers.get("Authorization", "").strip()
+    scheme, _, rest = credentials.partition(" ")
+    token = rest.strip() if scheme.lower() == "bearer" else credentials
+    # A token is one word: "Basic ..." is no bare token.
+    if len(token.split()) != 1 or not request.headers.get("ST-App-Key", "").strip():
         return False
-    if not request.headers.get("ST-App-Key", "").strip():
-        return False
-    return cache.get(TOKEN_CACHE_PREFIX + token.strip()) is not None
+    return cache.get(TOKEN_CACHE_PREFIX + token) is not None
+
+
+def _check_path_ids(path_arguments: dict) -> None:
+    """The tenant and the booking provider are integer path parameters in ServiceTitan's v2
+    specs (tenant-crm-v2.yml, tenant-jpm-v2.yml); every operation declares a 400 for a request
+    it cannot process, so one that is not an integer is refused as a validation error."""
+    errors = {
+        name: [f"The value '{value}' is not valid."]
+        for name, value in path_arguments.items()
+        if name in ("tenant", "provider")
+        and not (re.fullmatch("[0-9]{1,19}", value) and int(value) <= LARGEST_ID)
+    }
+    if errors:
+        raise InvalidRequest(errors)
 
 
 def servicetitan_endpoint(*methods: str):
@@ -106,26 +121,20 @@ def servicetitan_endpoint(*methods: str):
             if request.method not in methods:
                 return _method_not_allowed(request, methods)
             if not _authorized(request):
-                return problem(
-                    401,
-                    "Unauthorized",
-                    "A bearer token from connect/token and an ST-App-Key header are required.",
-                    headers={"WWW-Authenticate": "Bearer"},
-                )
+                return problem(401, "Unauthorized", headers={"WWW-Authenticate": "Bearer"})
             try:
+                _check_path_ids(kwargs)
                 return view(request, *args, **kwargs)
             except InvalidRequest as exc:
-                return problem(400, "Validation Error", str(exc), errors=exc.errors)
-            except RetryableProviderError as exc:
-                return problem(503, "Service Unavailable", str(exc), headers={"Retry-After": "1"})
+                return problem(400, "Validation Error", errors=exc.errors)
+            except RetryableProviderError:
+                return problem(503, "Service Unavailable", headers={"Retry-After": "1"})
             except PermanentProviderError as exc:
                 status, lists_fields = PROBLEMS.get(exc.code, (400, False))
-                errors = None
-                if lists_fields:
-                    errors = {}
-                    for detail in exc.details:
-                        errors.setdefault(detail["field"], []).append(detail["message"])
-                return problem(status, exc.code or "Bad Request", str(exc), errors=errors)
+                errors = {}
+                for detail in exc.details if lists_fields else ():
+                    errors.setdefault(detail["field"], []).append(detail["message"])
+                return problem(status, exc.code or "Bad Request", errors=errors)
 
         return wrapper
 
@@ -152,8 +161,13 @@ def _json_body(request):
 
 
 class PageQuery(serializers.Serializer):
+    """Paging as ServiceTitan documents it (https://developer.servicetitan.io/docs/
+    timeouts-and-pagination): page from 1, pageSize 1 to 5000 (50 by default), and a total
+    count only when ``includeTotal`` asks for one."""
+
     page = serializers.IntegerField(min_value=1, max_value=2**31 - 1, default=1)
-    pageSize = serializers.IntegerField(min_value=1, max_value=500, default=50)
+    pageSize = serializers.IntegerField(min_value=1, max_value=5000, default=50)
+    includeTotal = serializers.BooleanField(default=False)
 
 
 class IdsField(serializers.CharField):
@@ -227,8 +241,27 @@ class BookingInput(serializers.Serializer):
 
 
 class CancelInput(serializers.Serializer):
+    """jpm v2 ``CancelJobRequest``: both fields required, ``reasonId`` an active reason of the
+    tenant's job-cancel-reasons."""
+
     reasonId = serializers.IntegerField()
     memo = serializers.CharField(allow_blank=True)
+
+    def validate_reasonId(self, value):
+        if not any(reason["id"] == value and reason["active"] for reason in CANCEL_REASONS):
+            raise serializers.ValidationError(f"{value} is not an active job cancel reason.")
+        return value
+
+
+class CancelReasonListQuery(PageQuery):
+    active = serializers.ChoiceField(["True", "Any", "False"], required=False)
+
+
+class CancelReasons(tuple):
+    """The cancel reasons, counted as a queryset is, for the page envelope (``_page``)."""
+
+    def count(self) -> int:
+        return len(self)
 
 
 def _problem_type_for(summary: str) -> str:
@@ -321,16 +354,18 @@ def _invoice(job: SimulatedJob) -> dict:
 
 
 def _page(jobs, query: dict, serialize) -> dict:
-    """ServiceTitan's page envelope over a queryset of jobs."""
+    """ServiceTitan's page envelope over a queryset of jobs: ``totalCount`` is null unless
+    ``includeTotal`` asked for it (nullable, "can optionally be populated", in the specs'
+    ``PaginatedResponse``), so ``hasMore`` comes from reading one row past the page."""
     page, size = query["page"], query["pageSize"]
-    total = jobs.count()
     start = (page - 1) * size
+    rows = list(jobs[start : start + size + 1])
     return {
         "page": page,
         "pageSize": size,
-        "hasMore": start + size < total,
-        "totalCount": total,
-        "data": [serialize(job) for job in jobs[start : start + size]],
+        "hasMore": len(rows) > size,
+        "totalCount": jobs.count() if query["includeTotal"] else None,
+        "data": [serialize(job) for job in rows[:size]],
     }
 
 
@@ -425,13 +460,24 @@ def job_detail(request, tenant: str, job_id: int):
     return JsonResponse(_job(_tenant_job(tenant, job_id)))
 
 
-@servicetitan_endpoint("POST")
+@servicetitan_endpoint("PUT")
 def job_cancel(request, tenant: str, job_id: int):
     data = _validated(CancelInput, _json_body(request))
     # The simulation finds jobs across tenants; the tenant's own job is checked first.
     job = _tenant_job(tenant, job_id)
-    _simulation(tenant).cancel_job(job.job_id, data["memo"] or f"Reason {data['reasonId']}")
+    reason = next(reason for reason in CANCEL_REASONS if reason["id"] == data["reasonId"])
+    _simulation(tenant).cancel_job(job.job_id, data["memo"] or reason["name"])
     return JsonResponse({})
+
+
+@servicetitan_endpoint("GET")
+def job_cancel_reasons(request, tenant: str):
+    """Every tenant's reasons are the simulation's ``CANCEL_REASONS``; ``active`` filters them
+    (True, False, or Any, the default)."""
+    query = _validated(CancelReasonListQuery, request.GET)
+    wanted = {"True": True, "False": False}.get(query.get("active", "Any"))
+    listed = CancelReasons(r for r in CANCEL_REASONS if wanted is None or r["active"] == wanted)
+    return JsonResponse(_page(listed, query, dict))
 
 
 @servicetitan_endpoint("GET")
@@ -448,4 +494,4 @@ def invoices(request, tenant: str):
 
 @csrf_exempt
 def not_found(request, path: str = ""):
-    return problem(404, "Not Found", f"No route for {request.path}.")
+    return problem(404, "Not Found")

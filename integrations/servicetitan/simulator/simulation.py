@@ -49,6 +49,14 @@ BUSINESS_UNITS = {
 }
 # Seconds per call kind (seed 001 "Realistic Delays").
 DELAYS = {"auth": (0.2, 0.2), "create": (0.8, 0.8), "status": (0.4, 0.4), "query": (0.3, 0.6)}
+# Every tenant's job cancel reasons, as jpm v2's job-cancel-reasons lists them; the inactive
+# one is listed but cancels nothing.
+CANCEL_REASONS = (
+    {"id": 30, "name": "Weather (retired)", "active": False},
+    {"id": 31, "name": "Customer cancelled", "active": True},
+    {"id": 32, "name": "Booked with another company", "active": True},
+    {"id": 33, "name": "Duplicate job", "active": True},
+)
 # Invoice totals of completed jobs: a base per problem type, per door for garage doors.
 BASE_PRICE = {"high": Decimal("325.00"), "medium": Decimal("245.00"), "low": Decimal("180.00")}
 
