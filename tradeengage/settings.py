@@ -545,6 +545,10 @@ def servicetitan_simulator_settings(*, debug: bool) -> tuple[bool, dict[str, str
 SERVICETITAN_SIMULATOR_ENABLED, SERVICETITAN_SIMULATOR_CLIENTS = servicetitan_simulator_settings(
     debug=DEBUG
 )
+# ServiceTitan's 60 requests/s per app key and tenant; the simulator answers 429 above it.
+SERVICETITAN_SIMULATOR_REQUESTS_PER_SECOND = env_int(
+    "SERVICETITAN_SIMULATOR_REQUESTS_PER_SECOND", 60
+)
 
 # The mock provider's defaults; a company's provider_settings override them (integrations/mock.py).
 MOCK_PROVIDER = {

@@ -158,7 +158,7 @@ class JobsApi(ServiceTitanView):
     @extend_schema(
         operation_id="servicetitan_jobs_by_date_range",
         tags=["servicetitan"],
-        summary="Jobs created in a date range (at most 31 days)",
+        summary="Jobs created in a date range (any span, every job in it)",
         parameters=[st.DateRangeSerializer],
         responses={200: JobListEnvelope, 400: ERRORS[400], **KEY_ERRORS, 503: ERRORS[503]},
     )

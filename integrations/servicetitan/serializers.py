@@ -14,7 +14,6 @@ PHONE_RULE = "Phone must be a 10-digit US number."
 ZIP_PATTERN = r"^\d{5}(-\d{4})?$"
 TIME_SLOT_PATTERN = r"^\d{1,2}:\d{2} ?(AM|PM) ?- ?\d{1,2}:\d{2} ?(AM|PM)$"
 MAX_BATCH_SIZE = 50
-MAX_RANGE_DAYS = 31
 
 
 class StrictBooleanField(serializers.BooleanField):
@@ -97,16 +96,16 @@ class CancelSerializer(serializers.Serializer):
 
 
 class DateRangeSerializer(serializers.Serializer):
+    """Seed 001's ``GET /jobs`` query: the seed bounds the range by nothing but its two dates,
+    so any span is answered with every job in it (the real client follows ServiceTitan's pages
+    until ``hasMore`` is false)."""
+
     startDate = serializers.DateTimeField()
     endDate = serializers.DateTimeField()
 
     def validate(self, data):
         if data["endDate"] < data["startDate"]:
             raise serializers.ValidationError({"endDate": "endDate must not be before startDate."})
-        if (data["endDate"] - data["startDate"]).days > MAX_RANGE_DAYS:
-            raise serializers.ValidationError(
-                {"endDate": f"The range may span at most {MAX_RANGE_DAYS} days."}
-            )
         return data
 
 

@@ -622,6 +622,32 @@ def test_jobs_by_date_range_follow_pages_until_there_are_no_more(http, api):
     assert [job.id for job in jobs] == [1, 2, 3]
 
 
+def test_a_400_day_range_is_read_in_one_query_across_all_its_pages(http, api):
+    # Seed 001's GET /jobs takes any range: the client asks ServiceTitan once for the whole span
+    # and follows its pages, 100 jobs at a time.
+    add_token(http)
+    dates = {"createdOnOrAfter": "2025-01-01T00:00:00Z", "createdBefore": "2026-02-05T00:00:00Z"}
+    pages = [list(range(1, 101)), list(range(101, 201)), [201, 202]]
+    for page, ids in enumerate(pages, start=1):
+        http.get(
+            JOBS_URL,
+            json={
+                "page": page,
+                "pageSize": 100,
+                "hasMore": page < len(pages),
+                "data": [job_json(id=job_id) for job_id in ids],
+            },
+            match=[page_params(page, 100, **dates)],
+        )
+
+    jobs = api.get_jobs_by_date_range(
+        datetime(2025, 1, 1, tzinfo=UTC), datetime(2026, 2, 5, tzinfo=UTC)
+    )
+
+    assert [job.id for job in jobs] == list(range(1, 203))
+    assert len(api_calls(http)) == 3
+
+
 @pytest.mark.parametrize("total_count", [None, 2], ids=["null", "stale"])
 def test_pages_are_followed_by_has_more_whatever_the_total_count_says(http, api, total_count):
     add_token(http)

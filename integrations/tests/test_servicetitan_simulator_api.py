@@ -7,10 +7,14 @@ from django.core.cache import cache
 from django.test import Client
 
 from integrations.models import SimulatedJob
+from integrations.providers import RetryableProviderError
+from integrations.servicetitan.client import ServiceTitanApi
 from integrations.servicetitan.service import servicetitan_config
+from integrations.servicetitan.simulator import api as simulator_api
 from integrations.servicetitan.simulator.api import TOKEN_CACHE_PREFIX
 from integrations.servicetitan.simulator.simulation import SimulatedServiceTitan
-from integrations.tests.factories import SimulatedJobFactory
+from integrations.tests.factories import BookingFactory, SimulatedJobFactory
+from routing.retry import PROVIDER_CALL_RETRY
 
 pytestmark = pytest.mark.django_db
 
@@ -781,3 +785,70 @@ def test_simulator_is_not_in_our_openapi_schema(client):
     schema = client.get("/openapi.json").json()
 
     assert not [path for path in schema["paths"] if "servicetitan-sim" in path]
+
+
+def test_requests_above_the_limit_per_second_get_429_until_the_next_second(
+    client, headers, settings, monkeypatch
+):
+    settings.SERVICETITAN_SIMULATOR_REQUESTS_PER_SECOND = 60
+    monkeypatch.setattr(simulator_api, "clock", lambda: 1_000.0)
+    for _ in range(60):
+        assert client.get(jobs_url(), headers=headers).status_code == 200
+
+    monkeypatch.setattr(simulator_api, "clock", lambda: 1_000.999)
+    refused = client.get(jobs_url(), headers=headers)
+
+    body = assert_problem(refused, 429)
+    assert (body["title"], body["errors"], body["data"]) == ("Too Many Requests", {}, {})
+    assert refused["Retry-After"] == "1"
+    assert create_booking(client, headers).status_code == 429  # every endpoint of the slice
+    other_app = {**headers, "ST-App-Key": "ak1.other"}
+    assert client.get(jobs_url(), headers=other_app).status_code == 200
+    assert client.get(jobs_url(OTHER_TENANT), headers=headers).status_code == 200
+    assert issue_token(client).status_code == 200  # the token endpoint has no app key
+
+    monkeypatch.setattr(simulator_api, "clock", lambda: 1_001.0)
+    assert client.get(jobs_url(), headers=headers).status_code == 200
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_real_client_gets_429_over_http_and_succeeds_after_retry_after(
+    live_server, settings, monkeypatch
+):
+    # Below the client's own budget (60/s): the client's bucket lets the burst through and the
+    # simulator refuses it. A booking takes two requests: the lookup by externalId, the create.
+    settings.SERVICETITAN_SIMULATOR_REQUESTS_PER_SECOND = 2
+    settings.SYNC_RETRY_BACKOFF_SECONDS = [0.1]
+    now = 1_000.0
+    monkeypatch.setattr(simulator_api, "clock", lambda: now)
+    simulator = f"{live_server.url}/servicetitan-sim"
+    client = ServiceTitanApi(
+        {
+            "api_url": simulator,
+            "auth_url": simulator,
+            "client_id": "tradeengage",
+            "client_secret": "s3cret",
+            "app_key": "ak1.test",
+            "tenant_id": TENANT,
+            "booking_provider_id": "77",
+            "requests_per_second": 60,
+        }
+    )
+    client.create_job(BookingFactory(booking_id="routing-1"))
+    second = BookingFactory(booking_id="routing-2")
+
+    with pytest.raises(RetryableProviderError) as refused:
+        client.create_job(second)
+    assert (refused.value.code, refused.value.retry_after) == ("Rate Limited", 1.0)
+    assert "HTTP 429 Too Many Requests" in str(refused.value)
+
+    delay = PROVIDER_CALL_RETRY.delay(retries_so_far=0, retry_after=refused.value.retry_after)
+    assert delay == 1.0  # Retry-After, longer than the policy's own wait, is honoured
+    now += delay
+    job = client.create_job(second)
+
+    assert sorted(SimulatedJob.objects.values_list("booking_id", flat=True)) == [
+        "routing-1",
+        "routing-2",
+    ]
+    assert SimulatedJob.objects.get(booking_id="routing-2").job_id == job.id

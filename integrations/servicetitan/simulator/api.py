@@ -6,14 +6,17 @@ A test double of a vendor, not our API: plain Django views (outside the OpenAPI 
 speak ServiceTitan's shapes, OAuth errors at ``connect/token`` and RFC 7807 problems elsewhere.
 A booking made here is converted to a job at once, with the same number (``SimulatedJob``).
 Mounted only where ``SERVICETITAN_SIMULATOR_ENABLED`` is on (``tradeengage/urls.py``); its token
-endpoint answers only the clients of ``SERVICETITAN_SIMULATOR_CLIENTS``.
+endpoint answers only the clients of ``SERVICETITAN_SIMULATOR_CLIENTS``. Like ServiceTitan, it
+answers 429 with ``Retry-After`` above a number of requests per second per app key and tenant.
 """
 
 import functools
+import hashlib
 import hmac
 import json
 import re
 import secrets
+import time
 import zlib
 
 from django.conf import settings
@@ -30,6 +33,7 @@ from tradeengage.exceptions import flatten_errors
 
 TOKEN_SECONDS = 900
 TOKEN_CACHE_PREFIX = "servicetitan-sim:token:"
+RATE_CACHE_PREFIX = "servicetitan-sim:rate:"
 INVOICE_ID_OFFSET = 1_000_000
 LARGEST_ID = 2**63 - 1
 
@@ -96,6 +100,29 @@ def _authorized(request) -> bool:
     return cache.get(TOKEN_CACHE_PREFIX + token) is not None
 
 
+# The clock of the request windows; tests set it instead of sleeping.
+clock = time.time
+
+
+def _over_rate_limit(request, tenant: str) -> bool:
+    """Whether this request is one too many: ServiceTitan allows 60 requests per second per app
+    (``ST-App-Key``) and tenant (its developer documentation, "Rate limits"), here
+    ``SERVICETITAN_SIMULATOR_REQUESTS_PER_SECOND``, counted in fixed one-second windows in the
+    cache. Not the client's token bucket (``ratelimit``): that one waits for a token in Redis,
+    while this answers at once and must work on the file cache of ``make run`` too."""
+    window = int(clock())
+    app_key = hashlib.sha256(request.headers["ST-App-Key"].strip().encode()).hexdigest()[:32]
+    key = f"{RATE_CACHE_PREFIX}{app_key}:{tenant}:{window}"
+    # add + incr is atomic in Redis; the window's key outlives the window so incr finds it.
+    cache.add(key, 0, timeout=2)
+    try:
+        count = cache.incr(key)
+    except ValueError:  # evicted between add and incr: this request opens the window again
+        cache.set(key, 1, timeout=2)
+        count = 1
+    return count > settings.SERVICETITAN_SIMULATOR_REQUESTS_PER_SECOND
+
+
 def _check_path_ids(path_arguments: dict) -> None:
     """The tenant and the booking provider are integer path parameters in ServiceTitan's v2
     specs (tenant-crm-v2.yml, tenant-jpm-v2.yml); every operation declares a 400 for a request
@@ -122,6 +149,9 @@ def servicetitan_endpoint(*methods: str):
                 return _method_not_allowed(request, methods)
             if not _authorized(request):
                 return problem(401, "Unauthorized", headers={"WWW-Authenticate": "Bearer"})
+            if _over_rate_limit(request, kwargs.get("tenant", "")):
+                # The window is one second, so the next one opens within a second.
+                return problem(429, "Too Many Requests", headers={"Retry-After": "1"})
             try:
                 _check_path_ids(kwargs)
                 return view(request, *args, **kwargs)
