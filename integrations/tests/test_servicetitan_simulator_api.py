@@ -811,7 +811,7 @@ def test_requests_above_the_limit_per_second_get_429_until_the_next_second(
     assert client.get(jobs_url(), headers=headers).status_code == 200
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_the_real_client_gets_429_over_http_and_succeeds_after_retry_after(
     live_server, settings, monkeypatch
 ):
