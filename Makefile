@@ -4,10 +4,13 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PORT ?= 8000
 # The demo's ServiceTitan simulation behaves like the real thing (seed 001): 5 % random failures
-# and realistic delays (tests keep both off); and the client-processing endpoints accept a demo
-# key. (The back-sync asks about a young routing every minute by default, so the README
-# walkthrough's job completes three to four minutes after it was synced.)
+# and realistic delays (tests keep both off); its simulated office converts a booking into a job
+# 30 s after it arrives and completes and invoices the job 2 minutes later (tests: only when
+# asked); and the client-processing endpoints accept a demo key. (The back-sync asks about a
+# young routing every minute by default, so the README walkthrough's job completes three to four
+# minutes after it was synced.)
 DEMO_ENV ?= SERVICETITAN_SIMULATION_FAILURE_RATE=0.05 SERVICETITAN_SIMULATION_DELAYS=true \
+	SERVICETITAN_SIMULATOR_CONVERT_AFTER_SECONDS=30 SERVICETITAN_SIMULATOR_COMPLETE_AFTER_SECONDS=120 \
 	PROCESSING_API_KEYS=$${PROCESSING_API_KEYS:-demo-processing-key}
 export PATH := $(abspath $(BIN)):$(PATH)
 

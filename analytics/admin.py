@@ -40,7 +40,7 @@ def dashboard_links(figures: dict) -> dict:
         "synced_24h": _changelist(routings, last_synced_at__gte=since),
         "waiting": _changelist(routings, sync_status__exact="pending"),
         "in_progress": _changelist(routings, sync_status__exact="processing"),
-        "synced_open": _changelist(routings, sync_status__exact="synced"),
+        "synced_open": _changelist(routings, sync_status__exact="synced", declined="no"),
         "failed": _changelist(routings, sync_status__exact="failed"),
         "revenue_mtd": _changelist(routings, completed_at__gte=month_start),
         "events_pending": _changelist("routing_outboxevent", status="pending"),

@@ -14,7 +14,14 @@ from analytics.models import DailyFigures
 from analytics.services import FIGURE_FIELDS, Window, sync_latency, window_figures
 from jobs.models import Company, Job
 from processing.models import ProcessingJob
-from routing.models import JobRouting, OutboxEvent, OutboxStatus, SyncAttempt, SyncStatus
+from routing.models import (
+    IN_BACKSYNC,
+    JobRouting,
+    OutboxEvent,
+    OutboxStatus,
+    SyncAttempt,
+    SyncStatus,
+)
 
 CHART_DAYS = 30
 TOP_FAILING_COMPANIES = 10
@@ -157,8 +164,8 @@ def _hour(start: datetime) -> dict:
 
 def _routing_state() -> dict:
     """Routings by where they stand now, each set counted from an index alone: pending, in
-    progress and failed through the sync scan's index, synced-but-not-completed through the
-    back-sync's."""
+    progress and failed through the sync scan's index, synced-but-not-completed (nor declined)
+    through the back-sync's."""
     unfinished = JobRouting.objects.filter(
         sync_status__in=[SyncStatus.PENDING, SyncStatus.PROCESSING, SyncStatus.FAILED]
     ).aggregate(
@@ -166,7 +173,8 @@ def _routing_state() -> dict:
         in_progress=Count("sync_status", filter=Q(sync_status=SyncStatus.PROCESSING)),
         failed=Count("sync_status", filter=Q(sync_status=SyncStatus.FAILED)),
     )
-    synced_open = JobRouting.objects.filter(sync_status=SyncStatus.SYNCED).count()
+    # A routing its company declined stays synced but is no longer open: the back-sync's set.
+    synced_open = JobRouting.objects.filter(IN_BACKSYNC).count()
     return {
         "active_routings": unfinished["waiting"] + unfinished["in_progress"] + synced_open,
         "routings_waiting": unfinished["waiting"],

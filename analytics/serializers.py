@@ -68,11 +68,13 @@ class DashboardSerializer(serializers.Serializer):
     sync_latency_p50_seconds = serializers.FloatField(allow_null=True)
     sync_latency_p95_seconds = serializers.FloatField(allow_null=True)
     active_routings = serializers.IntegerField(
-        help_text="Waiting, in progress, or synced and not completed yet."
+        help_text="Waiting, in progress, or synced and neither completed nor declined yet."
     )
     routings_waiting = serializers.IntegerField()
     routings_in_progress = serializers.IntegerField()
-    routings_synced_open = serializers.IntegerField()
+    routings_synced_open = serializers.IntegerField(
+        help_text="Synced, and neither completed nor declined by the company yet."
+    )
     routings_failed = serializers.IntegerField()
     backlog = BacklogSerializer()
     revenue_mtd = serializers.DecimalField(

@@ -32,11 +32,50 @@ class MockJob(models.Model):
         return self.external_id or f"(refused) {self.idempotency_key}"
 
 
+class SimulatedCustomer(models.Model):
+    """A customer of a tenant in the simulator's slice of ServiceTitan's API, made when the
+    office converts a booking (and found again by phone, so a returning homeowner is no
+    first-time client). Its API id is ``ID_OFFSET + pk``; its one location's
+    ``LOCATION_ID_OFFSET + pk``."""
+
+    ID_OFFSET = 3_000_000
+    LOCATION_ID_OFFSET = 4_000_000
+
+    tenant = models.CharField(max_length=50)
+    name = models.CharField(max_length=201)
+    phone = models.CharField(max_length=20, blank=True)
+    email = models.EmailField(max_length=255, blank=True)
+    street = models.CharField(max_length=255, blank=True)
+    unit = models.CharField(max_length=50, blank=True)
+    city = models.CharField(max_length=100, blank=True)
+    state = models.CharField(max_length=50, blank=True)
+    zip = models.CharField(max_length=10, blank=True)
+    country = models.CharField(max_length=50, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["id"]
+        verbose_name = "simulated ServiceTitan customer"
+        indexes = [models.Index(fields=["tenant", "phone"], name="simulated_customer_phone_idx")]
+
+    def __str__(self):
+        return f"{self.customer_id} {self.name}"
+
+    @property
+    def customer_id(self) -> int:
+        return self.ID_OFFSET + self.pk
+
+    @property
+    def location_id(self) -> int:
+        return self.LOCATION_ID_OFFSET + self.pk
+
+
 class SimulatedJob(models.Model):
     """A job in the ServiceTitan simulation (seed 001 "Simulation Features"), stored in the
-    database so web and worker processes share it. It is also the booking and the job the
-    simulator's slice of ServiceTitan's real API serves: a booking made there is converted to a
-    job at once, with the same number.
+    database so web and worker processes share it. In the simulator's slice of ServiceTitan's
+    real API, a job is what the office converts a booking into (``SimulatedBooking.job``), with
+    its customer, campaign, business unit and job type ids.
 
     The API's job id is ``JOB_ID_OFFSET + pk`` (1001, 1002, ...), its job number ``JOB-001001``.
     """
@@ -77,6 +116,15 @@ class SimulatedJob(models.Model):
     business_unit = models.CharField(max_length=50)
     estimated_duration = models.PositiveIntegerField(help_text="Minutes")
     cancel_reason = models.TextField(blank=True)
+    # The slice of the real API: the job's customer and the tenant's ids it was booked under
+    # (null for a job of the seed-001 simulation); the cancel reason id a PUT cancel gave.
+    simulated_customer = models.ForeignKey(
+        SimulatedCustomer, null=True, blank=True, on_delete=models.PROTECT, related_name="jobs"
+    )
+    campaign_id = models.BigIntegerField(null=True, blank=True)
+    business_unit_id = models.BigIntegerField(null=True, blank=True)
+    job_type_id = models.BigIntegerField(null=True, blank=True)
+    cancel_reason_id = models.BigIntegerField(null=True, blank=True)
     completed_at = models.DateTimeField(null=True, blank=True)
     invoice_total = models.DecimalField(max_digits=12, decimal_places=2, null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
@@ -103,6 +151,66 @@ class SimulatedJob(models.Model):
     @property
     def job_number(self) -> str:
         return f"JOB-{self.job_id:06d}"
+
+
+class SimulatedBooking(models.Model):
+    """A booking made through the simulator's slice of ServiceTitan's booking-provider API
+    (crm v2 ``BookingResponse``). As at ServiceTitan it is ``New``, with no job, until the
+    receiving company's office converts it into a job (``Converted``, ``job`` set) or dismisses
+    it (``Dismissed``); here the office is the admin, the simulator's office endpoints, or a
+    delay (``SERVICETITAN_SIMULATOR_CONVERT_AFTER_SECONDS``). Its API id is ``ID_OFFSET + pk``,
+    never a job's id."""
+
+    ID_OFFSET = 5_000_000
+
+    class Status(models.TextChoices):
+        NEW = "New", "New"
+        CONVERTED = "Converted", "Converted"
+        DISMISSED = "Dismissed", "Dismissed"
+
+    tenant = models.CharField(max_length=50)
+    booking_provider = models.BigIntegerField()
+    external_id = models.CharField(max_length=100)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.NEW)
+    source = models.CharField(max_length=100)
+    name = models.CharField(max_length=201)
+    summary = models.TextField()
+    customer_type = models.CharField(max_length=20, blank=True)
+    is_first_time_client = models.BooleanField()
+    priority = models.CharField(max_length=10, blank=True)
+    campaign_id = models.BigIntegerField(null=True, blank=True)
+    business_unit_id = models.BigIntegerField(null=True, blank=True)
+    job_type_id = models.BigIntegerField(null=True, blank=True)
+    start = models.DateTimeField(null=True, blank=True)
+    # AddressModel and BookingContactModel as sent (street, unit, city, state, zip, country;
+    # type, value, memo).
+    address = models.JSONField(null=True, blank=True)
+    contacts = models.JSONField(default=list, blank=True)
+    uploaded_images = models.JSONField(null=True, blank=True)
+    is_send_confirmation_email = models.BooleanField(null=True, blank=True)
+    dismissing_reason_id = models.BigIntegerField(null=True, blank=True)
+    job = models.OneToOneField(
+        SimulatedJob, null=True, blank=True, on_delete=models.PROTECT, related_name="booking"
+    )
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["id"]
+        verbose_name = "simulated ServiceTitan booking"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant", "booking_provider", "external_id"],
+                name="unique_simulated_booking_external_id",
+            )
+        ]
+
+    def __str__(self):
+        return f"{self.booking_id} {self.external_id} ({self.status})"
+
+    @property
+    def booking_id(self) -> int:
+        return self.ID_OFFSET + self.pk
 
 
 class WebhookReceipt(models.Model):

@@ -95,12 +95,19 @@ class ProviderNotConfigured(Exception):
 
 @dataclass(frozen=True)
 class ProviderJobStatus:
-    """A job as its provider sees it, for the back-sync."""
+    """A job as its provider sees it, for the back-sync. ``cancelled`` is the company turning
+    the work down in its system (a dismissed booking, a cancelled job), with its ``reason``
+    when the provider tells one. ``provider_job_id`` and ``provider_job_number`` name the job
+    the company works from, when it differs from what was created (ServiceTitan's booking
+    becomes a job once the office converts it)."""
 
     external_id: str
     status: str  # "open", "completed" or "cancelled"
     completed_at: datetime | None = None
     revenue: Decimal | None = None
+    reason: str = ""
+    provider_job_id: str = ""
+    provider_job_number: str = ""
 
     OPEN = "open"
     COMPLETED = "completed"
@@ -150,6 +157,9 @@ class StatusUpdate:
     external_ids: tuple[str, ...] = ()
     completed_at: datetime | None = None
     revenue: Decimal | None = None
+    reason: str = ""
+    provider_job_id: str = ""
+    provider_job_number: str = ""
 
 
 class WebhookRejected(ProblemError):

@@ -1,9 +1,11 @@
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 from django.utils.html import format_html_join
 
+from integrations.providers import ProviderType
 from integrations.registry import credential_keys
+from integrations.servicetitan.connection import ERROR, SUCCESS, servicetitan_connection_test
 from jobs.models import (
     Category,
     Company,
@@ -53,6 +55,10 @@ class TechnicianInline(admin.TabularInline):
     model = Technician
     extra = 0
     fields = ["name", "email", "phone", "is_active"]
+
+
+# A connection report's levels as the admin's messages.
+CONNECTION_MESSAGE_LEVELS = {SUCCESS: messages.SUCCESS, ERROR: messages.ERROR}
 
 
 # One write-only form field per provider secret: "credential_client_secret" for "client_secret".
@@ -152,6 +158,7 @@ class CompanyAdmin(admin.ModelAdmin):
         "credentials_stored",
     ]
     inlines = [ServiceAreaInline, CompanySkillInline, TechnicianInline]
+    actions = ["test_connection"]
     fieldsets = [
         (
             None,
@@ -178,6 +185,40 @@ class CompanyAdmin(admin.ModelAdmin):
             "<div>{}: {}</div>",
             ((key, "set" if stored.get(key) else "not set") for key in credential_keys()),
         )
+
+    @admin.action(description="Test connection")
+    def test_connection(self, request, queryset):
+        """Each selected ServiceTitan company's connection report, one message a check."""
+        for company in queryset.select_related("primary_category"):
+            if company.provider_type != ProviderType.SERVICETITAN:
+                provider = company.get_provider_type_display() if company.provider_type else "none"
+                self.message_user(
+                    request,
+                    f"{company.name}: Test connection checks ServiceTitan accounts; this "
+                    f"company's field-service system is {provider}.",
+                    messages.WARNING,
+                )
+                continue
+            report = servicetitan_connection_test(
+                options=company.provider_account().settings, trades=company_trades(company)
+            )
+            for check in report.checks:
+                self.message_user(
+                    request,
+                    f"{company.name}: {check.message}",
+                    CONNECTION_MESSAGE_LEVELS.get(check.level, messages.WARNING),
+                )
+
+
+def company_trades(company: Company) -> list[str]:
+    """The categories a company's jobs come in: its primary one, then its skills'."""
+    skill_categories = (
+        CompanySkill.objects.filter(company=company, skill__category__isnull=False)
+        .order_by("skill__category__slug")
+        .values_list("skill__category__slug", flat=True)
+    )
+    primary = [company.primary_category.slug] if company.primary_category else []
+    return list(dict.fromkeys([*primary, *skill_categories]))
 
 
 @admin.register(Technician)

@@ -84,6 +84,21 @@ class WaitingForRetryFilter(admin.SimpleListFilter):
         return queryset
 
 
+class DeclinedFilter(admin.SimpleListFilter):
+    title = "declined"
+    parameter_name = "declined"
+
+    def lookups(self, request, model_admin):
+        return [("yes", "Yes"), ("no", "No")]
+
+    def queryset(self, request, queryset):
+        if self.value() == "yes":
+            return queryset.filter(declined_at__isnull=False)
+        if self.value() == "no":
+            return queryset.filter(declined_at__isnull=True)
+        return queryset
+
+
 class SyncAttemptInline(admin.TabularInline):
     model = SyncAttempt
     verbose_name_plural = "attempt history (newest first)"
@@ -127,10 +142,12 @@ class JobRoutingAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         "next_retry_at",
         "external_id",
         "error",
+        "declined",
     ]
     list_display_links = ["short_id"]
     list_filter = [
         "sync_status",
+        DeclinedFilter,
         WaitingForRetryFilter,
         HasErrorFilter,
         "company__provider_type",
@@ -140,7 +157,15 @@ class JobRoutingAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         "last_synced_at",
         "completed_at",
     ]
-    search_fields = ["=id", "=job__id", "company__name", "=external_id", "error_message"]
+    search_fields = [
+        "=id",
+        "=job__id",
+        "company__name",
+        "=external_id",
+        "=provider_job_id",
+        "=provider_job_number",
+        "error_message",
+    ]
     list_select_related = ["job", "company"]
     # The full count scans the whole table on every page; the filtered count is enough.
     show_full_result_count = False
@@ -160,7 +185,21 @@ class JobRoutingAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
                 ]
             },
         ),
-        ("Completion", {"fields": ["status_checked_at", "completed_at", "revenue"]}),
+        (
+            "At the provider",
+            {
+                "fields": [
+                    "provider_job_id",
+                    "provider_job_number",
+                    "status_checked_at",
+                    "status_check_due_at",
+                    "completed_at",
+                    "revenue",
+                    "declined_at",
+                    "decline_reason",
+                ]
+            },
+        ),
         (
             "Match",
             {"fields": ["matching_score", "matched_skills", "missing_skills", "match_reason"]},
@@ -189,6 +228,13 @@ class JobRoutingAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     def error(self, routing):
         return error_preview(routing.error_message)
 
+    @admin.display(description="declined", ordering="declined_at")
+    def declined(self, routing):
+        """The company's reason where it turned the work down; empty otherwise."""
+        if routing.declined_at is None:
+            return ""
+        return error_preview(routing.decline_reason or "Declined")
+
     @admin.display(description="error")
     def error_text(self, routing):
         return error_in_full(routing.error_message)
@@ -201,7 +247,7 @@ class JobRoutingAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         deadline = time.monotonic() + RETRY_NOW_SECONDS
         tally = Counter()
         for routing in queryset[:RETRY_NOW_LIMIT]:
-            if routing.sync_status in (SyncStatus.SYNCED, SyncStatus.COMPLETED):
+            if routing.is_finished:
                 tally["skipped"] += 1
             elif time.monotonic() > deadline:
                 tally["not tried"] += 1

@@ -18,6 +18,11 @@ class SyncStatus(models.TextChoices):
     COMPLETED = "completed", "Completed"
 
 
+# The routings in the back-sync's pipeline: synced, and not turned down by their company. The
+# condition of the back-sync's partial index, so its scan (which filters on it) reads the index.
+IN_BACKSYNC = Q(sync_status=SyncStatus.SYNCED, declined_at__isnull=True)
+
+
 class JobRouting(models.Model):
     """A job handed to one receiving company, and the state of its push to that company's system."""
 
@@ -54,6 +59,38 @@ class JobRouting(models.Model):
     )
     completed_at = models.DateTimeField(null=True, blank=True)
     revenue = models.DecimalField(max_digits=12, decimal_places=2, null=True, blank=True)
+    # A decline keeps the routing synced (its push succeeded; seed 000 fixes the statuses): it
+    # is the company turning the work down in its system, and takes the routing out of the
+    # back-sync.
+    declined_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="When the company turned the work down in its field-service system.",
+    )
+    # The text columns default to "" in the database too: routing creation inserts rows naming
+    # only the columns it sets (routing.services.create), and so may a process still running
+    # the code from before these columns during a deploy.
+    decline_reason = models.TextField(
+        blank=True,
+        default="",
+        db_default="",
+        help_text="Why the company turned the work down, as its provider told.",
+    )
+    provider_job_id = models.CharField(
+        max_length=64,
+        blank=True,
+        default="",
+        db_default="",
+        help_text="The provider's id of the job the company works from, once it reports one "
+        "(ServiceTitan: the booking's job once the office converts it).",
+    )
+    provider_job_number = models.CharField(
+        max_length=64,
+        blank=True,
+        default="",
+        db_default="",
+        help_text="The provider's number of that job.",
+    )
     matching_score = models.FloatField(default=0.0)
     matched_skills = models.JSONField(default=list, blank=True)
     missing_skills = models.JSONField(default=list, blank=True)
@@ -76,11 +113,11 @@ class JobRouting(models.Model):
         indexes = [
             models.Index(fields=["sync_status", "next_retry_at"], name="routing_status_retry_idx"),
             models.Index(fields=["company", "sync_status"], name="routing_company_status_idx"),
-            # The back-sync's scan: synced routings by when they are due for a question to their
-            # provider (routing.services.backsync.BACKSYNC_DUE_AT).
+            # The back-sync's scan: synced routings not declined, by when they are due for a
+            # question to their provider (routing.services.backsync.BACKSYNC_DUE_AT).
             models.Index(
                 Coalesce("status_check_due_at", "last_synced_at", "created_at"),
-                condition=Q(sync_status="synced"),
+                condition=IN_BACKSYNC,
                 name="routing_backsync_due_idx",
             ),
             # The dashboard's windows (analytics): syncs and completions by time. Partial, so a
@@ -105,7 +142,9 @@ class JobRouting(models.Model):
 
     def is_takeable(self, *, now: datetime) -> bool:
         """Whether a sync may claim it: pending, or claimed by a sync that stopped renewing its
-        lease (its worker died)."""
+        lease (its worker died); never once its company declined it."""
+        if self.is_declined:
+            return False
         return self.sync_status == SyncStatus.PENDING or (
             self.sync_status == SyncStatus.PROCESSING
             and (self.lease_expires_at is None or self.lease_expires_at < now)
@@ -113,7 +152,13 @@ class JobRouting(models.Model):
 
     @property
     def is_finished(self) -> bool:
-        return self.sync_status in (SyncStatus.SYNCED, SyncStatus.COMPLETED)
+        """Synced or completed, or declined by its company whatever its status: a decline is
+        the company's answer to a push it received, so nothing pushes it again."""
+        return self.sync_status in (SyncStatus.SYNCED, SyncStatus.COMPLETED) or self.is_declined
+
+    @property
+    def is_declined(self) -> bool:
+        return self.declined_at is not None
 
     # A provider's completion applies to a routing it holds: synced, or still being recorded as
     # synced by the sync that pushed it.
@@ -123,15 +168,51 @@ class JobRouting(models.Model):
     def mark_completed(cls, routing_id, *, completed_at: datetime, revenue, now: datetime) -> bool:
         """Completed as its provider reports it, with its revenue: a conditional update, so of
         two reports at once only one changes it. False when it was not completable (already
-        completed, or never synced)."""
+        completed, declined, or never synced)."""
         return bool(
-            cls.objects.filter(id=routing_id, sync_status__in=cls.COMPLETABLE_STATUSES).update(
+            cls.objects.filter(
+                id=routing_id, sync_status__in=cls.COMPLETABLE_STATUSES, declined_at__isnull=True
+            ).update(
                 sync_status=SyncStatus.COMPLETED,
                 completed_at=completed_at,
                 revenue=revenue,
                 updated_at=now,
             )
         )
+
+    @classmethod
+    def mark_declined(
+        cls, routing_id, *, reason: str, declined_at: datetime, now: datetime
+    ) -> bool:
+        """Turned down by its company in its field-service system (a dismissed booking, a
+        cancelled job), with the reason given: a conditional update from the completable
+        statuses, so of two reports at once only one changes it. The status stays as it is
+        (synced: its push succeeded). False when it was not declinable (already declined,
+        completed, or never synced)."""
+        return bool(
+            cls.objects.filter(
+                id=routing_id, sync_status__in=cls.COMPLETABLE_STATUSES, declined_at__isnull=True
+            ).update(declined_at=declined_at, decline_reason=reason, updated_at=now)
+        )
+
+    def provider_job_record(self, *, provider_job_id: str, provider_job_number: str, now) -> bool:
+        """Take the provider's job id and number where it reports them and they differ from
+        what is stored (the caller stores the routing), cut to their columns' length so that one
+        odd report cannot fail its batch. Returns whether anything changed."""
+        provider_job_id = provider_job_id[: self._meta.get_field("provider_job_id").max_length]
+        provider_job_number = provider_job_number[
+            : self._meta.get_field("provider_job_number").max_length
+        ]
+        changed = False
+        if provider_job_id and provider_job_id != self.provider_job_id:
+            self.provider_job_id = provider_job_id
+            changed = True
+        if provider_job_number and provider_job_number != self.provider_job_number:
+            self.provider_job_number = provider_job_number
+            changed = True
+        if changed:
+            self.updated_at = now
+        return changed
 
     def mark_synced(self, *, external_id: str, now: datetime) -> None:
         self.sync_status = SyncStatus.SYNCED

@@ -36,6 +36,10 @@ class JobRoutingSerializer(serializers.ModelSerializer):
             "updated_at",
             "match",
             "routed_by",
+            "provider_job_id",
+            "provider_job_number",
+            "declined_at",
+            "decline_reason",
         ]
         read_only_fields = fields
 

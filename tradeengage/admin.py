@@ -30,6 +30,9 @@ class ViewOnlyAdminMixin:
     def has_change_permission(self, request, obj=None):
         return False
 
+    def has_delete_permission(self, request, obj=None):
+        return False
+
 
 def error_preview(message: str | None):
     """The start of an error for a list column, the whole of it in the tooltip."""

@@ -524,7 +524,11 @@ SERVICETITAN = {
     "cancel_reason_id": env_str("SERVICETITAN_CANCEL_REASON_ID"),
     "webhook_secret": env_str("SERVICETITAN_WEBHOOK_SECRET"),
     "requests_per_second": env_int("SERVICETITAN_REQUESTS_PER_SECOND", 60),
-    "timeout_seconds": env_float("SERVICETITAN_TIMEOUT_SECONDS", 10.0),
+    # Requests' (connect, read) timeouts, each lowered to the sync engine's bound for a call.
+    # Connect: just over TCP's 3 s retransmission window. Read: well under ServiceTitan's own
+    # 100 s server timeout, as a create whose answer is lost is safely retried (externalId).
+    "connect_timeout_seconds": env_float("SERVICETITAN_CONNECT_TIMEOUT_SECONDS", 3.05),
+    "timeout_seconds": env_float("SERVICETITAN_TIMEOUT_SECONDS", 30.0),
     # The simulation: a random failure rate (seed 001: 5 % in the demo) and realistic delays.
     "simulation_failure_rate": env_float("SERVICETITAN_SIMULATION_FAILURE_RATE", 0.0),
     "simulation_delays": env_bool("SERVICETITAN_SIMULATION_DELAYS", default=False),
@@ -548,6 +552,19 @@ SERVICETITAN_SIMULATOR_ENABLED, SERVICETITAN_SIMULATOR_CLIENTS = servicetitan_si
 # ServiceTitan's 60 requests/s per app key and tenant; the simulator answers 429 above it.
 SERVICETITAN_SIMULATOR_REQUESTS_PER_SECOND = env_int(
     "SERVICETITAN_SIMULATOR_REQUESTS_PER_SECOND", 60
+)
+# The simulated office: a booking converted into a job this many seconds after it was made, and
+# the job completed and invoiced this many seconds after that; unset, never (only the admin and
+# the simulator's office endpoints convert, dismiss and complete).
+SERVICETITAN_SIMULATOR_CONVERT_AFTER_SECONDS = (
+    env_float("SERVICETITAN_SIMULATOR_CONVERT_AFTER_SECONDS", 0)
+    if os.environ.get("SERVICETITAN_SIMULATOR_CONVERT_AFTER_SECONDS")
+    else None
+)
+SERVICETITAN_SIMULATOR_COMPLETE_AFTER_SECONDS = (
+    env_float("SERVICETITAN_SIMULATOR_COMPLETE_AFTER_SECONDS", 0)
+    if os.environ.get("SERVICETITAN_SIMULATOR_COMPLETE_AFTER_SECONDS")
+    else None
 )
 
 # The mock provider's defaults; a company's provider_settings override them (integrations/mock.py).

@@ -110,6 +110,21 @@ def test_the_engine_state_backlog_and_failing_companies(history):
     assert company["name"] == history["failed"].company.name
 
 
+def test_a_routing_its_company_declined_is_no_longer_open(history):
+    routing_of(
+        history["today"][0],
+        synced_after=timedelta(seconds=3),
+        declined_at=NOW,
+        decline_reason="Outside our service area",
+    )
+
+    figures = dashboard(now=NOW)
+
+    assert figures["routings_synced_open"] == 3
+    assert figures["active_routings"] == 4
+    assert figures["routings_synced_24h"] == 4  # its push did succeed
+
+
 def test_the_last_nightly_run():
     client_company = CompanyFactory()
     ProcessingJobFactory(

@@ -4,7 +4,16 @@ through the booking-provider API (crm), jobs (jpm) and invoices (accounting).
 A routing becomes a booking, never a job directly: ServiceTitan's office converts bookings into
 jobs. So a routing's reference is the booking id, and the back-sync follows the booking to its
 job once it has one. The booking's ``externalId`` is our booking id, which makes creating
-idempotent across retries.
+idempotent across retries. The company's ids (campaign, business unit, job type) and rules come
+from its provider settings (``mapping.booking_mapping``).
+
+Timeouts are a (connect, read) pair. Connecting takes a few round trips, so 3.05 s (just over
+TCP's 3 s packet retransmission window, as requests' documentation advises) tells a network
+problem from a slow answer early. ServiceTitan's own server gives up on a request after 100 s;
+we read for ``timeout_seconds`` (30 s by default), far less: our requests are small (one booking,
+pages of at most 50 ids), one that takes longer holds a sync thread for nothing, and a create
+whose answer was lost is safe to try again (the retry finds the booking by its externalId). The
+provider lowers both to the sync engine's bound for the call.
 
 Shared by every worker process: the OAuth token (Django's cache, Redis in production) and the
 request budget per tenant (``ratelimit``, in Redis when ``REDIS_URL`` is set). Every failure,
@@ -13,6 +22,7 @@ HTTP or not, leaves as a typed provider error (``errors``).
 
 import hashlib
 import logging
+import re
 import time
 from collections.abc import Sequence
 from datetime import datetime
@@ -31,7 +41,9 @@ from integrations.servicetitan.errors import (
     json_object_or_empty,
 )
 from integrations.servicetitan.mapping import (
+    booking_mapping,
     booking_request,
+    cancel_reason_text,
     decimal_amount,
     job_from_booking,
     job_from_job,
@@ -48,8 +60,21 @@ VERSION = "servicetitan-api-v2"
 TOKEN_REFRESH_MARGIN_SECONDS = 60
 PAGE_SIZE = 50
 JOBS_PAGE_SIZE = 100
+# A tenant's settings lists are read whole (pageSize may be up to 5000): few pages.
+SETTINGS_PAGE_SIZE = 500
 # List endpoints look up "multiple IDs (maximum 50)" per request (crm and jpm v2 OpenAPI, ids).
 IDS_PER_REQUEST = 50
+CONNECT_TIMEOUT_SECONDS = 3.05
+READ_TIMEOUT_SECONDS = 30.0
+# The tenant's settings a booking's ids must be among, read for the Test connection report: all
+# of them, inactive ones too where the list marks them ("active": "Any"). Job types are listed
+# active only, as by default: ``JobTypeResponse`` has no ``active`` to tell them apart.
+TENANT_SETTINGS = {
+    "campaigns": ("/marketing/v2/tenant/{tenant}/campaigns", {"active": "Any"}),
+    "business_units": ("/settings/v2/tenant/{tenant}/business-units", {"active": "Any"}),
+    "job_types": ("/jpm/v2/tenant/{tenant}/job-types", {}),
+    "job_cancel_reasons": ("/jpm/v2/tenant/{tenant}/job-cancel-reasons", {"active": "Any"}),
+}
 
 
 class ServiceTitanApi(ServiceTitanService):
@@ -67,7 +92,12 @@ class ServiceTitanApi(ServiceTitanService):
         self.booking_provider = str(config.get("booking_provider_id") or "")
         self.cancel_reason_id = str(config.get("cancel_reason_id") or "")
         self._cancel_reason_id_checked: int | None = None
-        self.timeout = float(config.get("timeout_seconds") or 10.0)
+        self.config = config
+        self.connect_timeout = float(
+            config.get("connect_timeout_seconds") or CONNECT_TIMEOUT_SECONDS
+        )
+        self.read_timeout = float(config.get("timeout_seconds") or READ_TIMEOUT_SECONDS)
+        self._customer_lookup_refused = False
         self.session = requests.Session()
         self.session.headers["Accept"] = "application/json"
         self.limiter = RateLimiter(
@@ -78,8 +108,9 @@ class ServiceTitanApi(ServiceTitanService):
         digest = hashlib.sha256(f"{self.auth_url} {self.client_id}".encode()).hexdigest()
         self.token_cache_key = f"servicetitan:token:{digest[:32]}"
 
-    def authenticate(self) -> dict:
-        entry = self._token_entry()
+    def authenticate(self, *, fresh: bool = False) -> dict:
+        """A token, from the cache unless ``fresh`` (a connection test asks the server)."""
+        entry = self._token_entry(fresh=fresh)
         return {
             "success": True,
             "token": entry["access_token"][:8] + "…",
@@ -90,12 +121,15 @@ class ServiceTitanApi(ServiceTitanService):
     def create_job(self, booking: Booking) -> ServiceTitanJob:
         """The ServiceTitan booking for ``booking``, created at most once: its booking id is the
         booking's ``externalId``, looked up first, so a retry after a lost answer returns the
-        booking the first attempt made. Without a booking id there is nothing to look up."""
-        payload = booking_request(booking)
+        booking the first attempt made. A booking without a booking id, or a company whose
+        mapping settings are invalid, is refused before any request."""
+        payload = booking_request(booking, mapping=booking_mapping(self.config))
         path = self._bookings_path()
         existing = self._find_booking(path, booking.booking_id)
         if existing is not None:
             return job_from_booking(existing)
+        # Only worth a request once we know we post.
+        payload["isFirstTimeClient"] = self._is_first_time_client(booking.phone)
         try:
             created = self._request("POST", path, json=payload)
         except PermanentProviderError as exc:
@@ -113,8 +147,9 @@ class ServiceTitanApi(ServiceTitanService):
 
     def job_for_reference(self, reference: str) -> ServiceTitanJob:
         """``reference`` is the booking id. Until the booking is converted into a job, the
-        booking's state ("scheduled", or "cancelled" once dismissed); then the job's, with
-        ``completed_at`` and ``invoice_total`` once it is completed."""
+        booking's state ("scheduled", or "cancelled" with the dismissal once dismissed); then the
+        job's: with its ``cancel_reason`` once canceled, with ``completed_at`` and
+        ``invoice_total`` (None while it has no invoice) once completed."""
         if not str(reference).isdigit():
             raise PermanentProviderError(
                 f"ServiceTitan booking {reference!r} not found: a reference is a booking id",
@@ -123,13 +158,16 @@ class ServiceTitanApi(ServiceTitanService):
         booking = self._request("GET", f"{self._bookings_path()}/{reference}")
         if not booking.get("jobId"):
             return job_from_booking(booking)
-        return self._job_with_revenue(booking["jobId"], booking=booking)
+        job = job_from_job(self._request("GET", self._job_path(booking["jobId"])), booking=booking)
+        self._add_outcomes([job])
+        return job
 
     def jobs_for_references(self, references: Sequence[str]) -> dict[str, ServiceTitanJob]:
         """``job_for_reference`` for many references, by reference, in few requests: the
         bookings by ``ids`` (at most 50 a request, the API's limit), then the jobs of converted
-        ones by ``ids``, then the invoices of each completed job. A reference ServiceTitan does
-        not know (or that is no booking id) is left out."""
+        ones by ``ids``, then the cancelled jobs' reasons by ``ids`` and the invoices of each
+        completed job. A reference ServiceTitan does not know (or that is no booking id) is left
+        out."""
         booking_ids = [ref for ref in dict.fromkeys(map(str, references)) if ref.isdigit()]
         bookings = self._by_ids(self._bookings_path(), booking_ids)
         job_ids = [str(booking["jobId"]) for booking in bookings.values() if booking.get("jobId")]
@@ -146,8 +184,7 @@ class ServiceTitanApi(ServiceTitanService):
             if job is None:
                 continue
             found[reference] = job_from_job(job, booking=booking)
-            if found[reference].status == "completed":
-                found[reference].invoice_total = self._invoice_total(booking["jobId"])
+        self._add_outcomes([job for job in found.values() if not job.is_booking])
         return found
 
     def update_job_status(self, job_id: int, status: str) -> ServiceTitanJob:
@@ -175,6 +212,18 @@ class ServiceTitanApi(ServiceTitanService):
         params = {"createdOnOrAfter": timestamp_text(start), "createdBefore": timestamp_text(end)}
         path = f"/jpm/v2/tenant/{self.tenant}/jobs"
         return [job_from_job(job) for job in self._pages(path, params, page_size=JOBS_PAGE_SIZE)]
+
+    def tenant_settings(self, kind: str) -> list[dict]:
+        """All of the tenant's ``kind`` (a key of ``TENANT_SETTINGS``), every page."""
+        path, params = TENANT_SETTINGS[kind]
+        return list(
+            self._pages(path.format(tenant=self.tenant), params, page_size=SETTINGS_PAGE_SIZE)
+        )
+
+    def bookings_check(self) -> None:
+        """One booking of the booking provider's list: raises when the provider id is wrong or
+        the app may not read its bookings."""
+        self._request("GET", self._bookings_path(), params={"page": 1, "pageSize": 1})
 
     def get_health_status(self) -> dict:
         """Whether a token can be fetched now, and how long that took; never raises."""
@@ -260,11 +309,50 @@ class ServiceTitanApi(ServiceTitanService):
                 records[str(record.get("id"))] = record
         return records
 
-    def _job_with_revenue(self, job_id, booking: dict | None = None) -> ServiceTitanJob:
-        job = job_from_job(self._request("GET", self._job_path(job_id)), booking=booking)
+    def _job_with_revenue(self, job_id) -> ServiceTitanJob:
+        job = job_from_job(self._request("GET", self._job_path(job_id)))
         if job.status == "completed":
             job.invoice_total = self._invoice_total(job_id)
         return job
+
+    def _add_outcomes(self, jobs: list[ServiceTitanJob]) -> None:
+        """The cancelled jobs' reasons (``jobs/cancel-reasons``, 50 job ids a request) and the
+        completed ones' invoice totals, on the jobs."""
+        cancelled = [job for job in jobs if job.status == "cancelled"]
+        reasons = {}
+        for start in range(0, len(cancelled), IDS_PER_REQUEST):
+            chunk = ",".join(str(job.id) for job in cancelled[start : start + IDS_PER_REQUEST])
+            path = f"/jpm/v2/tenant/{self.tenant}/jobs/cancel-reasons"
+            # Not paged (its only parameter is ids); a job cancelled twice has the last word.
+            for record in self._request("GET", path, params={"ids": chunk}).get("data") or []:
+                reasons[str(record.get("jobId"))] = record
+        for job in cancelled:
+            job.cancel_reason = cancel_reason_text(reasons.get(str(job.id)))
+        for job in jobs:
+            if job.status == "completed":
+                job.invoice_total = self._invoice_total(job.id)
+
+    def _is_first_time_client(self, phone: str) -> bool:
+        """Whether no ServiceTitan customer has this phone number (``customers?phone=``): the
+        booking's required ``isFirstTimeClient``. True without a phone to ask about, and when
+        the app may not read customers (a permanent refusal, such as a 403 for a missing scope):
+        the office then sees a possible returning customer as new, which costs less than
+        refusing the work; that is logged once per client."""
+        digits = re.sub(r"\D", "", phone or "")
+        if not digits:
+            return True
+        path = f"/crm/v2/tenant/{self.tenant}/customers"
+        try:
+            body = self._request("GET", path, params={"phone": digits, "page": 1, "pageSize": 1})
+        except PermanentProviderError as exc:
+            if not self._customer_lookup_refused:
+                self._customer_lookup_refused = True
+                logger.warning(
+                    "ServiceTitan customer lookup refused; bookings are sent as first-time clients",
+                    extra={"tenant": self.tenant, "error": str(exc)},
+                )
+            return True
+        return not body.get("data")
 
     def _invoice_total(self, job_id) -> Decimal | None:
         """The sum of the job's invoices; None while it has none (not "zero revenue")."""
@@ -291,7 +379,7 @@ class ServiceTitanApi(ServiceTitanService):
         """One API call: within the request budget, with the bearer token (fetched afresh and
         tried once more on a 401); the JSON body, or a typed provider error."""
         for attempt in range(2):
-            self.limiter.acquire(self.timeout)
+            self.limiter.acquire(self.read_timeout)
             token = self._token_entry()["access_token"]
             headers = {"Authorization": f"Bearer {token}", "ST-App-Key": self.app_key}
             correlation_id = get_correlation_id()
@@ -364,12 +452,19 @@ class ServiceTitanApi(ServiceTitanService):
         started = time.monotonic()
         outcome = "error"
         try:
-            response = self.session.request(method, url, timeout=self.timeout, **kwargs)
+            response = self.session.request(
+                method, url, timeout=(self.connect_timeout, self.read_timeout), **kwargs
+            )
             outcome = response.status_code
             return response
         except requests.RequestException as exc:
             outcome = type(exc).__name__
-            raise error_from_exception(exc, method, path, timeout=self.timeout) from exc
+            timeout = (
+                self.connect_timeout
+                if isinstance(exc, requests.ConnectTimeout)
+                else self.read_timeout
+            )
+            raise error_from_exception(exc, method, path, timeout=timeout) from exc
         finally:
             logger.debug(
                 "ServiceTitan call",

@@ -15,7 +15,11 @@ from integrations.providers import (
     WebhookRejected,
     Work,
 )
-from integrations.servicetitan.client import ServiceTitanApi
+from integrations.servicetitan.client import (
+    CONNECT_TIMEOUT_SECONDS,
+    READ_TIMEOUT_SECONDS,
+    ServiceTitanApi,
+)
 from integrations.servicetitan.service import (
     CREDENTIAL_KEYS,
     servicetitan_config,
@@ -54,8 +58,9 @@ def problem_type_for(*, summary: str, category: str | None, skill_categories: li
 
 def booking_for(work: Work) -> Booking:
     """The booking for a piece of work: the homeowner's name split in two, the address and
-    contacts, the summary and problem type, and the idempotency key as the booking id
-    (ServiceTitan's externalId), which makes a retried create find the first one."""
+    contacts, the summary and problem type, the job's category and trades (what the company's
+    mapping is keyed by), and the idempotency key as the booking id (ServiceTitan's
+    externalId), which makes a retried create find the first one."""
     first, _, last = work.customer.name.strip().partition(" ")
     digits = re.sub(r"\D", "", work.customer.phone or "")
     return Booking(
@@ -72,10 +77,14 @@ def booking_for(work: Work) -> Booking:
             summary=work.summary, category=work.category, skill_categories=list(work.trades)
         ),
         summary=work.summary,
+        category=work.category or "",
+        trades=tuple(work.trades),
     )
 
 
 def job_status(external_id: str, job: ServiceTitanJob) -> ProviderJobStatus:
+    """The back-sync's view of a ServiceTitan job or booking: a booking names no job yet, so
+    ``provider_job_id`` and ``provider_job_number`` stay empty until the office converts it."""
     status = {
         "completed": ProviderJobStatus.COMPLETED,
         "cancelled": ProviderJobStatus.CANCELLED,
@@ -85,6 +94,9 @@ def job_status(external_id: str, job: ServiceTitanJob) -> ProviderJobStatus:
         status=status,
         completed_at=job.completed_at,
         revenue=job.invoice_total,
+        reason=job.cancel_reason if status == ProviderJobStatus.CANCELLED else "",
+        provider_job_id="" if job.is_booking else str(job.id),
+        provider_job_number="" if job.is_booking else job.job_number,
     )
 
 
@@ -96,7 +108,11 @@ class ServiceTitanProvider(Provider):
         """One service per configuration and thread, so the real client's HTTP session (and
         its pooled connections) is reused from call to call."""
         config = servicetitan_config(self.options)
-        config["timeout_seconds"] = min(float(config["timeout_seconds"]), timeout)
+        for key, default in (
+            ("connect_timeout_seconds", CONNECT_TIMEOUT_SECONDS),
+            ("timeout_seconds", READ_TIMEOUT_SECONDS),
+        ):
+            config[key] = min(float(config.get(key) or default), timeout)
         key = tuple(sorted((name, str(value)) for name, value in config.items()))
         services = _services.__dict__.setdefault("by_config", {})
         if key not in services:
@@ -124,7 +140,7 @@ class ServiceTitanProvider(Provider):
     def cancel_job(self, *, external_id: str, reason: str, timeout: float) -> None:
         service = self._service(timeout)
         job = service.job_for_reference(external_id)
-        if job.job_number.startswith("BOOKING-"):
+        if job.is_booking:
             raise PermanentProviderError(
                 f"Booking {external_id} is not a job yet; dismiss it in ServiceTitan.",
                 code="Not Supported",

@@ -116,7 +116,8 @@ class BatchSerializer(serializers.Serializer):
 
 
 class WebhookSerializer(serializers.Serializer):
-    """A status update from ServiceTitan (documented in the README)."""
+    """A status update signed as Standard Webhooks, the form our simulator and the senders we
+    control use (documented in the README)."""
 
     eventId = serializers.CharField(max_length=200)
     eventType = serializers.ChoiceField(choices=["job.status_changed"])
@@ -133,6 +134,9 @@ class WebhookDataSerializer(serializers.Serializer):
     invoiceTotal = serializers.DecimalField(
         max_digits=12, decimal_places=2, min_value=0, required=False, allow_null=True
     )
+    reason = serializers.CharField(
+        max_length=500, required=False, allow_blank=True, validators=[printable_text]
+    )
 
     def validate(self, data):
         if not any(data.get(key) for key in ("jobNumber", "bookingId", "externalId")):
@@ -140,3 +144,50 @@ class WebhookDataSerializer(serializers.Serializer):
                 "One of jobNumber, bookingId or externalId must name the job."
             )
         return data
+
+
+class ReasonField(serializers.Field):
+    """A reason as text, or as the ``{"id", "name"}`` reference ServiceTitan's v2 models use
+    for named things; its name is what we keep."""
+
+    default_error_messages = {"invalid": "A reason is text or an object with a name."}
+
+    def to_internal_value(self, data):
+        if isinstance(data, dict):
+            data = data.get("name") or ""
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return data[:500]
+
+
+class ServiceTitanEventSerializer(serializers.Serializer):
+    """A v2 webhook event's envelope. ServiceTitan's public pages (developer-next.servicetitan.io
+    /docs/webhooks) name no envelope, only payloads "aligned with our APIs": the event id and
+    type are read when present, and the entity is ``data``, or the body itself without one."""
+
+    eventId = serializers.CharField(max_length=200, required=False)
+    eventType = serializers.CharField(max_length=100, required=False, allow_blank=True)
+    data = serializers.DictField(required=False)
+
+
+class ServiceTitanEntitySerializer(serializers.Serializer):
+    """The job (jpm v2 Job) or booking (crm v2 Booking) an event is about, in those models' field
+    names. ``bookingId`` on a job, ``total`` and the reasons are read when present: no public
+    page pins them for webhooks."""
+
+    id = serializers.IntegerField(required=False, allow_null=True)
+    jobId = serializers.IntegerField(required=False, allow_null=True)
+    jobNumber = serializers.CharField(max_length=50, required=False, allow_null=True)
+    jobStatus = serializers.CharField(max_length=50, required=False, allow_null=True)
+    status = serializers.CharField(max_length=50, required=False, allow_null=True)
+    bookingId = serializers.IntegerField(required=False, allow_null=True)
+    externalId = serializers.CharField(
+        max_length=100, required=False, allow_blank=True, allow_null=True
+    )
+    completedOn = serializers.DateTimeField(required=False, allow_null=True)
+    total = serializers.DecimalField(
+        max_digits=12, decimal_places=2, min_value=0, required=False, allow_null=True
+    )
+    cancelReason = ReasonField(required=False, allow_null=True)
+    dismissingReason = ReasonField(required=False, allow_null=True)
+    memo = ReasonField(required=False, allow_null=True)

@@ -71,6 +71,10 @@ class Booking:
     time_slot: str = ""
     special_instructions: str = ""
     summary: str = ""
+    # The job's category and its skills' categories, in order: what a company's ServiceTitan
+    # mapping (business unit, job type, priority) is keyed by.
+    category: str = ""
+    trades: tuple[str, ...] = ()
 
 
 def booking_as_json(booking: Booking) -> dict:
@@ -82,7 +86,13 @@ def booking_as_json(booking: Booking) -> dict:
 
 def booking_from_json(data: dict) -> Booking:
     scheduled = data.get("scheduled_date")
-    return Booking(**{**data, "scheduled_date": parse_datetime(scheduled) if scheduled else None})
+    return Booking(
+        **{
+            **data,
+            "scheduled_date": parse_datetime(scheduled) if scheduled else None,
+            "trades": tuple(data.get("trades") or ()),
+        }
+    )
 
 
 @dataclass
@@ -104,8 +114,13 @@ class ServiceTitanJob:
     business_unit: str = ""
     created_at: datetime | None = None
     completed_at: datetime | None = None
+    # Why it was cancelled: our reason when we cancelled it; read back, ServiceTitan's (the job's
+    # cancel reason, or the booking's dismissal).
     cancel_reason: str = ""
     invoice_total: Decimal | None = None
+    # A ServiceTitan booking the office has not converted into a job yet: ``id`` is then the
+    # booking's id, and there is no job the company works from.
+    is_booking: bool = False
 
 
 class ServiceTitanService(ABC):

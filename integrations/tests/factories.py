@@ -3,7 +3,13 @@ import uuid
 import factory
 from django.utils import timezone
 
-from integrations.models import MockJob, SimulatedJob, WebhookReceipt
+from integrations.models import (
+    MockJob,
+    SimulatedBooking,
+    SimulatedCustomer,
+    SimulatedJob,
+    WebhookReceipt,
+)
 from integrations.servicetitan.types import Booking
 
 
@@ -70,3 +76,54 @@ class BookingFactory(factory.Factory):
     zip = "62701"
     problem_type = "plumbing"
     booking_id = "routing-42"
+
+
+class SimulatedCustomerFactory(factory.django.DjangoModelFactory):
+    """A customer of the simulated ServiceTitan tenant, as the office makes it converting a
+    booking: Mary Smith of Austin, found again by her phone's digits."""
+
+    class Meta:
+        model = SimulatedCustomer
+
+    tenant = "1234"
+    name = "Mary Smith"
+    phone = "5125550100"
+    email = "mary@example.com"
+    street = "12 Oak Street"
+    city = "Austin"
+    state = "TX"
+    zip = "78701"
+    country = "USA"
+
+
+class SimulatedBookingFactory(factory.django.DjangoModelFactory):
+    """A New booking made through the simulated ServiceTitan's booking-provider API, as our
+    client sends a spring repair in Austin (``job`` set once the office converts it)."""
+
+    class Meta:
+        model = SimulatedBooking
+
+    tenant = "1234"
+    booking_provider = 77
+    external_id = factory.Sequence(lambda n: f"routing-{n}")
+    source = "TradeEngage"
+    name = "Mary Ann Smith"
+    summary = "Garage door spring repair/replacement: the left spring snapped"
+    customer_type = "Residential"
+    is_first_time_client = True
+    priority = "Urgent"
+    address = factory.LazyFunction(
+        lambda: {
+            "street": "12 Oak Street",
+            "city": "Austin",
+            "state": "TX",
+            "zip": "78701",
+            "country": "USA",
+        }
+    )
+    contacts = factory.LazyFunction(
+        lambda: [
+            {"type": "Phone", "value": "512-555-0100"},
+            {"type": "Email", "value": "mary@example.com"},
+        ]
+    )

@@ -1,6 +1,7 @@
 """The ServiceTitan API client against ServiceTitan's HTTP contract, served by ``responses``: no
 real network, no real sleeping (the rate limiter runs on a fake clock)."""
 
+import json
 import logging
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -34,6 +35,8 @@ PROVIDER = "89"
 BOOKINGS_URL = f"{API_URL}/crm/v2/tenant/{TENANT}/booking-provider/{PROVIDER}/bookings"
 JOBS_URL = f"{API_URL}/jpm/v2/tenant/{TENANT}/jobs"
 INVOICES_URL = f"{API_URL}/accounting/v2/tenant/{TENANT}/invoices"
+CUSTOMERS_URL = f"{API_URL}/crm/v2/tenant/{TENANT}/customers"
+JOB_CANCEL_REASONS_URL = f"{API_URL}/jpm/v2/tenant/{TENANT}/jobs/cancel-reasons"
 TOKEN = "eyJhbGciOiJSUzI1NiJ9.first-token"
 CONFIG = {
     "api_url": API_URL,
@@ -95,11 +98,16 @@ def api_calls(http):
 
 
 def booking_json(**overrides):
+    """A crm v2 ``BookingResponse``."""
     return {
         "id": 5001,
+        "source": "TradeEngage",
         "externalId": "routing-42",
-        "status": "Pending",
+        "bookingProviderId": int(PROVIDER),
+        "status": "New",
         "jobId": None,
+        "dismissingReasonId": None,
+        "start": "2026-03-02T14:00:00Z",
         "name": "Jane Smith",
         "summary": "Fix leaky kitchen faucet",
         "address": {"street": "456 Oak Avenue", "city": "Springfield", "state": "IL"},
@@ -111,10 +119,14 @@ def booking_json(**overrides):
 
 
 def job_json(**overrides):
+    """A jpm v2 ``JobResponse`` (the fields we read, and the ids it always has)."""
     return {
         "id": 7001,
         "jobNumber": "70012",
         "jobStatus": "Scheduled",
+        "bookingId": 5001,
+        "jobTypeId": 61,
+        "campaignId": 31,
         "completedOn": None,
         "createdOn": "2026-03-01T10:00:00Z",
         "summary": "Fix leaky kitchen faucet",
@@ -132,6 +144,65 @@ def lookup_params(external_id="routing-42"):
 
 def page_params(page, page_size, **params):
     return matchers.query_param_matcher({**params, "page": str(page), "pageSize": str(page_size)})
+
+
+def add_customers(http, customers=(), phone="5559876543"):
+    """``GET customers?phone=``: one customer is enough to know the phone is known."""
+    return http.get(
+        CUSTOMERS_URL,
+        json={"page": 1, "pageSize": 1, "hasMore": False, "data": list(customers)},
+        match=[page_params(1, 1, phone=phone)],
+    )
+
+
+def add_job_cancel_reasons(http, job_ids, records):
+    return http.get(
+        JOB_CANCEL_REASONS_URL,
+        json={"page": 1, "pageSize": 50, "hasMore": False, "data": records},
+        match=[matchers.query_param_matcher({"ids": ",".join(map(str, job_ids))})],
+    )
+
+
+# crm v2 ``CreateBookingRequest``: its properties (additionalProperties false) and required ones.
+CREATE_BOOKING_FIELDS = {
+    "source",
+    "name",
+    "address",
+    "contacts",
+    "customerType",
+    "start",
+    "summary",
+    "campaignId",
+    "businessUnitId",
+    "jobTypeId",
+    "priority",
+    "isFirstTimeClient",
+    "uploadedImages",
+    "isSendConfirmationEmail",
+    "externalId",
+}
+CREATE_BOOKING_REQUIRED = {"source", "name", "summary", "isFirstTimeClient", "externalId"}
+ADDRESS_FIELDS = {"street", "unit", "city", "state", "zip", "country"}
+ADDRESS_REQUIRED = {"street", "city", "state", "zip", "country"}
+
+
+def assert_is_create_booking_request(body):
+    """``body`` is what crm v2's ``CreateBookingRequest`` accepts."""
+    assert set(body) <= CREATE_BOOKING_FIELDS, set(body) - CREATE_BOOKING_FIELDS
+    assert set(body) >= CREATE_BOOKING_REQUIRED
+    assert all(isinstance(body[key], str) and body[key] for key in ("source", "name", "summary"))
+    assert isinstance(body["externalId"], str) and body["externalId"]
+    assert isinstance(body["isFirstTimeClient"], bool)
+    if "address" in body:
+        assert ADDRESS_REQUIRED <= set(body["address"]) <= ADDRESS_FIELDS
+    for contact in body.get("contacts", []):
+        assert set(contact) <= {"type", "value", "memo"}
+        assert contact["type"] in {"Phone", "Email", "Fax", "MobilePhone"}
+    assert body.get("customerType", "Residential") in {"Residential", "Commercial"}
+    assert body.get("priority", "Normal") in {"Low", "Normal", "High", "Urgent"}
+    for key in ("campaignId", "businessUnitId", "jobTypeId"):
+        if key in body:
+            assert type(body[key]) is int and body[key] > 0
 
 
 # Tokens
@@ -282,6 +353,7 @@ def test_redis_failure_of_the_token_cache_is_retryable(http, api, monkeypatch):
 def test_every_api_call_sends_the_bearer_token_and_app_key(http, api):
     add_token(http)
     http.get(BOOKINGS_URL, json={"page": 1, "pageSize": 50, "hasMore": False, "data": []})
+    add_customers(http)
     http.post(BOOKINGS_URL, status=201, json=booking_json())
     http.get(f"{BOOKINGS_URL}/5001", json=booking_json(jobId=7001, status="Converted"))
     http.get(f"{JOBS_URL}/7001", json=job_json())
@@ -289,7 +361,7 @@ def test_every_api_call_sends_the_bearer_token_and_app_key(http, api):
     api.create_job(BookingFactory())
     api.job_for_reference("5001")
 
-    assert len(api_calls(http)) == 4
+    assert len(api_calls(http)) == 5
     for call in api_calls(http):
         assert call.request.headers["Authorization"] == f"Bearer {TOKEN}"
         assert call.request.headers["ST-App-Key"] == "ak1.app-key"
@@ -303,7 +375,8 @@ def test_create_posts_a_booking_when_its_external_id_is_unknown(http, api):
         json={"page": 1, "pageSize": 50, "hasMore": False, "totalCount": 0, "data": []},
         match=[lookup_params()],
     )
-    http.post(
+    add_customers(http)
+    post = http.post(
         BOOKINGS_URL,
         status=201,
         json=booking_json(),
@@ -326,6 +399,7 @@ def test_create_posts_a_booking_when_its_external_id_is_unknown(http, api):
                         {"type": "Phone", "value": "5559876543"},
                         {"type": "Email", "value": "jane.smith@email.com"},
                     ],
+                    "customerType": "Residential",
                     "priority": "Normal",
                     "start": "2026-03-02T14:00:00Z",
                 }
@@ -347,6 +421,8 @@ def test_create_posts_a_booking_when_its_external_id_is_unknown(http, api):
     assert job.booking_id == "routing-42"
     assert job.priority == "medium"
     assert job.created_at == datetime(2026, 3, 1, 9, 30, 0, 123456, tzinfo=UTC)
+    assert job.is_booking
+    assert_is_create_booking_request(json.loads(post.calls[0].request.body))
 
 
 def test_create_returns_the_existing_booking_without_posting(http, api):
@@ -366,6 +442,7 @@ def test_create_returns_the_existing_booking_without_posting(http, api):
 def test_create_after_a_conflict_returns_the_booking_made_concurrently(http, api):
     add_token(http)
     http.get(BOOKINGS_URL, json={"page": 1, "pageSize": 50, "hasMore": False, "data": []})
+    add_customers(http)
     http.post(BOOKINGS_URL, status=409, json={"title": "Conflict", "status": 409})
     http.get(
         BOOKINGS_URL, json={"page": 1, "pageSize": 50, "hasMore": False, "data": [booking_json()]}
@@ -377,6 +454,7 @@ def test_create_after_a_conflict_returns_the_booking_made_concurrently(http, api
 def test_create_refused_for_another_reason_than_a_conflict_raises_without_looking_again(http, api):
     add_token(http)
     http.get(BOOKINGS_URL, json={"page": 1, "pageSize": 50, "hasMore": False, "data": []})
+    add_customers(http)
     http.post(
         BOOKINGS_URL,
         status=400,
@@ -387,7 +465,7 @@ def test_create_refused_for_another_reason_than_a_conflict_raises_without_lookin
         api.create_job(BookingFactory())
 
     assert raised.value.code == "Validation Error"
-    assert [call.request.method for call in api_calls(http)] == ["GET", "POST"]
+    assert [call.request.method for call in api_calls(http)] == ["GET", "GET", "POST"]
 
 
 def test_create_with_an_unknown_problem_type_is_a_validation_error_without_calls(http, api):
@@ -413,7 +491,8 @@ def test_create_without_a_booking_provider_is_a_configuration_error(http):
 
 
 @pytest.mark.parametrize(
-    ("booking_status", "status"), [("Pending", "scheduled"), ("Dismissed", "cancelled")]
+    ("booking_status", "status"),
+    [("New", "scheduled"), ("Accepted", "scheduled"), ("Dismissed", "cancelled")],
 )
 def test_reference_of_an_unconverted_booking_reports_the_booking(http, api, booking_status, status):
     add_token(http)
@@ -574,6 +653,9 @@ def test_the_provider_asks_about_a_batch_through_the_lookups_by_ids(http):
         json=page([job_json(jobStatus="Canceled")]),
         match=[page_params(1, 50, ids="7001")],
     )
+    add_job_cancel_reasons(
+        http, [7001], [{"jobId": 7001, "reasonId": 11, "name": "Customer cancelled", "text": ""}]
+    )
     provider = ServiceTitanProvider(
         ProviderAccount(
             company_id=None, company_name="Acme", provider_type="servicetitan", settings=CONFIG
@@ -583,7 +665,13 @@ def test_the_provider_asks_about_a_batch_through_the_lookups_by_ids(http):
     statuses = provider.get_job_statuses(external_ids=["5001", "5002", "5003"], timeout=5)
 
     assert statuses == {
-        "5001": ProviderJobStatus(external_id="5001", status=ProviderJobStatus.CANCELLED),
+        "5001": ProviderJobStatus(
+            external_id="5001",
+            status=ProviderJobStatus.CANCELLED,
+            reason="Customer cancelled",
+            provider_job_id="7001",
+            provider_job_number="70012",
+        ),
         "5002": ProviderJobStatus(external_id="5002", status=ProviderJobStatus.OPEN),
     }
 
@@ -791,6 +879,30 @@ def test_timeout_is_retryable(http, api):
     assert "no answer within 10 s" in str(raised.value)
 
 
+def test_a_connection_that_cannot_be_opened_in_time_names_the_connect_timeout(http, api):
+    http.post(TOKEN_URL, body=requests.exceptions.ConnectTimeout("connect timed out"))
+
+    with pytest.raises(RetryableProviderError) as raised:
+        api.authenticate()
+
+    assert raised.value.code == "Timeout"
+    assert "no answer within 3.05 s" in str(raised.value)
+
+
+def test_requests_are_sent_with_a_connect_and_a_read_timeout(http, settings):
+    add_token(http)
+    http.get(f"{JOBS_URL}/7001", json=job_json())
+    defaults = {
+        key: settings.SERVICETITAN[key] for key in ("connect_timeout_seconds", "timeout_seconds")
+    }
+    config = {key: value for key, value in CONFIG.items() if key != "timeout_seconds"}
+
+    ServiceTitanApi({**config, **defaults}).get_job(7001)
+
+    assert defaults == {"connect_timeout_seconds": 3.05, "timeout_seconds": 30.0}
+    assert [call.request.req_kwargs["timeout"] for call in http.calls] == [(3.05, 30.0)] * 2
+
+
 def test_connection_error_is_retryable(http, api):
     http.post(TOKEN_URL, body=requests.exceptions.ConnectionError("Connection refused"))
 
@@ -835,6 +947,7 @@ def servicetitan_error(status, title, errors=None):
 def test_servicetitan_validation_error_is_parsed_field_by_field(http, api):
     add_token(http)
     http.get(BOOKINGS_URL, json={"page": 1, "pageSize": 50, "hasMore": False, "data": []})
+    add_customers(http)
     errors = {"contacts": ["A phone number is at most 20 characters."], "name": ["Required."]}
     http.post(BOOKINGS_URL, status=400, json=servicetitan_error(400, "Validation Error", errors))
 
@@ -985,3 +1098,343 @@ def test_calls_carry_the_correlation_id_of_the_work_they_do(http, api):
     first, second = api_calls(http)
     assert first.request.headers["X-Correlation-ID"] == "req-job-7001"
     assert "X-Correlation-ID" not in second.request.headers
+
+
+# The company's mapping, the customer lookup and the booking id
+
+
+MAPPING = {
+    "campaign_id": 31,
+    "business_unit_id": 41,
+    "business_units_by_zip": {"627": 42, "6270": 43},
+    "business_units_by_trade": {"plumbing": 44},
+    "job_type_id": "61",
+    "job_types_by_category": {"plumbing": 62},
+    "priority_by_category": {"plumbing": "High"},
+    "urgent_keywords": ["flood", "gas leak"],
+    "customer_type": "Commercial",
+}
+
+
+def add_booking_lookup(http):
+    http.get(
+        BOOKINGS_URL,
+        json={"page": 1, "pageSize": 50, "hasMore": False, "data": []},
+        match=[lookup_params()],
+    )
+
+
+def posted_body(post):
+    return json.loads(post.calls[0].request.body)
+
+
+def test_create_sends_the_companys_ids_as_integers_and_its_customer_type(http):
+    api = ServiceTitanApi({**CONFIG, **MAPPING})
+    add_token(http)
+    add_booking_lookup(http)
+    add_customers(http)
+    post = http.post(BOOKINGS_URL, status=201, json=booking_json())
+
+    api.create_job(BookingFactory(summary="Basement flooded", category="plumbing"))
+
+    body = posted_body(post)
+    assert_is_create_booking_request(body)
+    assert {key: body[key] for key in ("campaignId", "businessUnitId", "jobTypeId")} == {
+        "campaignId": 31,
+        "businessUnitId": 43,
+        "jobTypeId": 62,
+    }
+    assert (body["customerType"], body["priority"]) == ("Commercial", "Urgent")
+
+
+def test_create_without_mapping_leaves_the_ids_out_and_sends_a_residential_customer(http, api):
+    add_token(http)
+    add_booking_lookup(http)
+    add_customers(http)
+    post = http.post(BOOKINGS_URL, status=201, json=booking_json())
+
+    api.create_job(BookingFactory())
+
+    body = posted_body(post)
+    assert_is_create_booking_request(body)
+    assert not {"campaignId", "businessUnitId", "jobTypeId"} & set(body)
+    assert body["customerType"] == "Residential"
+
+
+def test_create_with_invalid_mapping_settings_is_a_configuration_error_without_calls(http):
+    api = ServiceTitanApi({**CONFIG, "campaign_id": "Google Ads", "customer_type": "Business"})
+
+    with pytest.raises(PermanentProviderError) as raised:
+        api.create_job(BookingFactory())
+
+    assert raised.value.code == "Configuration Error"
+    assert [detail["field"] for detail in raised.value.details] == ["campaign_id", "customer_type"]
+    assert len(http.calls) == 0
+
+
+def test_create_without_a_booking_id_is_refused_before_any_request(http, api):
+    with pytest.raises(PermanentProviderError) as raised:
+        api.create_job(BookingFactory(booking_id=""))
+
+    assert raised.value.code == "Validation Error"
+    assert "externalId" in str(raised.value)
+    assert raised.value.details[0]["field"] == "booking_id"
+    assert len(http.calls) == 0
+
+
+def test_a_known_phone_is_no_first_time_client(http, api):
+    add_token(http)
+    add_booking_lookup(http)
+    lookup = add_customers(http, customers=[{"id": 301, "name": "Jane Smith", "active": True}])
+    post = http.post(BOOKINGS_URL, status=201, json=booking_json())
+
+    api.create_job(BookingFactory(phone="555-987-6543"))
+
+    assert lookup.call_count == 1
+    assert posted_body(post)["isFirstTimeClient"] is False
+
+
+def test_an_unknown_phone_is_a_first_time_client(http, api):
+    add_token(http)
+    add_booking_lookup(http)
+    add_customers(http, customers=[])
+    post = http.post(BOOKINGS_URL, status=201, json=booking_json())
+
+    api.create_job(BookingFactory())
+
+    assert posted_body(post)["isFirstTimeClient"] is True
+
+
+def test_without_a_phone_there_is_no_lookup_and_the_client_is_first_time(http, api):
+    add_token(http)
+    add_booking_lookup(http)
+    post = http.post(BOOKINGS_URL, status=201, json=booking_json())
+
+    api.create_job(BookingFactory(phone=""))
+
+    body = posted_body(post)
+    assert body["isFirstTimeClient"] is True
+    assert body["contacts"] == [{"type": "Email", "value": "jane.smith@email.com"}]
+    assert not [call for call in http.calls if call.request.url.startswith(CUSTOMERS_URL)]
+
+
+def test_an_existing_booking_is_returned_without_looking_the_customer_up(http, api):
+    add_token(http)
+    http.get(
+        BOOKINGS_URL,
+        json={"page": 1, "pageSize": 50, "hasMore": False, "data": [booking_json()]},
+        match=[lookup_params()],
+    )
+
+    api.create_job(BookingFactory())
+
+    assert len(api_calls(http)) == 1
+
+
+def test_a_refused_customer_lookup_sends_a_first_time_client_and_is_logged_once(http, api, caplog):
+    add_token(http)
+    add_booking_lookup(http)
+    http.get(
+        CUSTOMERS_URL,
+        status=403,
+        json=servicetitan_error(403, "Forbidden"),
+        match=[page_params(1, 1, phone="5559876543")],
+    )
+    post = http.post(BOOKINGS_URL, status=201, json=booking_json())
+
+    with caplog.at_level(logging.WARNING, logger="integrations.servicetitan"):
+        api.create_job(BookingFactory())
+        api.create_job(BookingFactory())
+
+    assert [json.loads(call.request.body)["isFirstTimeClient"] for call in post.calls] == [
+        True,
+        True,
+    ]
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1
+    assert "customer lookup refused" in warnings[0].getMessage()
+    assert "cs1.very-secret" not in str(vars(warnings[0]))
+
+
+def test_a_customer_lookup_outage_is_retryable_and_posts_nothing(http, api):
+    add_token(http)
+    add_booking_lookup(http)
+    http.get(CUSTOMERS_URL, status=503, json=servicetitan_error(503, "Service Unavailable"))
+
+    with pytest.raises(RetryableProviderError):
+        api.create_job(BookingFactory())
+
+    assert "POST" not in [call.request.method for call in api_calls(http)]
+
+
+# The back-sync's lifecycle reads
+
+
+def provider_for_config(config=CONFIG):
+    return ServiceTitanProvider(
+        ProviderAccount(
+            company_id=None, company_name="Acme", provider_type="servicetitan", settings=config
+        )
+    )
+
+
+def test_a_new_booking_is_open_and_names_no_job_yet(http):
+    add_token(http)
+    http.get(f"{BOOKINGS_URL}/5001", json=booking_json(status="New"))
+
+    status = provider_for_config().get_job_status(external_id="5001", timeout=5)
+
+    assert status == ProviderJobStatus(external_id="5001", status=ProviderJobStatus.OPEN)
+
+
+def test_a_dismissed_booking_is_cancelled_with_its_dismissing_reason(http):
+    add_token(http)
+    http.get(f"{BOOKINGS_URL}/5001", json=booking_json(status="Dismissed", dismissingReasonId=17))
+
+    status = provider_for_config().get_job_status(external_id="5001", timeout=5)
+
+    assert status.status == ProviderJobStatus.CANCELLED
+    assert status.reason == "Booking dismissed in ServiceTitan (dismissing reason 17)"
+    assert (status.provider_job_id, status.provider_job_number) == ("", "")
+
+
+def test_a_converted_booking_reports_its_scheduled_job_by_id_and_number(http):
+    add_token(http)
+    http.get(f"{BOOKINGS_URL}/5001", json=booking_json(status="Converted", jobId=7001))
+    http.get(f"{JOBS_URL}/7001", json=job_json(jobStatus="Scheduled"))
+
+    status = provider_for_config().get_job_status(external_id="5001", timeout=5)
+
+    assert status == ProviderJobStatus(
+        external_id="5001",
+        status=ProviderJobStatus.OPEN,
+        provider_job_id="7001",
+        provider_job_number="70012",
+    )
+
+
+def test_a_canceled_job_is_cancelled_with_the_reason_the_office_gave(http):
+    add_token(http)
+    http.get(f"{BOOKINGS_URL}/5001", json=booking_json(status="Converted", jobId=7001))
+    http.get(f"{JOBS_URL}/7001", json=job_json(jobStatus="Canceled"))
+    reasons = add_job_cancel_reasons(
+        http,
+        [7001],
+        [{"jobId": 7001, "reasonId": 11, "name": "Customer cancelled", "text": "Fixed it"}],
+    )
+
+    status = provider_for_config().get_job_status(external_id="5001", timeout=5)
+
+    assert status.status == ProviderJobStatus.CANCELLED
+    assert status.reason == "Customer cancelled: Fixed it"
+    assert status.provider_job_id == "7001"
+    assert reasons.call_count == 1
+
+
+def test_a_canceled_job_without_a_recorded_reason_says_it_was_canceled(http, api):
+    add_token(http)
+    http.get(f"{BOOKINGS_URL}/5001", json=booking_json(status="Converted", jobId=7001))
+    http.get(f"{JOBS_URL}/7001", json=job_json(jobStatus="Canceled"))
+    add_job_cancel_reasons(http, [7001], [])
+
+    assert api.job_for_reference("5001").cancel_reason == "Job canceled in ServiceTitan"
+
+
+def test_a_completed_job_reports_completion_revenue_and_its_number(http):
+    add_token(http)
+    http.get(f"{BOOKINGS_URL}/5001", json=booking_json(status="Converted", jobId=7001))
+    http.get(
+        f"{JOBS_URL}/7001",
+        json=job_json(jobStatus="Completed", completedOn="2026-03-03T16:45:00Z"),
+    )
+    http.get(
+        INVOICES_URL,
+        json=page([{"id": 1, "total": "250.00", "job": {"id": 7001, "number": "70012"}}]),
+        match=[page_params(1, 50, jobId="7001")],
+    )
+
+    status = provider_for_config().get_job_status(external_id="5001", timeout=5)
+
+    assert status == ProviderJobStatus(
+        external_id="5001",
+        status=ProviderJobStatus.COMPLETED,
+        completed_at=datetime(2026, 3, 3, 16, 45, tzinfo=UTC),
+        revenue=Decimal("250.00"),
+        provider_job_id="7001",
+        provider_job_number="70012",
+    )
+
+
+def test_a_completed_job_without_an_invoice_has_no_revenue_yet(http):
+    add_token(http)
+    http.get(f"{BOOKINGS_URL}/5001", json=booking_json(status="Converted", jobId=7001))
+    http.get(
+        f"{JOBS_URL}/7001",
+        json=job_json(jobStatus="Completed", completedOn="2026-03-03T16:45:00Z"),
+    )
+    http.get(INVOICES_URL, json=page([]), match=[page_params(1, 50, jobId="7001")])
+
+    status = provider_for_config().get_job_status(external_id="5001", timeout=5)
+
+    assert status.status == ProviderJobStatus.COMPLETED
+    assert status.revenue is None
+
+
+def test_cancel_reasons_of_a_batch_are_read_50_jobs_a_request(http, api):
+    add_token(http)
+    booking_ids = [5001 + n for n in range(55)]
+    job_ids = [booking_id + 2000 for booking_id in booking_ids]
+    bookings = [
+        booking_json(id=booking_id, status="Converted", jobId=booking_id + 2000)
+        for booking_id in booking_ids
+    ]
+    http.get(
+        BOOKINGS_URL,
+        json=page(bookings[:50]),
+        match=[page_params(1, 50, ids=",".join(map(str, booking_ids[:50])))],
+    )
+    http.get(
+        BOOKINGS_URL,
+        json=page(bookings[50:]),
+        match=[page_params(1, 50, ids=",".join(map(str, booking_ids[50:])))],
+    )
+    for chunk in (job_ids[:50], job_ids[50:]):
+        http.get(
+            JOBS_URL,
+            json=page([job_json(id=job_id, jobStatus="Canceled") for job_id in chunk]),
+            match=[page_params(1, 50, ids=",".join(map(str, chunk)))],
+        )
+        add_job_cancel_reasons(
+            http,
+            chunk,
+            [
+                {"jobId": job_id, "reasonId": 11, "name": "Duplicate", "text": ""}
+                for job_id in chunk
+            ],
+        )
+
+    found = api.jobs_for_references(list(map(str, booking_ids)))
+
+    assert {job.cancel_reason for job in found.values()} == {"Duplicate"}
+    assert len(found) == 55
+    assert len(api_calls(http)) == 6
+
+
+def test_cancelling_a_booking_that_is_no_job_yet_is_not_supported(http):
+    add_token(http)
+    http.get(f"{BOOKINGS_URL}/5001", json=booking_json(status="New"))
+
+    with pytest.raises(PermanentProviderError) as raised:
+        provider_for_config().cancel_job(external_id="5001", reason="Duplicate", timeout=5)
+
+    assert raised.value.code == "Not Supported"
+
+
+def test_the_provider_lowers_both_timeouts_to_the_calls_bound(http):
+    add_token(http)
+    http.get(f"{BOOKINGS_URL}/5001", json=booking_json())
+    config = {**CONFIG, "connect_timeout_seconds": 3.05, "timeout_seconds": 30.0}
+
+    provider_for_config(config).get_job_status(external_id="5001", timeout=2)
+
+    assert {call.request.req_kwargs["timeout"] for call in http.calls} == {(2, 2)}

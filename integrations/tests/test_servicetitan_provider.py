@@ -8,7 +8,7 @@ import pytest
 
 from integrations.models import SimulatedJob
 from integrations.providers import ProviderJobStatus
-from integrations.servicetitan.mapping import job_from_job
+from integrations.servicetitan.mapping import job_from_booking, job_from_job
 from integrations.servicetitan.provider import booking_for, job_status, problem_type_for
 from integrations.servicetitan.simulator.simulation import SimulatedServiceTitan
 from jobs.models import JobStatus, SkillLevel
@@ -85,6 +85,16 @@ def test_the_booking_is_mapped_from_the_job():
     assert booking.problem_type == "broken_spring"
     assert booking.booking_id == str(routing.id)
     assert booking.summary == "Garage door spring snapped"
+    assert (booking.category, booking.trades) == ("garage_doors", ())
+
+
+def test_the_booking_carries_the_jobs_trades_for_the_companys_mapping():
+    routing, _ = servicetitan_routing(summary="Water heater pops", category=None)
+    JobSkillFactory(job=routing.job, skill=skill("water_heater"), level=SkillLevel.BASIC)
+
+    booking = booking_for(work_for(routing, trades=trades_of(routing)))
+
+    assert (booking.category, booking.trades) == ("", (skill("water_heater").category.slug,))
 
 
 def test_the_problem_type_falls_back_to_the_skills_trade():
@@ -178,3 +188,42 @@ def test_servicetitan_job_statuses_come_back_as_provider_statuses(servicetitan_s
     job = job_from_job({"id": 7001, "jobStatus": servicetitan_status})
 
     assert job_status("5001", job).status == status
+
+
+def test_a_booking_names_no_provider_job_and_a_job_names_its_id_and_number():
+    booking = job_from_booking({"id": 5001, "status": "New"})
+    job = job_from_job({"id": 7001, "jobNumber": "70012", "jobStatus": "Scheduled"})
+
+    assert (
+        job_status("5001", booking).provider_job_id,
+        job_status("5001", booking).provider_job_number,
+    ) == ("", "")
+    assert (
+        job_status("5001", job).provider_job_id,
+        job_status("5001", job).provider_job_number,
+    ) == ("7001", "70012")
+
+
+def test_a_reason_is_only_reported_for_a_cancelled_job():
+    dismissed = job_from_booking({"id": 5001, "status": "Dismissed", "dismissingReasonId": 3})
+    cancelled = job_from_job({"id": 7001, "jobStatus": "Canceled"})
+    cancelled.cancel_reason = "Duplicate: booked twice"
+    open_job = job_from_job({"id": 7002, "jobStatus": "Scheduled"})
+    open_job.cancel_reason = "left over"
+
+    assert (
+        job_status("5001", dismissed).reason
+        == "Booking dismissed in ServiceTitan (dismissing reason 3)"
+    )
+    assert job_status("5001", cancelled).reason == "Duplicate: booked twice"
+    assert job_status("5002", open_job).reason == ""
+
+
+def test_a_simulated_job_reports_its_id_and_number():
+    routing, _ = servicetitan_routing()
+    simulation = SimulatedServiceTitan({})
+    job = simulation.create_job(booking_for(work_for(routing, trades=trades_of(routing))))
+
+    status = job_status(job.reference, job)
+
+    assert (status.provider_job_id, status.provider_job_number) == (str(job.id), job.job_number)

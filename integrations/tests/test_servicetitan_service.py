@@ -33,8 +33,17 @@ def test_service_is_the_api_client_when_credentials_are_configured(settings):
     api = servicetitan_service({"client_secret": "cs1.very-secret"})
 
     assert isinstance(api, ServiceTitanApi)
-    assert api.timeout == 10.0
+    assert (api.connect_timeout, api.read_timeout) == (3.05, 10.0)
     assert api.booking_provider == "89"
+
+
+def test_company_mapping_settings_reach_the_client(settings):
+    settings.SERVICETITAN = {**settings.SERVICETITAN, **CREDENTIALS}
+
+    api = servicetitan_service({"campaign_id": 31, "business_units_by_trade": {"plumbing": 44}})
+
+    assert api.config["campaign_id"] == 31
+    assert api.config["business_units_by_trade"] == {"plumbing": 44}
 
 
 @pytest.mark.parametrize("missing", list(CREDENTIALS))

@@ -11,7 +11,7 @@ from django.conf import settings
 from django.core.management import call_command
 from django.db.models import Count, Q
 
-from jobs.management.commands.seed_demo import HISTORIC_JOBS
+from jobs.management.commands.seed_demo import DEMO_SERVICETITAN_MAPPING, HISTORIC_JOBS
 from jobs.models import (
     Company,
     CompanySkill,
@@ -107,9 +107,33 @@ def test_the_phoenix_servicetitan_credentials_are_stored_encrypted_not_in_the_se
     seed_demo()
 
     phoenix = Company.objects.get(name__startswith="Phoenix", provider_type="servicetitan")
-    assert set(phoenix.provider_settings) == {"api_url", "auth_url"}
+    assert set(phoenix.provider_settings) == {"api_url", "auth_url", *DEMO_SERVICETITAN_MAPPING}
     assert phoenix.provider_credentials["client_secret"] == "demo-secret"
     assert phoenix.provider_account().settings["client_id"] == "demo-phoenix"
+
+
+def test_json_gives_the_servicetitan_simulator_account_a_client_can_be_pointed_at(
+    monkeypatch,
+):
+    monkeypatch.setenv("DEMO_BASE_URL", "http://127.0.0.1:8123")
+    stdout = StringIO()
+
+    call_command("seed_demo", "--json", stdout=stdout, stderr=StringIO())
+
+    simulator = json.loads(stdout.getvalue())["servicetitan_simulator"]
+    phoenix = Company.objects.get(name__startswith="Phoenix", provider_type="servicetitan")
+    credentials = phoenix.provider_credentials
+    assert simulator == {
+        "auth_url": "http://127.0.0.1:8123/servicetitan-sim/connect/token",
+        "api_url": "http://127.0.0.1:8123/servicetitan-sim",
+        "client_id": credentials["client_id"],
+        "client_secret": credentials["client_secret"],
+        "app_key": credentials["app_key"],
+        "tenant_id": int(credentials["tenant_id"]),
+        "booking_provider_id": int(credentials["booking_provider_id"]),
+        "bookings_url": "http://127.0.0.1:8123/servicetitan-sim/crm/v2/tenant/1001/"
+        "booking-provider/7/bookings",
+    }
 
 
 def test_a_grown_network_shows_full_progress_bars_and_a_true_summary():

@@ -1,6 +1,15 @@
 """The back-sync (DESIGN.md "The core flow", step 4): providers' news about the jobs they hold,
 polled or pushed by webhook, moving routings to completed and rolling them up into their jobs.
 
+A routing's life at its provider (issue 17): it is pushed (ServiceTitan: a booking), the
+provider may name the job the company works from (the booking's job once the office converts
+it: ``provider_job_id`` and ``provider_job_number``, recorded whenever a report carries new
+ones), and it ends completed, with its revenue, or cancelled: the company turned the work down.
+A declined routing stays ``synced`` (seed 000 fixes the statuses, and its push did succeed),
+with ``declined_at`` and ``decline_reason``; it leaves the back-sync, its company's load no
+longer counts it, and its job is left as it is, since the job's other routings may still take
+it.
+
 Webhooks are the fast path. Every provider's takes one path, verify → record → apply: the
 provider verifies its vendor's signature and parses the payload into a provider-neutral
 ``StatusUpdate`` (``Provider.webhook_status_update``), the event id is recorded so a replay
@@ -42,7 +51,7 @@ from integrations.providers import (
 )
 from integrations.registry import provider_class, provider_for
 from jobs.models import Company, Job, JobStatus
-from routing.models import JobRouting, SyncStatus
+from routing.models import IN_BACKSYNC, JobRouting, SyncStatus
 from routing.services.load import company_loads_change
 
 logger = logging.getLogger("routing")
@@ -53,6 +62,9 @@ BACKSYNC_DUE_AT = Coalesce("status_check_due_at", "last_synced_at", "created_at"
 # A routing is asked about again after this share of its age: a job open for an hour is
 # unlikely to complete within the next minute, and webhooks bring the news sooner anyway.
 RECHECK_AGE_SHARE = 0.25
+# The reason of a decline whose provider told none.
+DECLINED_WITHOUT_REASON = "Declined by the company in its field-service system"
+PROVIDER_JOB_FIELDS = ["provider_job_id", "provider_job_number", "updated_at"]
 
 
 def recheck_seconds(age_seconds: float) -> float:
@@ -95,9 +107,11 @@ def routings_backsync_dispatch(
 def routings_claim_due(*, now: datetime, limit: int) -> list[tuple[uuid.UUID, uuid.UUID]]:
     """Claim up to ``limit`` routings due at ``now``: ``status_checked_at`` becomes ``now`` (the
     claim's token) and the next check is set by each one's age. Returns (routing id, company id)
-    pairs. On PostgreSQL the rows are read with SKIP LOCKED, so two claims never share one."""
+    pairs. On PostgreSQL the rows are read with SKIP LOCKED, so two claims never share one.
+    Declined routings are out of the pipeline: the filter is the condition of the partial index
+    ``routing_backsync_due_idx``, so the scan reads that index."""
     due = (
-        JobRouting.objects.filter(sync_status=SyncStatus.SYNCED, external_id__isnull=False)
+        JobRouting.objects.filter(IN_BACKSYNC, external_id__isnull=False)
         .annotate(due_at=BACKSYNC_DUE_AT)
         .filter(due_at__lte=now)
         .order_by("due_at")
@@ -119,11 +133,11 @@ def routings_claim_due(*, now: datetime, limit: int) -> list[tuple[uuid.UUID, uu
 
 
 def routings_poll_claimed(*, routing_ids: Sequence, claimed_at: datetime) -> dict:
-    """Poll the routings of one claimed chunk (the poll task's work): those still synced and
-    still held by the claim made at ``claimed_at``; the others were completed meanwhile or
-    claimed again, and are left. Returns the counts of ``routings_poll``."""
+    """Poll the routings of one claimed chunk (the poll task's work): those still synced, not
+    declined and still held by the claim made at ``claimed_at``; the others were completed or
+    declined meanwhile or claimed again, and are left. Returns the counts of ``routings_poll``."""
     routings = JobRouting.objects.filter(
-        id__in=list(routing_ids), sync_status=SyncStatus.SYNCED, status_checked_at=claimed_at
+        IN_BACKSYNC, id__in=list(routing_ids), status_checked_at=claimed_at
     ).select_related("company")
     return routings_poll(routings=list(routings))
 
@@ -131,7 +145,7 @@ def routings_poll_claimed(*, routing_ids: Sequence, claimed_at: datetime) -> dic
 def routings_backsync(*, now: datetime | None = None, limit: int | None = None) -> dict:
     """The polling back-sync in this process (tests, a shell): claim the due routings and poll
     every chunk here instead of enqueueing it. Returns the summed counts of ``routings_poll``."""
-    counts = Counter(checked=0, completed=0, errors=0)
+    counts = Counter(checked=0, completed=0, declined=0, errors=0)
 
     def poll(routing_ids, claimed_at):
         counts.update(routings_poll_claimed(routing_ids=routing_ids, claimed_at=claimed_at))
@@ -142,15 +156,18 @@ def routings_backsync(*, now: datetime | None = None, limit: int | None = None) 
 
 def routings_poll(*, routings: Sequence[JobRouting], now: datetime | None = None) -> dict:
     """Ask the routings' providers about them, in one batch call per company and chunk of
-    ``BACKSYNC_BATCH_SIZE``, and complete those reported completed (a completion without a
-    time is taken as ``now``). Returns counts: checked, completed, errors (routings whose
-    provider call failed or whose job the provider did not report: logged, and asked about
-    again at their next check). The routings' companies should be loaded with them."""
+    ``BACKSYNC_BATCH_SIZE``: complete those reported completed (a completion without a time is
+    taken as ``now``), decline those reported cancelled, and record the provider's job id and
+    number where a report brings new ones. Declined routings given here are left out. Returns
+    counts: checked, completed, declined, errors (routings whose provider call failed or whose
+    job the provider did not report: logged, and asked about again at their next check). The
+    routings' companies should be loaded with them."""
     now = now or timezone.now()
-    counts = Counter(checked=0, completed=0, errors=0)
+    counts = Counter(checked=0, completed=0, declined=0, errors=0)
     by_company = defaultdict(list)
     for routing in routings:
-        by_company[routing.company_id].append(routing)
+        if routing.declined_at is None:
+            by_company[routing.company_id].append(routing)
     size = settings.BACKSYNC_BATCH_SIZE
     for company_routings in by_company.values():
         for start in range(0, len(company_routings), size):
@@ -159,7 +176,9 @@ def routings_poll(*, routings: Sequence[JobRouting], now: datetime | None = None
 
 
 def _poll_batch(routings: list[JobRouting], *, now: datetime) -> dict:
-    """One company's routings: one batch call, one transaction for their completions."""
+    """One company's routings: one batch call, and one transaction for what it reported: the
+    provider's job ids and numbers in one statement, a conditional update per completion and
+    per decline, the company's load once."""
     company = routings[0].company
     try:
         statuses = provider_for(company.provider_account()).get_job_statuses(
@@ -171,8 +190,8 @@ def _poll_batch(routings: list[JobRouting], *, now: datetime) -> dict:
             "Status back-sync failed",
             extra={"company_id": str(company.id), "routings": len(routings), "error": str(exc)},
         )
-        return {"checked": len(routings), "completed": 0, "errors": len(routings)}
-    completions, unreported = [], 0
+        return {"checked": len(routings), "completed": 0, "declined": 0, "errors": len(routings)}
+    completions, declines, renamed, unreported = [], [], [], 0
     for routing in routings:
         status = statuses.get(routing.external_id)
         if status is None:
@@ -184,10 +203,30 @@ def _poll_batch(routings: list[JobRouting], *, now: datetime) -> dict:
                     "error": f"The provider did not report on its job {routing.external_id}",
                 },
             )
-        elif status.status == ProviderJobStatus.COMPLETED:
+            continue
+        if routing.provider_job_record(
+            provider_job_id=status.provider_job_id,
+            provider_job_number=status.provider_job_number,
+            now=now,
+        ):
+            renamed.append(routing)
+        if status.status == ProviderJobStatus.COMPLETED:
             completions.append((routing, status.completed_at or now, status.revenue))
-    completed = routings_complete(completions=completions)
-    return {"checked": len(routings), "completed": len(completed), "errors": unreported}
+        elif status.status == ProviderJobStatus.CANCELLED:
+            declines.append((routing, status.reason or DECLINED_WITHOUT_REASON, now))
+    completed, declined = [], []
+    if renamed or completions or declines:
+        with transaction.atomic():
+            if renamed:
+                JobRouting.objects.bulk_update(renamed, PROVIDER_JOB_FIELDS)
+            completed, declined = _routings_finish(completions=completions, declines=declines)
+        _finished_log(completed, declined)
+    return {
+        "checked": len(routings),
+        "completed": len(completed),
+        "declined": len(declined),
+        "errors": unreported,
+    }
 
 
 def routing_complete(
@@ -208,18 +247,58 @@ def routings_complete(
     here; one already completed (a repeated report) or never synced changes nothing."""
     if not completions:
         return []
-    now = timezone.now()
     with transaction.atomic():
-        completed = [
-            (routing, revenue)
-            for routing, completed_at, revenue in completions
-            if JobRouting.mark_completed(
-                routing.id, completed_at=completed_at, revenue=revenue, now=now
-            )
-        ]
-        if completed:
-            company_loads_change((routing.company_id, -1) for routing, _ in completed)
-            jobs_roll_up(job_ids={routing.job_id for routing, _ in completed}, now=now)
+        completed, _ = _routings_finish(completions=completions, declines=())
+    _finished_log(completed, [])
+    return [routing for routing, _ in completed]
+
+
+def routing_decline(*, routing: JobRouting, reason: str, declined_at: datetime) -> bool:
+    """Record that the routing's company turned the work down (see ``routings_decline``).
+    Returns False when it was already declined, completed, or never synced."""
+    return bool(routings_decline(declines=[(routing, reason, declined_at)]))
+
+
+def routings_decline(*, declines: Sequence[tuple[JobRouting, str, datetime]]) -> list[JobRouting]:
+    """Record companies' declines, ``(routing, reason, declined_at)``, in one transaction: each
+    routing keeps its status, gets its ``declined_at`` and ``decline_reason``, leaves the
+    back-sync, and its company's load is released, once, as a completion releases it. Its job
+    is left as it is. Returns the routings declined here; one already declined or completed, or
+    never synced, changes nothing."""
+    if not declines:
+        return []
+    with transaction.atomic():
+        _, declined = _routings_finish(completions=(), declines=declines)
+    _finished_log([], declined)
+    return [routing for routing, _ in declined]
+
+
+def _routings_finish(*, completions, declines) -> tuple[list, list]:
+    """Complete and decline routings, release their companies' load in one change, and roll
+    the completions up into their jobs. Must run inside a transaction. Returns the pairs
+    (routing, revenue) completed and (routing, reason) declined here."""
+    now = timezone.now()
+    completed = [
+        (routing, revenue)
+        for routing, completed_at, revenue in completions
+        if JobRouting.mark_completed(
+            routing.id, completed_at=completed_at, revenue=revenue, now=now
+        )
+    ]
+    declined = [
+        (routing, reason)
+        for routing, reason, declined_at in declines
+        if JobRouting.mark_declined(routing.id, reason=reason, declined_at=declined_at, now=now)
+    ]
+    finished = [routing for routing, _ in completed + declined]
+    if finished:
+        company_loads_change((routing.company_id, -1) for routing in finished)
+    if completed:
+        jobs_roll_up(job_ids={routing.job_id for routing, _ in completed}, now=now)
+    return completed, declined
+
+
+def _finished_log(completed: list, declined: list) -> None:
     for routing, revenue in completed:
         logger.info(
             "Routing completed",
@@ -229,7 +308,11 @@ def routings_complete(
                 "revenue": revenue,
             },
         )
-    return [routing for routing, _ in completed]
+    for routing, reason in declined:
+        logger.info(
+            "Routing declined",
+            extra={"routing_id": str(routing.id), "job_id": str(routing.job_id), "reason": reason},
+        )
 
 
 def jobs_roll_up(*, job_ids, now: datetime) -> None:
@@ -298,23 +381,50 @@ def _webhook_account(provider_type: str, company_id: str | None) -> ProviderAcco
 
 def status_update_apply(update: StatusUpdate, *, company_id=None) -> dict:
     """A job's new status at its provider, for the routing it came from: a completion
-    completes the routing (and rolls up into the job); any other status is recorded only.
-    With ``company_id`` (the account whose secret signed the webhook), only that company's
-    routings are considered: one company's system cannot complete another's routing."""
+    completes the routing (and rolls up into the job), a cancellation declines it; any other
+    status is recorded only. The provider's job id and number are stored when the update
+    brings new ones. With ``company_id`` (the account whose secret signed the webhook), only
+    that company's routings are considered: one company's system cannot complete another's
+    routing.
+
+    ``applied`` is "completed", "declined" or "recorded"; a completion or a cancellation of a
+    routing that has already ended answers how it ended ("already completed", "already
+    declined") and changes nothing; "unknown job" names no routing of ours."""
     routing = routing_for_update(update, company_id=company_id)
     if routing is None:
         return {"applied": "unknown job", "routingId": None}
-    if update.status != ProviderJobStatus.COMPLETED:
+    now = timezone.now()
+    if routing.provider_job_record(
+        provider_job_id=update.provider_job_id,
+        provider_job_number=update.provider_job_number,
+        now=now,
+    ):
+        routing.save(update_fields=PROVIDER_JOB_FIELDS)
+    if update.status == ProviderJobStatus.COMPLETED:
+        applied = routing_complete(
+            routing=routing, completed_at=update.completed_at or now, revenue=update.revenue
+        )
+        outcome = "completed"
+    elif update.status == ProviderJobStatus.CANCELLED:
+        applied = routing_decline(
+            routing=routing, reason=update.reason or DECLINED_WITHOUT_REASON, declined_at=now
+        )
+        outcome = "declined"
+    else:
         return {"applied": "recorded", "routingId": str(routing.id)}
-    completed = routing_complete(
-        routing=routing,
-        completed_at=update.completed_at or timezone.now(),
-        revenue=update.revenue,
-    )
-    return {
-        "applied": "completed" if completed else "already completed",
-        "routingId": str(routing.id),
-    }
+    if not applied:
+        outcome = _ended_as(routing)
+    return {"applied": outcome, "routingId": str(routing.id)}
+
+
+def _ended_as(routing: JobRouting) -> str:
+    """How a routing that a completion or a cancellation left unchanged stands now."""
+    routing.refresh_from_db(fields=["sync_status", "declined_at"])
+    if routing.is_declined:
+        return "already declined"
+    if routing.sync_status == SyncStatus.COMPLETED:
+        return "already completed"
+    return "recorded"  # never synced: nothing to end
 
 
 def routing_for_update(update: StatusUpdate, *, company_id=None) -> JobRouting | None:

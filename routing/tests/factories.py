@@ -1,6 +1,7 @@
 import uuid
 
 import factory
+from django.utils import timezone
 
 from jobs.tests.factories import CompanyFactory, JobFactory
 from routing.models import JobRouting, OutboxEvent, SyncStatus
@@ -17,6 +18,16 @@ class JobRoutingFactory(factory.django.DjangoModelFactory):
     matched_skills = factory.LazyFunction(lambda: ["plumbing"])
     missing_skills = factory.LazyFunction(list)
     match_reason = "Skills match: plumbing basic (needs basic)"
+
+    class Params:
+        # Pushed, then turned down by the company in its system, as the back-sync leaves it.
+        declined = factory.Trait(
+            sync_status=SyncStatus.SYNCED,
+            external_id=factory.Sequence(lambda n: f"MOCK-D{n:05d}"),
+            last_synced_at=factory.LazyFunction(timezone.now),
+            declined_at=factory.LazyFunction(timezone.now),
+            decline_reason="Customer went with another plumber",
+        )
 
 
 class OutboxEventFactory(factory.django.DjangoModelFactory):

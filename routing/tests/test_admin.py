@@ -102,6 +102,9 @@ def shown_messages(response) -> list[tuple[int, str]]:
         "?waiting=no",
         "?has_error=yes",
         "?has_error=no",
+        "?declined=yes",
+        "?declined=no",
+        "?sync_status__exact=synced&declined=no",
         "?company__provider_type__exact=mock",
         "?created_at__gte=2020-01-01+00%3A00%3A00%2B00%3A00",
         "?last_sync_attempt__isnull=True",
@@ -474,3 +477,54 @@ def test_mock_provider_jobs_are_listed_read_only(ops_client):
     assert job.external_id in listing.content.decode()
     assert detail.status_code == 200
     assert ops_client.get("/admin/integrations/mockjob/add/").status_code == 403
+
+
+# Declines
+
+
+@pytest.fixture
+def declined(backlog):
+    """A routing its company turned down in its system, beside the backlog's synced one."""
+    routing, _ = routing_with_event(
+        sync_status=SyncStatus.SYNCED,
+        external_id="MOCK-2",
+        declined_at=timezone.now(),
+        decline_reason="Customer went with another plumber",
+        provider_job_id="81234",
+        provider_job_number="JOB-81234",
+    )
+    return routing
+
+
+def test_the_declined_filter_lists_declined_routings_or_the_others(ops_client, backlog, declined):
+    yes = ops_client.get(ROUTINGS_URL + "?declined=yes")
+    synced_open = ops_client.get(ROUTINGS_URL + "?sync_status__exact=synced&declined=no")
+    everything = ops_client.get(ROUTINGS_URL)
+
+    assert list(yes.context["cl"].result_list) == [declined]
+    assert "Customer went with another plumber" in yes.text
+    assert list(synced_open.context["cl"].result_list) == [backlog["synced"]]
+    assert declined in everything.context["cl"].result_list
+
+
+def test_a_declined_routing_shows_its_decline_and_the_providers_job(ops_client, declined):
+    response = ops_client.get(reverse("admin:routing_jobrouting_change", args=[declined.id]))
+
+    assert response.status_code == 200
+    for shown in ("Customer went with another plumber", "81234", "JOB-81234", "Declined at"):
+        assert shown in response.text
+
+
+def test_a_routing_is_found_by_the_providers_job_number(ops_client, backlog, declined):
+    response = ops_client.get(ROUTINGS_URL + "?q=JOB-81234")
+
+    assert list(response.context["cl"].result_list) == [declined]
+
+
+def test_retry_now_skips_a_declined_routing(ops_client, declined):
+    response = run_action(ops_client, ROUTINGS_URL, "retry_now", [declined])
+
+    assert shown_messages(response) == [
+        (messages.INFO, "Retry now: 1 skipped (already synced or being synced).")
+    ]
+    assert not MockJob.objects.exists()

@@ -6,6 +6,7 @@ import base64
 import threading
 import time
 import uuid
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -26,12 +27,16 @@ from jobs.models import Company, Job, JobStatus
 from jobs.tests.factories import JobFactory
 from routing.models import JobRouting, SyncStatus
 from routing.services.backsync import (
+    DECLINED_WITHOUT_REASON,
     provider_webhook_receive,
     recheck_seconds,
     routing_complete,
+    routing_decline,
     routings_backsync,
     routings_backsync_dispatch,
     routings_complete,
+    routings_decline,
+    routings_poll,
     routings_poll_claimed,
     status_update_apply,
 )
@@ -54,10 +59,10 @@ def test_back_sync_completes_routings_and_rolls_them_up_into_the_job(clock):
         open_routing_count=1
     )
     relay()
-    assert routings_backsync() == {"checked": 2, "completed": 0, "errors": 0}
+    assert routings_backsync() == {"checked": 2, "completed": 0, "declined": 0, "errors": 0}
 
     clock.advance(301)
-    assert routings_backsync() == {"checked": 2, "completed": 1, "errors": 0}
+    assert routings_backsync() == {"checked": 2, "completed": 1, "declined": 0, "errors": 0}
     first, job = fresh(first), fresh(first.job)
     assert first.sync_status == SyncStatus.COMPLETED
     assert first.revenue == MockJob.objects.get(external_id=first.external_id).revenue
@@ -67,7 +72,8 @@ def test_back_sync_completes_routings_and_rolls_them_up_into_the_job(clock):
         first.completed_at,
     )
     assert fresh(first.company).open_routing_count == 0
-    assert routings_backsync() == {"checked": 0, "completed": 0, "errors": 0}  # checked recently
+    # Checked recently.
+    assert routings_backsync() == {"checked": 0, "completed": 0, "declined": 0, "errors": 0}
 
     clock.advance(301)
     assert routings_backsync()["completed"] == 1
@@ -129,7 +135,7 @@ def test_a_claim_sets_each_routings_next_check_by_its_age(clock):
     JobRouting.objects.filter(id=old.id).update(last_synced_at=clock.now - timedelta(hours=1))
     JobRouting.objects.filter(id=young.id).update(last_synced_at=clock.now)
 
-    assert routings_backsync() == {"checked": 2, "completed": 0, "errors": 0}
+    assert routings_backsync() == {"checked": 2, "completed": 0, "declined": 0, "errors": 0}
 
     assert fresh(young).status_check_due_at == clock.now + timedelta(seconds=60)
     assert fresh(old).status_check_due_at == clock.now + timedelta(seconds=480)
@@ -183,8 +189,8 @@ def test_a_poll_of_routings_claimed_again_since_leaves_them(clock):
     late = routings_poll_claimed(routing_ids=chunks[0][0], claimed_at=chunks[0][1])
     on_time = routings_poll_claimed(routing_ids=chunks[1][0], claimed_at=chunks[1][1])
 
-    assert late == {"checked": 0, "completed": 0, "errors": 0}
-    assert on_time == {"checked": 1, "completed": 0, "errors": 0}
+    assert late == {"checked": 0, "completed": 0, "declined": 0, "errors": 0}
+    assert on_time == {"checked": 1, "completed": 0, "declined": 0, "errors": 0}
     assert fresh(routing).status_checked_at == clock.now
 
 
@@ -224,7 +230,7 @@ def test_a_chunk_is_asked_about_in_one_provider_call_and_completed_in_one_transa
     with django_assert_max_num_queries(8 + 20):
         counts = routings_poll_claimed(routing_ids=chunks[0][0], claimed_at=chunks[0][1])
 
-    assert counts == {"checked": 20, "completed": 20, "errors": 0}
+    assert counts == {"checked": 20, "completed": 20, "declined": 0, "errors": 0}
     assert fresh(routings[0].company).open_routing_count == 0
     for routing in routings:
         routing, job = fresh(routing), fresh(routing.job)
@@ -330,7 +336,7 @@ def test_two_routings_of_one_job_completed_at_once_both_count_in_its_revenue():
 def test_back_sync_survives_a_provider_error(clock, caplog):
     routing, _ = routing_with_event(sync_status=SyncStatus.SYNCED, external_id="MOCK-GONE")
 
-    assert routings_backsync() == {"checked": 1, "completed": 0, "errors": 1}
+    assert routings_backsync() == {"checked": 1, "completed": 0, "declined": 0, "errors": 1}
     assert fresh(routing).sync_status == SyncStatus.SYNCED
     assert "Status back-sync failed" in caplog.text
 
@@ -343,7 +349,7 @@ def test_a_failed_batch_call_counts_each_of_its_routings_as_an_error(clock, capl
 
     monkeypatch.setattr(MockProvider, "get_job_statuses", refuse)
 
-    assert routings_backsync() == {"checked": 3, "completed": 0, "errors": 3}
+    assert routings_backsync() == {"checked": 3, "completed": 0, "declined": 0, "errors": 3}
     assert all(fresh(routing).sync_status == SyncStatus.SYNCED for routing in routings)
     assert [record.error for record in caplog.records] == [
         "Mock provider: HTTP 503 Service Unavailable"
@@ -357,6 +363,202 @@ def test_a_repeated_completion_report_changes_nothing(clock):
     assert not routing_complete(routing=routing, completed_at=clock.now, revenue=Decimal(99))
     assert fresh(routing.job).revenue == Decimal(10)
     assert Job.objects.get(id=routing.job_id).status == JobStatus.COMPLETED
+
+
+# Declines and the provider's job (issue 17, "the lifecycle")
+
+NOTHING = {"checked": 0, "completed": 0, "declined": 0, "errors": 0}
+REASON = "Customer went with another plumber"
+
+
+@pytest.fixture
+def provider_reports(monkeypatch) -> dict:
+    """What the mock provider reports, by external id (``ProviderJobStatus`` fields), instead
+    of its own jobs' state: a job it holds may be dismissed, cancelled or converted."""
+    reports = {}
+
+    def get_job_statuses(self, *, external_ids, timeout):
+        return {
+            external_id: ProviderJobStatus(external_id=external_id, **reports[external_id])
+            for external_id in external_ids
+            if external_id in reports
+        }
+
+    monkeypatch.setattr(MockProvider, "get_job_statuses", get_job_statuses)
+    return reports
+
+
+def loaded(routings: list[JobRouting], count: int) -> None:
+    Company.objects.filter(id=routings[0].company_id).update(open_routing_count=count)
+
+
+def test_a_cancelled_report_declines_the_routing_and_it_leaves_the_back_sync(
+    clock, provider_reports, caplog
+):
+    routing = synced_routings(1, clock=clock)[0]
+    loaded([routing], 1)
+    provider_reports[routing.external_id] = {"status": "cancelled", "reason": REASON}
+
+    assert routings_backsync() == {"checked": 1, "completed": 0, "declined": 1, "errors": 0}
+
+    routing = fresh(routing)
+    assert (routing.sync_status, routing.declined_at, routing.decline_reason) == (
+        SyncStatus.SYNCED,
+        clock.now,
+        REASON,
+    )
+    assert routing.completed_at is None
+    assert fresh(routing.company).open_routing_count == 0
+    job = fresh(routing.job)
+    assert (job.status, job.completed_at, job.revenue) == (JobStatus.PENDING, None, None)
+    [record] = [r for r in caplog.records if r.getMessage() == "Routing declined"]
+    assert (record.routing_id, record.job_id, record.reason) == (
+        str(routing.id),
+        str(routing.job_id),
+        REASON,
+    )
+    clock.advance(30 * 86400)
+    chunks = []
+    assert routings_backsync_dispatch(dispatch=lambda ids, at: chunks.append(ids)) == (0, False)
+    assert chunks == []
+    assert fresh(routing).status_checked_at != clock.now
+
+
+def test_a_cancellation_without_a_reason_is_declined_with_a_default_one(clock, provider_reports):
+    routing = synced_routings(1, clock=clock)[0]
+    provider_reports[routing.external_id] = {"status": "cancelled"}
+
+    assert routings_backsync()["declined"] == 1
+
+    assert fresh(routing).decline_reason == DECLINED_WITHOUT_REASON
+
+
+def test_an_open_report_records_the_providers_job_id_and_number_once(clock, provider_reports):
+    routing = synced_routings(1, clock=clock)[0]
+    provider_reports[routing.external_id] = {"status": "open"}
+    routings_backsync()
+    assert (fresh(routing).provider_job_id, fresh(routing).provider_job_number) == ("", "")
+
+    clock.advance(60)
+    provider_reports[routing.external_id] = {
+        "status": "open",
+        "provider_job_id": "81234",
+        "provider_job_number": "JOB-81234",
+    }
+    assert routings_backsync() == {"checked": 1, "completed": 0, "declined": 0, "errors": 0}
+
+    routing = fresh(routing)
+    assert (routing.provider_job_id, routing.provider_job_number) == ("81234", "JOB-81234")
+    assert (routing.sync_status, routing.declined_at) == (SyncStatus.SYNCED, None)
+    recorded_at = routing.updated_at
+    assert recorded_at == clock.now
+    clock.advance(60)
+    routings_backsync()
+    assert fresh(routing).updated_at == recorded_at  # the same job: nothing written
+
+
+def test_a_completed_report_records_the_job_and_completes_the_routing(clock, provider_reports):
+    routing = synced_routings(1, clock=clock)[0]
+    provider_reports[routing.external_id] = {
+        "status": "completed",
+        "completed_at": clock.now - timedelta(minutes=5),
+        "revenue": Decimal("410.00"),
+        "provider_job_id": "81234",
+        "provider_job_number": "JOB-81234",
+    }
+
+    assert routings_backsync() == {"checked": 1, "completed": 1, "declined": 0, "errors": 0}
+
+    routing = fresh(routing)
+    assert (routing.sync_status, routing.revenue, routing.declined_at) == (
+        SyncStatus.COMPLETED,
+        Decimal("410.00"),
+        None,
+    )
+    assert (routing.provider_job_id, routing.provider_job_number) == ("81234", "JOB-81234")
+    assert fresh(routing.job).revenue == Decimal("410.00")
+
+
+def test_a_completion_after_a_decline_changes_nothing(clock, provider_reports):
+    routing = synced_routings(1, clock=clock)[0]
+    loaded([routing], 1)
+    provider_reports[routing.external_id] = {"status": "cancelled", "reason": REASON}
+    routings_backsync()
+    provider_reports[routing.external_id] = {"status": "completed", "revenue": Decimal(99)}
+    clock.advance(30 * 86400)
+
+    assert routings_backsync() == NOTHING
+    # The nightly refresh hands its own selection of synced routings to the poll.
+    assert routings_poll(routings=[fresh(routing)]) == NOTHING
+    assert not routing_complete(routing=routing, completed_at=clock.now, revenue=Decimal(99))
+
+    routing = fresh(routing)
+    assert (routing.sync_status, routing.revenue, routing.decline_reason) == (
+        SyncStatus.SYNCED,
+        None,
+        REASON,
+    )
+    assert fresh(routing.job).status == JobStatus.PENDING
+    assert fresh(routing.company).open_routing_count == 0
+
+
+def test_two_declines_at_once_decline_once_and_release_the_load_once(clock):
+    routing = synced_routings(1, clock=clock)[0]
+    loaded([routing], 2)
+
+    assert routings_decline(
+        declines=[(routing, REASON, clock.now), (routing, "again", clock.now)]
+    ) == [routing]
+    assert not routing_decline(routing=routing, reason="once more", declined_at=clock.now)
+
+    assert fresh(routing).decline_reason == REASON
+    assert fresh(routing.company).open_routing_count == 1
+
+
+def test_a_decline_of_a_completed_routing_changes_nothing(clock):
+    routing = synced_routings(1, clock=clock)[0]
+    routing_complete(routing=routing, completed_at=clock.now, revenue=Decimal(10))
+
+    assert routings_decline(declines=[(routing, REASON, clock.now)]) == []
+
+    routing = fresh(routing)
+    assert (routing.sync_status, routing.declined_at) == (SyncStatus.COMPLETED, None)
+
+
+def test_a_chunk_with_declines_and_job_numbers_is_recorded_in_one_transaction(
+    clock, provider_reports, django_assert_max_num_queries
+):
+    routings = synced_routings(12, clock=clock)
+    loaded(routings, 12)
+    for n, routing in enumerate(routings):
+        report = {"provider_job_id": str(9000 + n), "provider_job_number": f"JOB-{9000 + n}"}
+        if n < 4:
+            report.update(status="completed", revenue=Decimal(100 + n))
+        elif n < 8:
+            report.update(status="cancelled", reason=f"Declined {n}")
+        else:
+            report.update(status="open")
+        provider_reports[routing.external_id] = report
+    chunks = []
+    routings_backsync_dispatch(dispatch=lambda ids, at: chunks.append((ids, at)))
+
+    # One query each: the chunk re-read, the job ids and numbers of the twelve, the jobs locked
+    # (on PostgreSQL) and rolled up, the company's load, the savepoint and its release; and one
+    # per completion and per decline (the fake provider reads nothing).
+    with django_assert_max_num_queries(7 + 4 + 4):
+        counts = routings_poll_claimed(routing_ids=chunks[0][0], claimed_at=chunks[0][1])
+
+    assert counts == {"checked": 12, "completed": 4, "declined": 4, "errors": 0}
+    assert fresh(routings[0].company).open_routing_count == 4
+    for n, routing in enumerate(routings):
+        routing = fresh(routing)
+        assert (routing.provider_job_id, routing.provider_job_number) == (
+            str(9000 + n),
+            f"JOB-{9000 + n}",
+        )
+        assert routing.sync_status == (SyncStatus.COMPLETED if n < 4 else SyncStatus.SYNCED)
+        assert routing.decline_reason == (f"Declined {n}" if 4 <= n < 8 else "")
+        assert (routing.declined_at is not None) is (4 <= n < 8)
 
 
 # Provider webhooks: verify, record once, apply
@@ -598,10 +800,10 @@ def test_a_completion_of_a_completed_routing_is_reported_as_such(servicetitan_ro
     assert fresh(routing.company).open_routing_count == 0
 
 
-@pytest.mark.parametrize(
-    "status", [ProviderJobStatus.OPEN, ProviderJobStatus.CANCELLED, "in_progress"]
-)
-def test_a_status_other_than_completion_is_only_recorded(servicetitan_routing, status):
+@pytest.mark.parametrize("status", [ProviderJobStatus.OPEN, "in_progress"])
+def test_a_status_other_than_completion_or_cancellation_is_only_recorded(
+    servicetitan_routing, status
+):
     routing = servicetitan_routing
 
     result = status_update_apply(update(status=status, routing_ids=(str(routing.id),)))
@@ -651,3 +853,80 @@ def test_the_providers_id_on_another_provider_is_an_unknown_job(servicetitan_rou
 
     assert result == {"applied": "unknown job", "routingId": None}
     assert fresh(servicetitan_routing).sync_status == SyncStatus.SYNCED
+
+
+def test_a_cancellation_declines_the_routing_and_a_repeat_changes_nothing(
+    servicetitan_routing, clock
+):
+    routing = servicetitan_routing
+    cancelled = update(status=ProviderJobStatus.CANCELLED, routing_ids=(str(routing.id),))
+
+    result = status_update_apply(replace(cancelled, reason=REASON))
+    again = status_update_apply(replace(cancelled, event_id="evt_2", reason="Changed our mind"))
+    completed = status_update_apply(update(event_id="evt_3", routing_ids=(str(routing.id),)))
+
+    assert result == {"applied": "declined", "routingId": str(routing.id)}
+    assert again == {"applied": "already declined", "routingId": str(routing.id)}
+    assert completed == {"applied": "already declined", "routingId": str(routing.id)}
+    routing = fresh(routing)
+    assert (routing.sync_status, routing.declined_at, routing.decline_reason) == (
+        SyncStatus.SYNCED,
+        clock.now,
+        REASON,
+    )
+    assert fresh(routing.company).open_routing_count == 0
+    assert fresh(routing.job).status == JobStatus.PENDING
+
+
+def test_a_cancellation_without_a_reason_takes_the_default_one(servicetitan_routing):
+    status_update_apply(
+        update(status=ProviderJobStatus.CANCELLED, routing_ids=(str(servicetitan_routing.id),))
+    )
+
+    assert fresh(servicetitan_routing).decline_reason == DECLINED_WITHOUT_REASON
+
+
+def test_a_cancellation_of_a_completed_routing_is_reported_as_such(servicetitan_routing):
+    routing = servicetitan_routing
+    status_update_apply(update(routing_ids=(str(routing.id),), revenue=Decimal(10)))
+
+    result = status_update_apply(
+        update(event_id="evt_2", status=ProviderJobStatus.CANCELLED, routing_ids=(str(routing.id),))
+    )
+
+    assert result == {"applied": "already completed", "routingId": str(routing.id)}
+    assert fresh(routing).declined_at is None
+    assert fresh(routing.company).open_routing_count == 0
+
+
+@pytest.mark.parametrize(
+    "status",
+    [ProviderJobStatus.OPEN, ProviderJobStatus.COMPLETED, ProviderJobStatus.CANCELLED],
+)
+def test_an_update_records_the_providers_job_id_and_number(servicetitan_routing, status):
+    routing = servicetitan_routing
+
+    status_update_apply(
+        update(
+            status=status,
+            routing_ids=(str(routing.id),),
+            provider_job_id="81234",
+            provider_job_number="JOB-81234",
+        )
+    )
+
+    routing = fresh(routing)
+    assert (routing.provider_job_id, routing.provider_job_number) == ("81234", "JOB-81234")
+
+
+def test_an_update_without_a_job_keeps_the_one_recorded(servicetitan_routing):
+    JobRouting.objects.filter(id=servicetitan_routing.id).update(
+        provider_job_id="81234", provider_job_number="JOB-81234"
+    )
+
+    status_update_apply(
+        update(status=ProviderJobStatus.OPEN, routing_ids=(str(servicetitan_routing.id),))
+    )
+
+    routing = fresh(servicetitan_routing)
+    assert (routing.provider_job_id, routing.provider_job_number) == ("81234", "JOB-81234")

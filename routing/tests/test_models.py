@@ -1,7 +1,8 @@
 """The state rules on routing's models: when a sync may take a routing, what each outcome of a
-sync leaves on it and on its outbox event, the one builder of a ``job_sync`` payload, and
-completion. Rows are built in memory where a rule reads and writes only the instance; completion
-is a conditional update, so its tests store their rows."""
+sync leaves on it and on its outbox event, the one builder of a ``job_sync`` payload,
+completion and decline, and the provider's job. Rows are built in memory where a rule reads and
+writes only the instance; completion and decline are conditional updates, so their tests store
+their rows."""
 
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -84,6 +85,16 @@ def test_a_sync_takes_pending_routings_and_those_whose_lease_ran_out(
 )
 def test_a_routing_is_finished_once_synced_or_completed(sync_status, finished):
     assert routing(sync_status=sync_status).is_finished is finished
+
+
+@pytest.mark.parametrize("sync_status", [SyncStatus.PENDING, SyncStatus.PROCESSING])
+def test_a_routing_its_company_declined_is_finished_and_never_taken_again(sync_status):
+    """A decline answers a push the company received: however its sync stands, nothing pushes
+    it again."""
+    declined = routing(sync_status=sync_status, declined_at=NOW, lease_expires_at=None)
+
+    assert declined.is_finished
+    assert not declined.is_takeable(now=NOW)
 
 
 # JobRouting: what an outcome leaves
@@ -316,3 +327,87 @@ def test_only_a_routing_its_provider_holds_is_marked_completed(sync_status, comp
         )
     else:
         assert (stored.sync_status, stored.revenue) == (sync_status, None)
+
+
+@pytest.mark.django_db
+def test_a_declined_routing_is_not_marked_completed():
+    stored = JobRoutingFactory(sync_status=SyncStatus.SYNCED, declined_at=NOW)
+
+    assert not JobRouting.mark_completed(stored.id, completed_at=NOW, revenue=Decimal(1), now=NOW)
+
+    stored.refresh_from_db()
+    assert (stored.sync_status, stored.completed_at) == (SyncStatus.SYNCED, None)
+
+
+# JobRouting: declined by its company
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("sync_status", "declined"),
+    [
+        (SyncStatus.SYNCED, True),
+        (SyncStatus.PROCESSING, True),
+        (SyncStatus.PENDING, False),
+        (SyncStatus.FAILED, False),
+        (SyncStatus.COMPLETED, False),
+    ],
+)
+def test_only_a_routing_its_provider_holds_is_marked_declined(sync_status, declined):
+    stored = JobRoutingFactory(sync_status=sync_status)
+
+    changed = JobRouting.mark_declined(
+        stored.id, reason="Outside our service area", declined_at=NOW, now=NOW
+    )
+
+    stored.refresh_from_db()
+    assert changed is declined
+    assert stored.sync_status == sync_status  # a decline keeps the status
+    if declined:
+        assert (stored.declined_at, stored.decline_reason, stored.updated_at) == (
+            NOW,
+            "Outside our service area",
+            NOW,
+        )
+    else:
+        assert (stored.declined_at, stored.decline_reason) == (None, "")
+
+
+@pytest.mark.django_db
+def test_a_routing_is_declined_once():
+    stored = JobRoutingFactory(sync_status=SyncStatus.SYNCED)
+    later = NOW + timedelta(minutes=5)
+
+    first = JobRouting.mark_declined(stored.id, reason="first", declined_at=NOW, now=NOW)
+    second = JobRouting.mark_declined(stored.id, reason="second", declined_at=later, now=later)
+
+    stored.refresh_from_db()
+    assert (first, second) == (True, False)
+    assert (stored.declined_at, stored.decline_reason) == (NOW, "first")
+
+
+# JobRouting: the provider's job
+
+
+@pytest.mark.parametrize(
+    ("reported", "changed", "stored"),
+    [
+        (("81234", "JOB-81234"), True, ("81234", "JOB-81234")),
+        (("", "JOB-81234"), True, ("700", "JOB-81234")),
+        (("81234", ""), True, ("81234", "JOB-700")),
+        (("700", "JOB-700"), False, ("700", "JOB-700")),
+        (("", ""), False, ("700", "JOB-700")),
+        (("9" * 70, ""), True, ("9" * 64, "JOB-700")),
+    ],
+    ids=["both-new", "number-only", "id-only", "the-same", "none-reported", "too-long"],
+)
+def test_the_providers_job_is_taken_where_reported_and_different(reported, changed, stored):
+    known = routing(provider_job_id="700", provider_job_number="JOB-700", updated_at=None)
+
+    result = known.provider_job_record(
+        provider_job_id=reported[0], provider_job_number=reported[1], now=NOW
+    )
+
+    assert result is changed
+    assert (known.provider_job_id, known.provider_job_number) == stored
+    assert known.updated_at == (NOW if changed else None)

@@ -6,6 +6,7 @@ import pytest
 from integrations.models import MockJob
 from routing.models import OutboxEvent, OutboxStatus, SyncStatus
 from routing.services.requeue import routings_requeue
+from routing.services.sync import routing_sync_now
 from routing.tests.factories import JobRoutingFactory, routing_with_event
 from routing.tests.in_process import fresh, relay
 
@@ -51,3 +52,58 @@ def test_requeue_gives_a_routing_without_an_event_one(clock):
     event = OutboxEvent.objects.get(aggregate_id=routing.id)
     assert (event.event_type, event.status) == ("job_sync", "pending")
     assert event.event_data["routing_id"] == str(routing.id)
+
+
+# A routing its company declined: synced, and out of every pipeline
+
+
+def declined_routing(clock, **kwargs):
+    """A routing pushed to the mock provider and declined there, as the back-sync leaves it."""
+    routing, event = routing_with_event(
+        sync_status=SyncStatus.SYNCED,
+        external_id="MOCK-1",
+        declined_at=clock.now,
+        decline_reason="Outside our service area",
+        **kwargs,
+    )
+    MockJob.objects.create(
+        idempotency_key=str(routing.id),
+        external_id="MOCK-1",
+        company_id=routing.company_id,
+        create_calls=1,
+        status=MockJob.Status.CANCELLED,
+        created_at=clock.now,
+    )
+    OutboxEvent.objects.filter(id=event.id).update(status=OutboxStatus.DONE)
+    return routing
+
+
+def test_a_declined_routing_is_not_requeued(clock):
+    routing = declined_routing(clock)
+
+    assert routings_requeue(routing_ids=[routing.id]) == []
+
+    assert not OutboxEvent.objects.filter(aggregate_id=routing.id, status="pending").exists()
+    assert relay() == []
+    assert MockJob.objects.get().create_calls == 1
+
+
+def test_a_manual_sync_of_a_declined_routing_returns_it_unchanged(clock):
+    routing = declined_routing(clock)
+
+    synced = routing_sync_now(routing=routing)
+
+    assert (synced.sync_status, synced.declined_at) == (SyncStatus.SYNCED, clock.now)
+    assert MockJob.objects.get().create_calls == 1
+
+
+def test_a_routing_declined_before_its_sync_was_recorded_is_never_pushed_again(clock):
+    """A provider may report on a job while the sync that created it has yet to record it; if
+    that sync's outcome then left the routing pending, its event must not push it again."""
+    routing, event = routing_with_event(declined_at=clock.now, decline_reason="Not our trade")
+
+    relay()
+
+    assert fresh(event).status == OutboxStatus.DONE
+    assert fresh(routing).declined_at == clock.now
+    assert not MockJob.objects.exists()

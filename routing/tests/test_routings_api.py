@@ -3,6 +3,7 @@ from datetime import datetime
 
 import pytest
 from django.utils import timezone
+from rest_framework.test import APIClient
 
 from jobs.models import SkillLevel
 from jobs.tests.factories import CompanyFactory, JobFactory
@@ -26,6 +27,10 @@ ROUTING_FIELDS = {
     "created_at",
     "updated_at",
     "match",
+    "provider_job_id",
+    "provider_job_number",
+    "declined_at",
+    "decline_reason",
 }
 
 
@@ -62,6 +67,8 @@ def test_routings_of_a_new_job_are_listed_with_their_match(
         for unset in ("external_id", "last_sync_attempt", "last_synced_at", "error_message"):
             assert routing[unset] is None
         assert routing["claimed_at"] is None
+        assert (routing["declined_at"], routing["decline_reason"]) == (None, "")
+        assert (routing["provider_job_id"], routing["provider_job_number"]) == ("", "")
         assert routing["match"]["matched_skills"] == ["plumbing"]
         assert routing["match"]["missing_skills"] == []
         assert "plumbing expert (needs expert)" in routing["match"]["reason"]
@@ -164,3 +171,34 @@ def test_routings_query_count_does_not_grow_with_the_routings(
         response = api_client.get(routings_url(job.id))
 
     assert len(response.json()) == 10
+
+
+def test_a_declined_routing_shows_its_decline_and_the_providers_job(
+    company_key, requesting_company, db
+):
+    declined_at = timezone.now()
+    job = JobFactory(created_by_company=requesting_company)
+    routing = JobRoutingFactory(
+        job=job,
+        declined=True,
+        declined_at=declined_at,
+        provider_job_id="81234",
+        provider_job_number="JOB-81234",
+    )
+    other = JobRoutingFactory(job=job, sync_status=SyncStatus.SYNCED, matching_score=1.0)
+    requester, receiver = APIClient(), APIClient()
+    requester.credentials(HTTP_X_API_KEY=company_key(requesting_company))
+    receiver.credentials(HTTP_X_API_KEY=company_key(routing.company))
+
+    seen_by_requester = requester.get(routings_url(job.id)).json()
+    seen_by_receiver = receiver.get(routings_url(job.id)).json()
+
+    declined, open_one = seen_by_requester
+    assert (declined["id"], open_one["id"]) == (str(routing.id), str(other.id))
+    assert declined["sync_status"] == "synced"
+    assert datetime.fromisoformat(declined["declined_at"]) == declined_at
+    assert declined["decline_reason"] == "Customer went with another plumber"
+    assert (declined["provider_job_id"], declined["provider_job_number"]) == ("81234", "JOB-81234")
+    assert (open_one["declined_at"], open_one["decline_reason"]) == (None, "")
+    # The receiving company sees its own routing only, as before.
+    assert seen_by_receiver == [declined]

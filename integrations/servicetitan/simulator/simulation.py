@@ -89,16 +89,14 @@ class SimulatedServiceTitan(ServiceTitanService):
     def create_job(self, booking: Booking) -> ServiceTitanJob:
         self._delay("create")
         self._maybe_fail()
-        _triggers(booking)
+        error_triggers(booking)
         if booking.booking_id:
             existing = self._find(booking.booking_id)
             if existing is not None:
                 return as_servicetitan_job(existing)
-        priority, minutes, description = PROBLEM_TYPES[booking.problem_type]
+        priority = PROBLEM_TYPES[booking.problem_type][0]
         doors = booking.door_count or 1
-        if booking.problem_type in GARAGE_DOOR_TYPES:
-            description += f" ({doors} door{'s' if doors != 1 else ''})"
-            minutes += PER_EXTRA_DOOR_MINUTES * (doors - 1)
+        description, minutes = job_details_for(booking.problem_type, doors=doors)
         try:
             with transaction.atomic():
                 job = SimulatedJob.objects.create(
@@ -194,6 +192,12 @@ class SimulatedServiceTitan(ServiceTitanService):
             raise PermanentProviderError(f"Job {job_id} not found", code="Not Found")
         return job
 
+    def behave(self, kind: str) -> None:
+        """A call of ``kind`` as the simulation makes it: its realistic delay, then perhaps a
+        random 503 (both by the configuration)."""
+        self._delay(kind)
+        self._maybe_fail()
+
     def _delay(self, kind: str) -> None:
         if self.config.get("simulation_delays"):
             low, high = DELAYS[kind]
@@ -208,7 +212,7 @@ class SimulatedServiceTitan(ServiceTitanService):
             )
 
 
-def _triggers(booking: Booking) -> None:
+def error_triggers(booking: Booking) -> None:
     """seed 001 "Specific error triggers"."""
     if booking.email.lower() == "error@test.com":
         raise PermanentProviderError(
@@ -243,6 +247,16 @@ def _check_transition(job: SimulatedJob, status: str) -> None:
             code="Invalid Status Transition",
             details=[_detail("status", "Invalid status transition", status)],
         )
+
+
+def job_details_for(problem_type: str, *, doors: int) -> tuple[str, int]:
+    """A job's description and estimated minutes: the problem type's, per door for a garage
+    door."""
+    _, minutes, description = PROBLEM_TYPES[problem_type]
+    if problem_type in GARAGE_DOOR_TYPES:
+        description += f" ({doors} door{'s' if doors != 1 else ''})"
+        minutes += PER_EXTRA_DOOR_MINUTES * (doors - 1)
+    return description, minutes
 
 
 def _customer_id() -> str:

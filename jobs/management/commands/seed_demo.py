@@ -202,15 +202,43 @@ def demo_provider(trade: str, city: str) -> tuple[str, dict, dict]:
     base_url = os.environ.get("DEMO_BASE_URL", "http://127.0.0.1:8000").rstrip("/")
     return (
         "servicetitan",
-        {"api_url": f"{base_url}/servicetitan-sim", "auth_url": f"{base_url}/servicetitan-sim"},
         {
-            "client_id": "demo-phoenix",
-            "client_secret": "demo-secret",
-            "app_key": "demo-app-key",
-            "tenant_id": "1001",
-            "booking_provider_id": "7",
+            "api_url": f"{base_url}/servicetitan-sim",
+            "auth_url": f"{base_url}/servicetitan-sim",
+            **DEMO_SERVICETITAN_MAPPING,
+        },
+        {
+            "client_id": DEMO_SERVICETITAN_SIMULATOR["client_id"],
+            "client_secret": DEMO_SERVICETITAN_SIMULATOR["client_secret"],
+            "app_key": DEMO_SERVICETITAN_SIMULATOR["app_key"],
+            "tenant_id": str(DEMO_SERVICETITAN_SIMULATOR["tenant_id"]),
+            "booking_provider_id": str(DEMO_SERVICETITAN_SIMULATOR["booking_provider_id"]),
         },
     )
+
+
+# Phoenix Garage Doors' account at the simulated ServiceTitan (the simulator's slice of the real
+# API on this server): what `seed_demo --json` gives as `servicetitan_simulator`, so any client
+# can be pointed at it. The client pair is the one SERVICETITAN_SIMULATOR_CLIENTS accepts by
+# default with DEBUG on.
+DEMO_SERVICETITAN_SIMULATOR = {
+    "client_id": "demo-phoenix",
+    "client_secret": "demo-secret",
+    "app_key": "demo-app-key",
+    "tenant_id": 1001,
+    "booking_provider_id": 7,
+}
+# How its bookings are filed in ServiceTitan (the simulator's tenant settings,
+# integrations/servicetitan/simulator/office.py): the referral campaign, the Garage Doors
+# business unit and the garage-door repair job type, and "Customer cancelled" for cancellations.
+DEMO_SERVICETITAN_MAPPING = {
+    "campaign_id": 41,
+    "business_unit_id": 50,
+    "business_units_by_trade": {"garage_doors": 51},
+    "job_type_id": 66,
+    "job_types_by_category": {"garage_doors": 60},
+    "cancel_reason_id": 31,
+}
 
 
 def stable_id(*parts) -> uuid.UUID:
@@ -458,6 +486,19 @@ class Command(BaseCommand):
             routing=routing, completed_at=completed_at, revenue=Decimal(rng.randint(150, 2500))
         )
 
+    def _servicetitan_simulator(self) -> dict:
+        base_url = os.environ.get("DEMO_BASE_URL", "http://127.0.0.1:8000").rstrip("/")
+        return {
+            "auth_url": f"{base_url}/servicetitan-sim/connect/token",
+            "api_url": f"{base_url}/servicetitan-sim",
+            **DEMO_SERVICETITAN_SIMULATOR,
+            "bookings_url": (
+                f"{base_url}/servicetitan-sim/crm/v2/tenant/"
+                f"{DEMO_SERVICETITAN_SIMULATOR['tenant_id']}/booking-provider/"
+                f"{DEMO_SERVICETITAN_SIMULATOR['booking_provider_id']}/bookings"
+            ),
+        }
+
     def _as_json(self, keys: dict) -> str:
         levels = {label: label for label in SkillLevel.labels}
         companies = {}
@@ -494,5 +535,6 @@ class Command(BaseCommand):
                 "skills": list(TRADES),
                 "levels": list(levels),
                 "ops_api_key": keys.get("ops"),
+                "servicetitan_simulator": self._servicetitan_simulator(),
             }
         )
