@@ -147,6 +147,7 @@ class MockProvider(Provider):
                 status=job.status,
                 completed_at=job.completed_at,
                 revenue=job.revenue,
+                reason=job.cancel_reason if job.status == MockJob.Status.CANCELLED else "",
             )
             for job in jobs
         }

@@ -22,6 +22,7 @@ HTTP or not, leaves as a typed provider error (``errors``).
 
 import hashlib
 import logging
+import random
 import re
 import time
 from collections.abc import Sequence
@@ -39,6 +40,7 @@ from integrations.servicetitan.errors import (
     error_from_response,
     json_object,
     json_object_or_empty,
+    retry_after_seconds,
 )
 from integrations.servicetitan.mapping import (
     booking_mapping,
@@ -62,6 +64,10 @@ PAGE_SIZE = 50
 JOBS_PAGE_SIZE = 100
 # A tenant's settings lists are read whole (pageSize may be up to 5000): few pages.
 SETTINGS_PAGE_SIZE = 500
+# A 429's Retry-After waited out within a call (``_request``): at most this many times, and
+# this many seconds in all; a longer one fails the call as retryable, for the sync to retry.
+RATE_LIMITED_RETRIES = 3
+RATE_LIMITED_WAIT_SECONDS = 5.0
 # List endpoints look up "multiple IDs (maximum 50)" per request (crm and jpm v2 OpenAPI, ids).
 IDS_PER_REQUEST = 50
 CONNECT_TIMEOUT_SECONDS = 3.05
@@ -377,8 +383,15 @@ class ServiceTitanApi(ServiceTitanService):
 
     def _request(self, method: str, path: str, *, params=None, json=None) -> dict:
         """One API call: within the request budget, with the bearer token (fetched afresh and
-        tried once more on a 401); the JSON body, or a typed provider error."""
-        for attempt in range(2):
+        tried once more on a 401), and a 429 with a short Retry-After waited out here, up to
+        ``RATE_LIMITED_RETRIES`` times; the JSON body, or a typed provider error.
+
+        Waiting here, not failing the sync, matters under a burst: a sync is three requests
+        (two lookups and the create), and a routing sent back to the outbox starts again from
+        the first, in step with every other one the same 429 sent back. The wait is jittered
+        so that waiters do not come back in step either."""
+        refreshed, rate_limited, waited = False, 0, 0.0
+        while True:
             self.limiter.acquire(self.read_timeout)
             token = self._token_entry()["access_token"]
             headers = {"Authorization": f"Bearer {token}", "ST-App-Key": self.app_key}
@@ -388,9 +401,21 @@ class ServiceTitanApi(ServiceTitanService):
             response = self._send(
                 method, self.api_url + path, path=path, params=params, json=json, headers=headers
             )
-            if response.status_code != 401 or attempt:
-                break
-            self._forget_token(token)
+            if response.status_code == 401 and not refreshed:
+                refreshed = True
+                self._forget_token(token)
+                continue
+            if response.status_code == 429 and rate_limited < RATE_LIMITED_RETRIES:
+                wait = retry_after_seconds(response)
+                if wait is not None and waited + wait <= min(
+                    RATE_LIMITED_WAIT_SECONDS, self.read_timeout
+                ):
+                    rate_limited += 1
+                    pause = wait + random.uniform(0, wait / 2)
+                    waited += pause
+                    time.sleep(pause)
+                    continue
+            break
         if not response.ok:
             raise error_from_response(response, method, path)
         return json_object(response, method, path)

@@ -155,3 +155,21 @@ def test_a_cancelled_job_keeps_its_reason():
         MockJob.Status.CANCELLED,
         "Homeowner changed their mind",
     )
+
+
+def test_a_cancelled_job_is_reported_with_its_reason_and_an_open_one_without():
+    cancelled, open_job = MockJobFactory(), MockJobFactory()
+    mock().cancel_job(external_id=cancelled.external_id, reason="Outside our area", timeout=5)
+
+    statuses = mock().get_job_statuses(
+        external_ids=[cancelled.external_id, open_job.external_id], timeout=5
+    )
+
+    assert (statuses[cancelled.external_id].status, statuses[cancelled.external_id].reason) == (
+        "cancelled",
+        "Outside our area",
+    )
+    assert (statuses[open_job.external_id].status, statuses[open_job.external_id].reason) == (
+        "open",
+        "",
+    )

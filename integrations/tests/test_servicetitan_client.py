@@ -1438,3 +1438,55 @@ def test_the_provider_lowers_both_timeouts_to_the_calls_bound(http):
     provider_for_config(config).get_job_status(external_id="5001", timeout=2)
 
     assert {call.request.req_kwargs["timeout"] for call in http.calls} == {(2, 2)}
+
+
+def rate_limited(http, url, *, retry_after: str):
+    http.get(
+        url,
+        status=429,
+        headers={"Retry-After": retry_after},
+        json={"type": "t", "title": "Too Many Requests", "status": 429, "traceId": "a1"},
+    )
+
+
+def test_a_short_429_is_waited_out_within_the_call_with_jitter(http, api, monkeypatch):
+    pauses = []
+    monkeypatch.setattr("integrations.servicetitan.client.time.sleep", pauses.append)
+    add_token(http)
+    rate_limited(http, f"{JOBS_URL}/7", retry_after="1")
+    rate_limited(http, f"{JOBS_URL}/7", retry_after="2")
+    http.get(f"{JOBS_URL}/7", json=job_json(id=7))
+
+    job = api.get_job(7)
+
+    assert job.id == 7
+    assert len(api_calls(http)) == 3
+    assert 1 <= pauses[0] <= 1.5 and 2 <= pauses[1] <= 3
+
+
+def test_a_429_still_there_after_three_waits_fails_the_call_as_retryable(http, api, monkeypatch):
+    pauses = []
+    monkeypatch.setattr("integrations.servicetitan.client.time.sleep", pauses.append)
+    add_token(http)
+    rate_limited(http, f"{JOBS_URL}/7", retry_after="1")
+
+    with pytest.raises(RetryableProviderError) as error:
+        api.get_job(7)
+
+    assert error.value.retry_after == 1
+    assert len(pauses) == 3
+    assert len(api_calls(http)) == 4
+
+
+def test_a_429_asking_for_a_long_wait_fails_the_call_at_once(http, api, monkeypatch):
+    pauses = []
+    monkeypatch.setattr("integrations.servicetitan.client.time.sleep", pauses.append)
+    add_token(http)
+    rate_limited(http, f"{JOBS_URL}/7", retry_after="30")
+
+    with pytest.raises(RetryableProviderError) as error:
+        api.get_job(7)
+
+    assert error.value.retry_after == 30
+    assert pauses == []
+    assert len(api_calls(http)) == 1

@@ -19,7 +19,7 @@ from processing.services.reports import (
     client_report_send,
     ops_alert_send,
 )
-from routing.models import JobRouting, SyncStatus
+from routing.models import IN_BACKSYNC, JobRouting
 from routing.retry import CLIENT_PROCESSING_RETRY
 from routing.services.backsync import routings_poll
 from tradeengage import metrics
@@ -126,8 +126,8 @@ def client_data_refresh(*, client: Company, now: datetime) -> dict | None:
     if client.last_processed_at and client.last_processed_at > now - LOOKBACK:
         return None
     routings = JobRouting.objects.filter(
+        IN_BACKSYNC,
         company=client,
-        sync_status=SyncStatus.SYNCED,
         external_id__isnull=False,
         created_at__gte=now - LOOKBACK,
     ).select_related("company")
