@@ -3,13 +3,23 @@
 client (``integrations/servicetitan/client.py``) over HTTP against the simulator's slice of the
 real API (``/servicetitan-sim/``), served by gunicorn on PostgreSQL.
 
-Each booking is what a sync makes: a lookup by externalId, then the create (two requests, plus a
-token fetch per thread's first call). For each case the client runs ``--threads`` threads for
-``--duration`` seconds with fresh booking ids and reports bookings/s and per-booking latency:
+Each booking is what a sync makes: a lookup by externalId, a customer lookup by phone (for
+``isFirstTimeClient``), then the create (three requests, plus a token fetch per thread's first
+call); the booking stays New. Bookings carry category "garage_doors" and the client a mapping
+(campaign, business unit and job type by trade) that the simulator checks against the tenant's
+active ids. For each case the client runs ``--threads`` threads for ``--duration`` seconds with
+fresh booking ids and reports bookings/s, per-booking latency, errors and the HTTP statuses the
+server answered (counted by wrapping ``ServiceTitanApi._send`` in the driver), 429s among them.
 
-- simulation delays off and on (seed 001: create 800 ms, queries 300-600 ms), and
-- the per-tenant rate limit at ServiceTitan's 60 requests/s, or lifted, to show the client's and
-  the simulator's own capacity.
+Two limits are at play, set per case: the client's own request budget (``requests_per_second``,
+a token bucket in Redis) and the simulator's (``SERVICETITAN_SIMULATOR_REQUESTS_PER_SECOND``: a
+429 with ``Retry-After: 1`` above it per app key and tenant; the client waits a short 429 out
+within the call, up to 3 times and 5 s in all). The cases:
+
+- delays off, both limits lifted: the capacity of client and simulator together;
+- delays off, both at ServiceTitan's 60 requests/s: what one tenant gets;
+- delays off, the client's budget lifted against the simulator's 60/s: 429s, waited out;
+- delays on (seed 001; in the slice only the create sleeps, 800 ms), both limits lifted.
 
     .venv/bin/python bench/servicetitan_bookings.py          # about 2 minutes
 
@@ -51,12 +61,24 @@ from harness import wait_until as wait_for_server
 # The benchmark's client at the simulator, which the server is configured to accept.
 CLIENT_ID, CLIENT_SECRET = "bench", "bench-secret"
 
+LIFTED = 100000
 CASES = [
-    # (label, simulation delays, requests per second per tenant)
-    ("delays off, rate limit lifted", False, 100000),
-    ("delays off, 60 requests/s per tenant", False, 60),
-    ("delays on, rate limit lifted", True, 100000),
+    # (label, simulation delays, client's requests/s per tenant, simulator's requests/s)
+    ("delays off, both limits lifted", False, LIFTED, LIFTED),
+    ("delays off, client 60/s, simulator 60/s", False, 60, 60),
+    ("delays off, client lifted, simulator 60/s (429s)", False, LIFTED, 60),
+    ("delays on, both limits lifted", True, LIFTED, LIFTED),
 ]
+# The mapping the driver's client sends bookings with: ids of the simulator's tenant (office.py),
+# by the bookings' trade, so that the client's mapping and the simulator's checks both run.
+MAPPING = {
+    "campaign_id": 41,
+    "business_unit_id": 50,
+    "business_units_by_trade": {"garage_doors": 51},
+    "job_type_id": 60,
+    "job_types_by_category": {"garage_doors": 60},
+}
+BOOKINGS_TABLE = "integrations_simulatedbooking"
 
 
 def driver(argv: list[str]) -> None:
@@ -69,6 +91,7 @@ def driver(argv: list[str]) -> None:
     # Application modules load only once Django is set up.
     from integrations.providers import ProviderError
     from integrations.servicetitan.client import ServiceTitanApi
+    from integrations.servicetitan.mapping import booking_mapping
     from integrations.servicetitan.service import servicetitan_config
     from integrations.servicetitan.types import Booking
 
@@ -84,10 +107,30 @@ def driver(argv: list[str]) -> None:
             "booking_provider_id": "7",
             "requests_per_second": int(per_second),
             "timeout_seconds": 30,
+            **MAPPING,
         }
     )
+    booking_mapping(config)  # the client's own check of the mapping: raises if it is invalid
     latencies, errors = [], []
+    statuses: dict[str, int] = {}
     lock = threading.Lock()
+    send = ServiceTitanApi._send
+
+    def counted_send(self, method, url, *, path, **kwargs):
+        """Every HTTP exchange's status (or exception name), token fetches apart."""
+        key = "token" if path == "/connect/token" else None
+        try:
+            response = send(self, method, url, path=path, **kwargs)
+        except ProviderError as exc:
+            with lock:
+                statuses[key or type(exc).__name__] = statuses.get(key or type(exc).__name__, 0) + 1
+            raise
+        key = key or str(response.status_code)
+        with lock:
+            statuses[key] = statuses.get(key, 0) + 1
+        return response
+
+    ServiceTitanApi._send = counted_send
     deadline = time.monotonic() + duration
 
     def work():
@@ -105,6 +148,8 @@ def driver(argv: list[str]) -> None:
                 zip="85001",
                 problem_type="broken_spring",
                 summary="Garage door spring snapped",
+                category="garage_doors",
+                trades=("garage_doors",),
             )
             started = time.monotonic()
             try:
@@ -139,7 +184,30 @@ def driver(argv: list[str]) -> None:
                 "mean_ms": round(statistics.mean(latencies) * 1000, 1) if latencies else None,
                 "errors": len(errors),
                 "error_samples": sorted(set(errors))[:3],
+                # API requests the server answered other than with a 429, per booking made.
+                "requests_per_booking": round(
+                    sum(n for k, n in statuses.items() if k.isdigit() and k != "429")
+                    / len(latencies),
+                    2,
+                )
+                if latencies
+                else None,
+                "http_429": statuses.get("429", 0),
+                "statuses": dict(sorted(statuses.items())),
             }
+        )
+    )
+
+
+def stored_bookings(pg: Postgres, db: str) -> int:
+    """The simulator's New bookings with the mapping's campaign and the trade's ids."""
+    return int(
+        pg.sql(
+            f"SELECT count(*) FROM {BOOKINGS_TABLE} WHERE status = 'New' AND campaign_id = "
+            f"{MAPPING['campaign_id']} AND business_unit_id = "
+            f"{MAPPING['business_units_by_trade']['garage_doors']} AND job_type_id = "
+            f"{MAPPING['job_types_by_category']['garage_doors']}",
+            db=db,
         )
     )
 
@@ -189,9 +257,14 @@ def main(argv=None) -> int:
         machine = machine_info(pg, python, gunicorn, None)
         pg.recreate(args.db)
         run([python, "manage.py", "migrate", "--noinput", "-v", "0"], env=env, cwd=REPO)
-        for label, delays, per_second in CASES:
+        for label, delays, per_second, server_per_second in CASES:
             redis_flushdb(args.redis_url)
-            server_env = {**env, "SERVICETITAN_SIMULATION_DELAYS": "true" if delays else "false"}
+            stored_before = stored_bookings(pg, args.db)
+            server_env = {
+                **env,
+                "SERVICETITAN_SIMULATION_DELAYS": "true" if delays else "false",
+                "SERVICETITAN_SIMULATOR_REQUESTS_PER_SECOND": str(server_per_second),
+            }
             server = Server(
                 "simulator",
                 args.port,
@@ -229,7 +302,15 @@ def main(argv=None) -> int:
                 env=env,
                 cwd=REPO,
             )
-            result = {"case": label, **json.loads(output.strip().splitlines()[-1])}
+            result = {
+                "case": label,
+                "client_per_s": per_second,
+                "simulator_per_s": server_per_second,
+                **json.loads(output.strip().splitlines()[-1]),
+                # Bookings the simulator stored with the mapping's ids for the trade (a check
+                # that every reported booking was made, and made right).
+                "stored": stored_bookings(pg, args.db) - stored_before,
+            }
             log(f"{label}: {result}")
             results.append(result)
             server.stop()
@@ -248,16 +329,19 @@ def main(argv=None) -> int:
         f"Client: {args.threads} threads for {args.duration:g} s per case; simulator: "
         f"gunicorn {args.workers} workers x 4 threads",
         "",
-        "| case | bookings | bookings/s | p50 ms | p99 ms | errors |",
-        "| --- | ---: | ---: | ---: | ---: | ---: |",
+        "| case | bookings | bookings/s | p50 ms | p99 ms | errors | 429s | requests/booking |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for r in results:
         lines.append(
             f"| {r['case']} | {r['bookings']} | {r['bookings_per_s']} | {r['p50_ms']} | "
-            f"{r['p99_ms']} | {r['errors']} |"
+            f"{r['p99_ms']} | {r['errors']} | {r['http_429']} | {r['requests_per_booking']} |"
         )
     print("\n".join(lines))
-    return 0 if all(r["errors"] == 0 for r in results) else 1
+    for r in results:
+        if r["stored"] != r["bookings"]:
+            log(f"{r['case']}: {r['bookings']} bookings reported, {r['stored']} stored")
+    return 0 if all(r["errors"] == 0 and r["stored"] == r["bookings"] for r in results) else 1
 
 
 if __name__ == "__main__":
