@@ -50,6 +50,8 @@ from harness import (
     BenchError,
     Postgres,
     Server,
+    cpu_snapshot,
+    cpu_split,
     log,
     machine_info,
     machine_lines,
@@ -117,18 +119,19 @@ def driver(argv: list[str]) -> None:
     send = ServiceTitanApi._send
 
     def counted_send(self, method, url, *, path, **kwargs):
-        """Every HTTP exchange's status (or exception name), token fetches apart."""
-        key = "token" if path == "/connect/token" else None
+        """Every HTTP exchange's status (or exception name); token fetches apart."""
+        outcome = "error"
         try:
             response = send(self, method, url, path=path, **kwargs)
+            outcome = str(response.status_code)
+            return response
         except ProviderError as exc:
-            with lock:
-                statuses[key or type(exc).__name__] = statuses.get(key or type(exc).__name__, 0) + 1
+            outcome = type(exc).__name__
             raise
-        key = key or str(response.status_code)
-        with lock:
-            statuses[key] = statuses.get(key, 0) + 1
-        return response
+        finally:
+            key = "token" if path == "/connect/token" else outcome
+            with lock:
+                statuses[key] = statuses.get(key, 0) + 1
 
     ServiceTitanApi._send = counted_send
     deadline = time.monotonic() + duration
@@ -289,6 +292,7 @@ def main(argv=None) -> int:
                 "/api/v1/health/live",
             )
             log(f"case: {label}")
+            cpu_before, children_before = cpu_snapshot(), os.times()
             output = run(
                 [
                     python,
@@ -302,6 +306,12 @@ def main(argv=None) -> int:
                 env=env,
                 cwd=REPO,
             )
+            cpu = cpu_split(cpu_before, cpu_snapshot(), server.pgid, {os.getpgid(0)})
+            children = os.times()
+            # The driver has exited: its CPU is in this process's waited-for children.
+            cpu["client"] = (children.children_user + children.children_system) - (
+                children_before.children_user + children_before.children_system
+            )
             result = {
                 "case": label,
                 "client_per_s": per_second,
@@ -310,6 +320,9 @@ def main(argv=None) -> int:
                 # Bookings the simulator stored with the mapping's ids for the trade (a check
                 # that every reported booking was made, and made right).
                 "stored": stored_bookings(pg, args.db) - stored_before,
+                # CPU seconds used during the case: the driver (client), the simulator's
+                # gunicorn, PostgreSQL, Redis, and anything else on the machine.
+                "cpu_s": {name: round(seconds, 1) for name, seconds in cpu.items()},
             }
             log(f"{label}: {result}")
             results.append(result)
