@@ -99,11 +99,15 @@ class ServiceTitanWebhookApi(ServiceTitanView):
         tags=["servicetitan"],
         summary="Job status updates from ServiceTitan (signed)",
         description=(
-            "Signed as Standard Webhooks: headers webhook-id, webhook-timestamp (within 5 "
-            "minutes) and webhook-signature (v1,<base64 HMAC-SHA256 of id.timestamp.body>) with "
-            "the provider account's secret (?company_id= names the account; else the global "
-            "SERVICETITAN_WEBHOOK_SECRET). A bad signature is 401 and changes nothing; an event "
-            "id seen before is acknowledged again without effect."
+            "Verified with the provider account's secret (?company_id= names the account; else "
+            "the global SERVICETITAN_WEBHOOK_SECRET), by the scheme its headers name: "
+            "ServiceTitan's v2 webhooks (X-ServiceTitan-Signature: HMAC-SHA256 of the raw body "
+            "with the app's HMAC key, hex or base64; the body a jpm Job or crm Booking, bare or "
+            "under data, as below for the simulator) or Standard Webhooks (webhook-id, "
+            "webhook-timestamp within 5 minutes, webhook-signature v1,<base64 HMAC-SHA256 of "
+            "id.timestamp.body>; the body below). A bad signature, or both schemes or none, is "
+            "401 and changes nothing; an event id seen before is acknowledged again without "
+            "effect."
         ),
         parameters=[OpenApiParameter("company_id", str, OpenApiParameter.QUERY, required=False)],
         request=st.WebhookSerializer,
