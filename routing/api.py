@@ -1,5 +1,11 @@
 from django.utils import timezone
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    inline_serializer,
+)
+from rest_framework import serializers
 from rest_framework.exceptions import PermissionDenied
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
@@ -14,6 +20,7 @@ from routing.selectors import jobs_visible_to, routings_visible_to
 from routing.serializers import JobRoutingSerializer, ManualSyncSerializer
 from routing.services.backsync import provider_webhook_receive
 from routing.services.sync import routing_manual_sync
+from tradeengage.exceptions import crm_exception_handler
 from tradeengage.schema import BUSINESS_RULE, FORBIDDEN, MALFORMED, NOT_FOUND, UNAUTHORIZED
 
 
@@ -125,3 +132,70 @@ class ServiceTitanWebhookApi(ServiceTitanView):
             company_id=request.query_params.get("company_id"),
         )
         return ok({**result, "receivedAt": timezone.now()})
+
+
+CrmError = inline_serializer(
+    "CrmError",
+    {
+        "error": serializers.CharField(),
+        "detail": serializers.CharField(),
+        "hint": serializers.CharField(),
+    },
+)
+
+
+class CrmWebhookApi(APIView):
+    """The CRM's signed webhooks (seed 002 "Webhooks"), answered in seed 002's contract
+    (``{error, detail, hint}``). Verifying and parsing is the CRM integration's part, recording
+    and applying the back-sync's; signed by the account's secret instead of an API key."""
+
+    authentication_classes = []
+    permission_classes = [AllowAny]
+
+    def get_exception_handler(self):
+        return crm_exception_handler
+
+    @extend_schema(
+        operation_id="crm_webhook",
+        tags=["crm"],
+        summary="Work order and invoice events from a company's CRM (signed)",
+        description=(
+            "?account= is the id of the company whose CRM sends it; its webhook secret (stored "
+            "when the account was connected) verifies X-Webhook-Signature: sha256=<hex "
+            "HMAC-SHA256 of the raw body>, and the body's timestamp must be within 5 minutes. "
+            "X-Webhook-Id names the delivery: a replay is acknowledged again without effect. "
+            "work_order.completed and invoice.paid complete the routing (with the invoice's "
+            "total as revenue); work_order.scheduled and work_order.started are recorded; other "
+            "events are acknowledged and ignored. A bad signature is 401 and changes nothing."
+        ),
+        parameters=[OpenApiParameter("account", str, OpenApiParameter.QUERY, required=True)],
+        request=inline_serializer(
+            "CrmWebhookEvent",
+            {
+                "event": serializers.CharField(),
+                "timestamp": serializers.DateTimeField(),
+                "data": serializers.DictField(),
+            },
+        ),
+        responses={
+            200: inline_serializer(
+                "CrmWebhookAcknowledgement",
+                {
+                    "received": serializers.BooleanField(),
+                    "eventId": serializers.CharField(),
+                    "applied": serializers.CharField(),
+                    "routingId": serializers.UUIDField(allow_null=True),
+                },
+            ),
+            400: OpenApiResponse(CrmError, description="Malformed event"),
+            401: OpenApiResponse(CrmError, description="Bad or missing signature, or stale"),
+        },
+    )
+    def post(self, request):
+        result = provider_webhook_receive(
+            provider_type=ProviderType.CRM,
+            body=request.body,
+            headers=request.headers,
+            company_id=request.query_params.get("account") or "-",
+        )
+        return Response({"received": True, "routingId": None, **result})

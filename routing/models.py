@@ -181,6 +181,17 @@ class JobRouting(models.Model):
         )
 
     @classmethod
+    def mark_revenue(cls, routing_id, *, revenue, now: datetime) -> bool:
+        """The revenue of a routing completed without one, when it arrives later (a CRM's
+        invoice.paid after its work_order.completed). False when it was not completed, or
+        already has a revenue (the first report's stands)."""
+        return bool(
+            cls.objects.filter(
+                id=routing_id, sync_status=SyncStatus.COMPLETED, revenue__isnull=True
+            ).update(revenue=revenue, updated_at=now)
+        )
+
+    @classmethod
     def mark_declined(
         cls, routing_id, *, reason: str, declined_at: datetime, now: datetime
     ) -> bool:

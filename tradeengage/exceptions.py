@@ -267,6 +267,33 @@ def servicetitan_body(problem: Problem) -> tuple[int, dict]:
     return status, body
 
 
+# Seed 002 "Error Handling": every error is {error, detail, hint}; the hint says what to do.
+CRM_HINTS = {
+    400: "Send a JSON object as the body.",
+    401: "Sign the raw body with the account's webhook secret: X-Webhook-Signature: "
+    "sha256=<hex HMAC-SHA256>, and send it within 5 minutes of its timestamp.",
+    403: "This account may not do that.",
+    404: "Check the path and the account id.",
+    405: "Use POST.",
+    413: "Send a smaller body.",
+    422: "Correct the fields named in the detail.",
+    429: "Wait for the number of seconds in Retry-After.",
+    503: "Send it again after Retry-After; nothing was recorded.",
+}
+
+
+def crm_body(problem: Problem) -> tuple[int, dict]:
+    """Seed 002: ``{"error": <snake_case code>, "detail", "hint"}``; field errors in the detail."""
+    detail = problem.message
+    if detail is None:
+        detail = "; ".join(_field_message(error) for error in problem.errors)
+    return problem.status, {
+        "error": problem.code.lower(),
+        "detail": detail,
+        "hint": CRM_HINTS.get(problem.status, "Contact TradeEngage operations."),
+    }
+
+
 def processing_body(problem: Problem) -> tuple[int, dict]:
     """Seed 004: every field error in the one ``detail``."""
     detail = problem.message
@@ -305,12 +332,18 @@ def processing_exception_handler(exc, context):
     return _answered(exc, processing_body)
 
 
+def crm_exception_handler(exc, context):
+    return _answered(exc, crm_body)
+
+
 def renderer_for_path(path: str) -> Renderer:
     """The contract a path answers in. Paths outside the API get the v1 shape."""
     if path.startswith("/api/v1/"):
         return v1_body
     if path.startswith("/api/integrations/servicetitan/"):
         return servicetitan_body
+    if path.startswith("/api/integrations/crm/"):
+        return crm_body
     if path.startswith("/api/"):
         return processing_body
     return v1_body

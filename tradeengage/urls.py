@@ -11,7 +11,7 @@ from drf_spectacular.views import (
 from analytics.admin import dashboard_view
 from analytics.api import DashboardApi
 from jobs.api import JobDetailApi, JobListCreateApi
-from routing.api import JobRoutingListApi, JobSyncApi, ServiceTitanWebhookApi
+from routing.api import CrmWebhookApi, JobRoutingListApi, JobSyncApi, ServiceTitanWebhookApi
 from tradeengage import health, monitoring
 from tradeengage.exceptions import json_not_found
 
@@ -35,6 +35,7 @@ urlpatterns = [
         name="servicetitan-webhook",
     ),
     path("api/integrations/servicetitan/", include("integrations.servicetitan.urls")),
+    path("api/integrations/crm/webhook", CrmWebhookApi.as_view(), name="crm-webhook"),
     path("admin/dashboard/", admin.site.admin_view(dashboard_view), name="admin-dashboard"),
     path("admin/", admin.site.urls),
     path("metrics", monitoring.metrics_view, name="metrics"),
@@ -52,6 +53,7 @@ if settings.SERVICETITAN_SIMULATOR_ENABLED:
     urlpatterns.append(
         path("servicetitan-sim/", include("integrations.servicetitan.simulator.urls"))
     )
+    urlpatterns.append(path("crm-sim/api/v2/", include("integrations.crm.simulator.urls")))
 
 handler400 = "tradeengage.exceptions.json_bad_request"
 handler404 = "tradeengage.exceptions.json_not_found"

@@ -285,3 +285,30 @@ def test_metrics_are_for_the_scraper_not_for_any_api_key(world, caller, settings
     assert client_of(world, caller).get("/metrics").status_code == 404
     scraper = client_of(world, caller)
     assert scraper.get("/metrics", HTTP_AUTHORIZATION="Bearer scrape-token-1").status_code == 200
+
+
+@pytest.mark.parametrize("caller", CALLERS)
+@pytest.mark.parametrize(
+    ("path", "error_key"),
+    [
+        ("/api/integrations/servicetitan/webhook", "error"),
+        ("/api/integrations/crm/webhook?account={receiver}", "error"),
+    ],
+)
+def test_provider_webhooks_take_a_signature_not_an_api_key(world, caller, path, error_key):
+    """A provider's webhook is signed with the account's secret: no API key, ops' included,
+    stands in for the signature, and nothing is applied."""
+    response = client_of(world, caller).post(
+        path.format(receiver=world["receiver"].id),
+        {"event": "work_order.completed", "data": {"work_order_id": "1"}},
+        format="json",
+    )
+
+    assert response.status_code == 401
+    assert error_key in response.json()
+    assert (
+        world["routings"]["receiver"]
+        .__class__.objects.get(id=world["routings"]["receiver"].id)
+        .sync_status
+        == SyncStatus.SYNCED
+    )

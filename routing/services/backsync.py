@@ -387,9 +387,11 @@ def status_update_apply(update: StatusUpdate, *, company_id=None) -> dict:
     that company's routings are considered: one company's system cannot complete another's
     routing.
 
-    ``applied`` is "completed", "declined" or "recorded"; a completion or a cancellation of a
-    routing that has already ended answers how it ended ("already completed", "already
-    declined") and changes nothing; "unknown job" names no routing of ours."""
+    ``applied`` is "completed", "declined" or "recorded"; a completion bringing the revenue of
+    a routing completed without one is "revenue recorded"; any other completion or
+    cancellation of a routing that has already ended answers how it ended ("already
+    completed", "already declined") and changes nothing; "unknown job" names no routing of
+    ours."""
     routing = routing_for_update(update, company_id=company_id)
     if routing is None:
         return {"applied": "unknown job", "routingId": None}
@@ -412,9 +414,27 @@ def status_update_apply(update: StatusUpdate, *, company_id=None) -> dict:
         outcome = "declined"
     else:
         return {"applied": "recorded", "routingId": str(routing.id)}
+    revenue_late = not applied and outcome == "completed" and update.revenue is not None
+    if revenue_late and routing_revenue_record(routing=routing, revenue=update.revenue):
+        return {"applied": "revenue recorded", "routingId": str(routing.id)}
     if not applied:
         outcome = _ended_as(routing)
     return {"applied": outcome, "routingId": str(routing.id)}
+
+
+def routing_revenue_record(*, routing: JobRouting, revenue: Decimal) -> bool:
+    """A completed routing's revenue, reported after its completion, rolled up into its job.
+    False when the routing is not completed or already has a revenue."""
+    now = timezone.now()
+    with transaction.atomic():
+        if not JobRouting.mark_revenue(routing.id, revenue=revenue, now=now):
+            return False
+        jobs_roll_up(job_ids={routing.job_id}, now=now)
+    logger.info(
+        "Routing revenue recorded",
+        extra={"routing_id": str(routing.id), "job_id": str(routing.job_id), "revenue": revenue},
+    )
+    return True
 
 
 def _ended_as(routing: JobRouting) -> str:

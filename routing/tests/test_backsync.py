@@ -878,6 +878,37 @@ def test_a_cancellation_declines_the_routing_and_a_repeat_changes_nothing(
     assert fresh(routing.job).status == JobStatus.PENDING
 
 
+def test_revenue_reported_after_the_completion_is_recorded_and_rolled_up_once(
+    servicetitan_routing,
+):
+    # A CRM's invoice.paid after its work_order.completed.
+    routing = servicetitan_routing
+    status_update_apply(update(routing_ids=(str(routing.id),)))
+    assert fresh(routing.job).revenue is None
+
+    late = status_update_apply(update(routing_ids=(str(routing.id),), revenue=Decimal("270.63")))
+    again = status_update_apply(update(routing_ids=(str(routing.id),), revenue=Decimal(1)))
+
+    assert late == {"applied": "revenue recorded", "routingId": str(routing.id)}
+    assert again == {"applied": "already completed", "routingId": str(routing.id)}
+    assert fresh(routing).revenue == Decimal("270.63")
+    assert (fresh(routing.job).status, fresh(routing.job).revenue) == (
+        JobStatus.COMPLETED,
+        Decimal("270.63"),
+    )
+    assert fresh(routing.company).open_routing_count == 0
+
+
+def test_revenue_for_a_declined_routing_changes_nothing(servicetitan_routing):
+    routing = servicetitan_routing
+    status_update_apply(update(status=ProviderJobStatus.CANCELLED, routing_ids=(str(routing.id),)))
+
+    result = status_update_apply(update(routing_ids=(str(routing.id),), revenue=Decimal(5)))
+
+    assert result == {"applied": "already declined", "routingId": str(routing.id)}
+    assert fresh(routing).revenue is None
+
+
 def test_a_cancellation_without_a_reason_takes_the_default_one(servicetitan_routing):
     status_update_apply(
         update(status=ProviderJobStatus.CANCELLED, routing_ids=(str(servicetitan_routing.id),))
