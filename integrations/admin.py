@@ -1,6 +1,19 @@
 from django.contrib import admin, messages
 
-from integrations.models import MockJob, SimulatedBooking, SimulatedJob, WebhookReceipt
+from integrations.crm.simulator import office as crm_office
+from integrations.models import (
+    CrmSimCustomer,
+    CrmSimInvoice,
+    CrmSimPayment,
+    CrmSimTechnician,
+    CrmSimWebhook,
+    CrmSimWebhookDelivery,
+    CrmSimWorkOrder,
+    MockJob,
+    SimulatedBooking,
+    SimulatedJob,
+    WebhookReceipt,
+)
 from integrations.servicetitan.simulator import office
 from tradeengage.admin import ViewOnlyAdminMixin
 
@@ -8,6 +21,9 @@ from tradeengage.admin import ViewOnlyAdminMixin
 class SimulatedOfficeMixin:
     """The receiving company's office at work in the simulated ServiceTitan: the rows stay
     read-only (they are ServiceTitan's), but staff who may change them act as the office."""
+
+    # What the simulator's office refuses to do to a row in its state (reported, not raised).
+    office_refused: type[Exception] = office.OfficeRefused
 
     def has_office_permission(self, request):
         opts = self.opts
@@ -19,7 +35,7 @@ class SimulatedOfficeMixin:
             try:
                 act(row)
                 acted += 1
-            except office.OfficeRefused as exc:
+            except self.office_refused as exc:
                 refused.append(str(exc))
         if acted:
             self.message_user(request, f"{acted} {done}.", messages.SUCCESS)
@@ -121,3 +137,120 @@ class WebhookReceiptAdmin(ViewOnlyAdminMixin, admin.ModelAdmin):
     list_display = ["provider", "event_id", "received_at"]
     list_filter = ["provider", "received_at"]
     search_fields = ["=event_id"]
+
+
+class CrmSimulatorAdmin(SimulatedOfficeMixin, ViewOnlyAdminMixin, admin.ModelAdmin):
+    """The CRM simulator's records: read-only (they are the CRM's, changed through its API),
+    but staff who may change them act as the company's office, so the demo can be driven by
+    hand; each office action emits the webhooks the API's own change would."""
+
+    office_refused = crm_office.OfficeRefused
+    show_full_result_count = False
+
+
+@admin.register(CrmSimCustomer)
+class CrmSimCustomerAdmin(CrmSimulatorAdmin):
+    list_display = ["id", "client_id", "first_name", "last_name", "email", "phone", "status"]
+    list_filter = ["status", "client_id"]
+    search_fields = ["last_name", "email", "phone_digits"]
+
+
+@admin.register(CrmSimTechnician)
+class CrmSimTechnicianAdmin(CrmSimulatorAdmin):
+    list_display = ["api_id", "client_id", "first_name", "last_name", "is_active", "hourly_rate"]
+    list_filter = ["is_active", "client_id"]
+
+
+@admin.register(CrmSimWorkOrder)
+class CrmSimWorkOrderAdmin(CrmSimulatorAdmin):
+    list_display = [
+        "id",
+        "client_id",
+        "customer",
+        "service_type",
+        "status",
+        "priority",
+        "scheduled_date",
+        "technician",
+        "created_at",
+        "completed_at",
+    ]
+    list_filter = ["status", "priority", "client_id", "created_at"]
+    search_fields = ["=id", "service_type", "customer__last_name"]
+    list_select_related = ["customer", "technician"]
+    actions = ["schedule", "start", "complete", "cancel", "issue_invoice"]
+
+    @admin.action(description="Schedule (tomorrow, morning window)", permissions=["office"])
+    def schedule(self, request, queryset):
+        self._office_do(request, queryset, crm_office.work_order_schedule, "scheduled")
+
+    @admin.action(description="Start (technician on site)", permissions=["office"])
+    def start(self, request, queryset):
+        self._office_do(request, queryset, crm_office.work_order_start, "started")
+
+    @admin.action(description="Complete", permissions=["office"])
+    def complete(self, request, queryset):
+        self._office_do(request, queryset, crm_office.work_order_complete, "completed")
+
+    @admin.action(description="Cancel", permissions=["office"])
+    def cancel(self, request, queryset):
+        self._office_do(request, queryset, crm_office.work_order_cancel, "cancelled")
+
+    @admin.action(description="Create and send an invoice (completed ones)", permissions=["office"])
+    def issue_invoice(self, request, queryset):
+        self._office_do(request, queryset, crm_office.invoice_issue, "invoiced and sent")
+
+
+@admin.register(CrmSimInvoice)
+class CrmSimInvoiceAdmin(CrmSimulatorAdmin):
+    list_display = [
+        "api_id",
+        "client_id",
+        "work_order",
+        "status",
+        "total",
+        "due_date",
+        "paid_at",
+        "created_at",
+    ]
+    list_filter = ["status", "client_id", "created_at"]
+    list_select_related = ["work_order"]
+    actions = ["send", "mark_paid"]
+
+    @admin.action(description="Send (draft ones)", permissions=["office"])
+    def send(self, request, queryset):
+        self._office_do(request, queryset, crm_office.invoice_send, "sent")
+
+    @admin.action(description="Mark paid", permissions=["office"])
+    def mark_paid(self, request, queryset):
+        self._office_do(request, queryset, crm_office.invoice_mark_paid, "marked paid")
+
+
+@admin.register(CrmSimPayment)
+class CrmSimPaymentAdmin(CrmSimulatorAdmin):
+    list_display = ["api_id", "client_id", "invoice", "amount", "method", "reference"]
+    list_filter = ["method", "client_id"]
+
+
+@admin.register(CrmSimWebhook)
+class CrmSimWebhookAdmin(CrmSimulatorAdmin):
+    list_display = ["api_id", "client_id", "url", "events", "created_at"]
+    list_filter = ["client_id"]
+    exclude = ["secret"]
+
+
+@admin.register(CrmSimWebhookDelivery)
+class CrmSimWebhookDeliveryAdmin(CrmSimulatorAdmin):
+    list_display = [
+        "delivery_id",
+        "webhook",
+        "event",
+        "status",
+        "attempts",
+        "last_status_code",
+        "last_attempt_at",
+        "delivered_at",
+    ]
+    list_filter = ["status", "event", "created_at"]
+    search_fields = ["=delivery_id"]
+    list_select_related = ["webhook"]

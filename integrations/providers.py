@@ -43,6 +43,7 @@ class ProviderError(ProblemError):
         "Invalid Status Transition": 400,
         "Not Supported": 400,
         "Authentication Failed": 401,
+        "Forbidden": 403,
         "Not Found": 404,
         "Customer Conflict": 409,
         "Conflict": 409,
@@ -108,6 +109,9 @@ class ProviderJobStatus:
     reason: str = ""
     provider_job_id: str = ""
     provider_job_number: str = ""
+    # The job's own status at the provider, in its words ("scheduled", "in_progress"): how far
+    # the company has got with it, shown on the routing.
+    provider_status: str = ""
 
     OPEN = "open"
     COMPLETED = "completed"
@@ -160,6 +164,9 @@ class StatusUpdate:
     reason: str = ""
     provider_job_id: str = ""
     provider_job_number: str = ""
+    # The job's own status at the provider, in its words ("scheduled", "in_progress"): how far
+    # the company has got with it, shown on the routing.
+    provider_status: str = ""
 
 
 class WebhookRejected(ProblemError):

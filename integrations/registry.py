@@ -1,5 +1,6 @@
 """Which implementation serves each provider type."""
 
+from integrations.crm.provider import CrmProvider
 from integrations.mock import MockProvider
 from integrations.providers import (
     Provider,
@@ -9,10 +10,10 @@ from integrations.providers import (
 )
 from integrations.servicetitan.provider import ServiceTitanProvider
 
-# The CRM joins when its client exists.
 PROVIDER_CLASSES: dict[str, type[Provider]] = {
     ProviderType.MOCK: MockProvider,
     ProviderType.SERVICETITAN: ServiceTitanProvider,
+    ProviderType.CRM: CrmProvider,
 }
 
 

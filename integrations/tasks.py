@@ -8,6 +8,7 @@ from celery import shared_task
 from django.core.cache import cache
 from django.utils import timezone
 
+from integrations.crm.simulator.deliveries import delivery_attempt
 from integrations.servicetitan.service import servicetitan_service
 
 HEALTH_CACHE_KEY = "health:servicetitan"
@@ -31,3 +32,12 @@ def servicetitan_health_check() -> dict:
     }
     cache.set(HEALTH_CACHE_KEY, health, HEALTH_CACHE_SECONDS)
     return health
+
+
+@shared_task(ignore_result=True)
+def crm_simulator_deliver_webhook(delivery_id: int) -> None:
+    """Send one CRM simulator webhook delivery; after a failed attempt, enqueue the next one as
+    late as ``CRM_SIMULATOR_WEBHOOK_RETRY_SECONDS`` says, until it gives up."""
+    retry_in = delivery_attempt(delivery_id=delivery_id)
+    if retry_in is not None:
+        crm_simulator_deliver_webhook.apply_async((delivery_id,), countdown=retry_in)

@@ -3,7 +3,7 @@ from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 from django.utils.html import format_html_join
 
-from integrations.providers import ProviderType
+from integrations.providers import ProviderError, ProviderNotConfigured, ProviderType
 from integrations.registry import credential_keys
 from integrations.servicetitan.connection import ERROR, SUCCESS, servicetitan_connection_test
 from jobs.models import (
@@ -16,6 +16,7 @@ from jobs.models import (
     Skill,
     Technician,
 )
+from jobs.services import company_crm_connect
 from routing.models import JobRouting
 
 
@@ -158,7 +159,7 @@ class CompanyAdmin(admin.ModelAdmin):
         "credentials_stored",
     ]
     inlines = [ServiceAreaInline, CompanySkillInline, TechnicianInline]
-    actions = ["test_connection"]
+    actions = ["test_connection", "connect_webhooks"]
     fieldsets = [
         (
             None,
@@ -208,6 +209,33 @@ class CompanyAdmin(admin.ModelAdmin):
                     f"{company.name}: {check.message}",
                     CONNECTION_MESSAGE_LEVELS.get(check.level, messages.WARNING),
                 )
+
+    @admin.action(description="Connect (register webhooks)")
+    def connect_webhooks(self, request, queryset):
+        """Register our webhook receiver with each selected CRM company's account; its new
+        webhook secret is stored encrypted and never shown."""
+        base_url = request.build_absolute_uri("/")
+        for company in queryset:
+            if company.provider_type != ProviderType.CRM:
+                provider = company.get_provider_type_display() if company.provider_type else "none"
+                self.message_user(
+                    request,
+                    f"{company.name}: Connect registers webhooks with CRM accounts; this "
+                    f"company's field-service system is {provider}.",
+                    messages.WARNING,
+                )
+                continue
+            try:
+                webhook = company_crm_connect(company=company, base_url=base_url)
+            except (ProviderError, ProviderNotConfigured) as exc:
+                self.message_user(request, f"{company.name}: not connected: {exc}", messages.ERROR)
+                continue
+            self.message_user(
+                request,
+                f"{company.name}: connected; webhook {webhook.get('id') or '(no id)'} delivers "
+                "to this site, its secret stored encrypted.",
+                messages.SUCCESS,
+            )
 
 
 def company_trades(company: Company) -> list[str]:

@@ -6,6 +6,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, OperationalError, connection, transaction
 
+from integrations.crm.connection import crm_account_connect
 from jobs.matching import Requirement, match_companies
 from jobs.models import Company, Job, JobSkill, SkillLevel, Technician
 from jobs.selectors import managed_lists, managed_lists_forget
@@ -206,3 +207,30 @@ def _new_job(
         correlation_id=get_correlation_id() or "",
     )
     return job, [JobSkill(job=job, skill_id=r.skill_id, level=r.level) for r in requirements]
+
+
+def crm_receiver_url(*, base_url: str, company_id) -> str:
+    """Our CRM webhook receiver's absolute URL for one company's account."""
+    return f"{base_url.rstrip('/')}/api/integrations/crm/webhook?account={company_id}"
+
+
+def company_crm_connect(*, company: Company, base_url: str) -> dict:
+    """Connect a CRM company's account (``crm_account_connect``) and merge the webhook secret
+    into its encrypted provider credentials, keeping the others; the CRM's answer about the
+    webhook (no secret in it). Raises what connecting raises, having stored nothing.
+
+    The row is locked and read again before the merge, so credentials saved in the admin
+    while the CRM answered are kept."""
+    result = crm_account_connect(
+        options=company.provider_account().settings,
+        receiver_url=crm_receiver_url(base_url=base_url, company_id=company.id),
+    )
+    with transaction.atomic():
+        locked = Company.objects.select_for_update().get(pk=company.pk)
+        locked.provider_credentials = {
+            **(locked.provider_credentials or {}),
+            "webhook_secret": result["webhook_secret"],
+        }
+        locked.save(update_fields=["provider_credentials", "updated_at"])
+    company.provider_credentials = locked.provider_credentials
+    return result["webhook"]

@@ -191,6 +191,7 @@ class JobRoutingAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
                 "fields": [
                     "provider_job_id",
                     "provider_job_number",
+                    "provider_status",
                     "status_checked_at",
                     "status_check_due_at",
                     "completed_at",

@@ -91,6 +91,13 @@ class JobRouting(models.Model):
         db_default="",
         help_text="The provider's number of that job.",
     )
+    provider_status = models.CharField(
+        max_length=32,
+        blank=True,
+        default="",
+        db_default="",
+        help_text="The job's status at its provider as last reported (its own words).",
+    )
     matching_score = models.FloatField(default=0.0)
     matched_skills = models.JSONField(default=list, blank=True)
     missing_skills = models.JSONField(default=list, blank=True)
@@ -206,21 +213,27 @@ class JobRouting(models.Model):
             ).update(declined_at=declined_at, decline_reason=reason, updated_at=now)
         )
 
-    def provider_job_record(self, *, provider_job_id: str, provider_job_number: str, now) -> bool:
-        """Take the provider's job id and number where it reports them and they differ from
-        what is stored (the caller stores the routing), cut to their columns' length so that one
-        odd report cannot fail its batch. Returns whether anything changed."""
-        provider_job_id = provider_job_id[: self._meta.get_field("provider_job_id").max_length]
-        provider_job_number = provider_job_number[
-            : self._meta.get_field("provider_job_number").max_length
-        ]
+    def provider_job_record(
+        self,
+        *,
+        provider_job_id: str,
+        provider_job_number: str,
+        now,
+        provider_status: str = "",
+    ) -> bool:
+        """Take the provider's job id, number and status where it reports them and they differ
+        from what is stored (the caller stores the routing), cut to their columns' length so
+        that one odd report cannot fail its batch. Returns whether anything changed."""
         changed = False
-        if provider_job_id and provider_job_id != self.provider_job_id:
-            self.provider_job_id = provider_job_id
-            changed = True
-        if provider_job_number and provider_job_number != self.provider_job_number:
-            self.provider_job_number = provider_job_number
-            changed = True
+        for name, value in (
+            ("provider_job_id", provider_job_id),
+            ("provider_job_number", provider_job_number),
+            ("provider_status", provider_status),
+        ):
+            value = value[: self._meta.get_field(name).max_length]
+            if value and value != getattr(self, name):
+                setattr(self, name, value)
+                changed = True
         if changed:
             self.updated_at = now
         return changed

@@ -38,6 +38,7 @@ class JobRoutingSerializer(serializers.ModelSerializer):
             "routed_by",
             "provider_job_id",
             "provider_job_number",
+            "provider_status",
             "declined_at",
             "decline_reason",
         ]

@@ -566,6 +566,23 @@ SERVICETITAN_SIMULATOR_COMPLETE_AFTER_SECONDS = (
     if os.environ.get("SERVICETITAN_SIMULATOR_COMPLETE_AFTER_SECONDS")
     else None
 )
+# The CRM simulator (seed 002's API at /crm-sim/api/v2/, mounted with the ServiceTitan one):
+# the client credentials its token endpoint accepts (id:secret pairs; the demo's by default when
+# DEBUG is on, none otherwise), the clients that may only read (403 on writes), its rate limits
+# per minute, and its webhook deliveries: waits before each retry, then give up, and the timeout.
+CRM_SIMULATOR_CLIENTS = env_credentials(
+    "CRM_SIMULATOR_CLIENTS", {"demo-crm": "demo-crm-secret"} if DEBUG else {}
+)
+CRM_SIMULATOR_READ_ONLY_CLIENTS = env_list("CRM_SIMULATOR_READ_ONLY_CLIENTS")
+CRM_SIMULATOR_RATE_LIMIT_PER_MINUTE = env_int("CRM_SIMULATOR_RATE_LIMIT_PER_MINUTE", 1000)
+CRM_SIMULATOR_UNAUTHENTICATED_RATE_LIMIT_PER_MINUTE = env_int(
+    "CRM_SIMULATOR_UNAUTHENTICATED_RATE_LIMIT_PER_MINUTE", 100
+)
+CRM_SIMULATOR_WEBHOOK_RETRY_SECONDS = [
+    float(seconds)
+    for seconds in env_list("CRM_SIMULATOR_WEBHOOK_RETRY_SECONDS", ["5", "30", "120"])
+]
+CRM_SIMULATOR_WEBHOOK_TIMEOUT_SECONDS = env_float("CRM_SIMULATOR_WEBHOOK_TIMEOUT_SECONDS", 10)
 
 # The mock provider's defaults; a company's provider_settings override them (integrations/mock.py).
 MOCK_PROVIDER = {
@@ -575,6 +592,16 @@ MOCK_PROVIDER = {
 }
 if os.environ.get("MOCK_PROVIDER_COMPLETE_AFTER_SECONDS"):
     MOCK_PROVIDER["complete_after_seconds"] = env_float("MOCK_PROVIDER_COMPLETE_AFTER_SECONDS", 0)
+
+# CRM provider (seed 002) defaults; a company's provider settings override them (api_url,
+# service_types, default_service_type, priority). Timeouts in seconds: (connect, read).
+CRM = {
+    "timeout_seconds": env_float("CRM_TIMEOUT_SECONDS", 30.0),
+    "connect_timeout_seconds": env_float("CRM_CONNECT_TIMEOUT_SECONDS", 3.05),
+    "default_service_type": env_str("CRM_DEFAULT_SERVICE_TYPE", "General Service"),
+}
+# Our own absolute URL base, for the webhook receiver URLs registered with providers.
+PUBLIC_BASE_URL = env_str("PUBLIC_BASE_URL", "http://127.0.0.1:8000")
 
 # Client processing (seed 004): waits before each retry of a failed run, in hours (the first
 # run and len() retries; then failed and an alert to OPS_ALERT_EMAILS), and the API keys of its

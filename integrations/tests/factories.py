@@ -1,9 +1,16 @@
 import uuid
+from datetime import timedelta
+from decimal import Decimal
 
 import factory
 from django.utils import timezone
 
 from integrations.models import (
+    CrmSimCustomer,
+    CrmSimInvoice,
+    CrmSimTechnician,
+    CrmSimWebhook,
+    CrmSimWorkOrder,
     MockJob,
     SimulatedBooking,
     SimulatedCustomer,
@@ -127,3 +134,76 @@ class SimulatedBookingFactory(factory.django.DjangoModelFactory):
             {"type": "Email", "value": "mary@example.com"},
         ]
     )
+
+
+class CrmSimCustomerFactory(factory.django.DjangoModelFactory):
+    """John Doe of Austin, the CRM simulator's customer of seed 002, of the demo account."""
+
+    class Meta:
+        model = CrmSimCustomer
+
+    client_id = "demo-crm"
+    first_name = "John"
+    last_name = "Doe"
+    email = factory.Sequence(lambda n: f"john{n}@example.com")
+    phone = "512-555-0100"
+    address = "123 Main St"
+    city = "Austin"
+    state = "TX"
+    zip = "78701"
+
+
+class CrmSimTechnicianFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = CrmSimTechnician
+
+    client_id = "demo-crm"
+    first_name = "Mike"
+    last_name = "Johnson"
+    email = "mike@example.com"
+    phone = "512-555-0101"
+    skills = factory.LazyFunction(lambda: ["HVAC", "Plumbing", "Septic"])
+    hourly_rate = Decimal("45.00")
+
+
+class CrmSimWorkOrderFactory(factory.django.DjangoModelFactory):
+    """A draft pumping work order of the customer's account."""
+
+    class Meta:
+        model = CrmSimWorkOrder
+
+    customer = factory.SubFactory(CrmSimCustomerFactory)
+    client_id = factory.SelfAttribute("customer.client_id")
+    service_type = "Pumping"
+    notes = "Quarterly service"
+
+
+class CrmSimInvoiceFactory(factory.django.DjangoModelFactory):
+    """A draft invoice of a completed work order: seed 002's 250.00 + 20.63."""
+
+    class Meta:
+        model = CrmSimInvoice
+
+    work_order = factory.SubFactory(
+        CrmSimWorkOrderFactory,
+        status=CrmSimWorkOrder.Status.COMPLETED,
+        completed_at=factory.LazyFunction(timezone.now),
+    )
+    client_id = factory.SelfAttribute("work_order.client_id")
+    customer = factory.SelfAttribute("work_order.customer")
+    subtotal = Decimal("250.00")
+    tax = Decimal("20.63")
+    total = Decimal("270.63")
+    due_date = factory.LazyFunction(lambda: timezone.localdate() + timedelta(days=30))
+
+
+class CrmSimWebhookFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = CrmSimWebhook
+
+    client_id = "demo-crm"
+    url = "https://receiver.example.com/crm-webhook"
+    events = factory.LazyFunction(
+        lambda: ["work_order.created", "work_order.completed", "invoice.paid"]
+    )
+    secret = "your-webhook-secret"

@@ -2,6 +2,7 @@
 
 import pytest
 
+from integrations.crm.provider import CrmProvider
 from integrations.mock import MockProvider
 from integrations.providers import ProviderAccount, ProviderNotConfigured, ProviderType
 from integrations.registry import provider_class, provider_for
@@ -19,7 +20,11 @@ def account(provider_type: str, **settings) -> ProviderAccount:
 
 @pytest.mark.parametrize(
     ("provider_type", "implementation"),
-    [(ProviderType.MOCK, MockProvider), (ProviderType.SERVICETITAN, ServiceTitanProvider)],
+    [
+        (ProviderType.MOCK, MockProvider),
+        (ProviderType.SERVICETITAN, ServiceTitanProvider),
+        (ProviderType.CRM, CrmProvider),
+    ],
 )
 def test_each_provider_type_has_its_implementation(provider_type, implementation):
     provider = provider_for(account(provider_type, latency_ms=5))
@@ -43,6 +48,6 @@ def test_a_company_without_a_provider_goes_to_the_mock_when_settings_say_so(sett
 
 
 def test_a_provider_type_not_built_yet_is_not_configured():
-    assert provider_class(ProviderType.CRM) is None
+    assert provider_class("fieldpulse") is None
     with pytest.raises(ProviderNotConfigured, match="not available in this version"):
-        provider_for(account(ProviderType.CRM))
+        provider_for(account("fieldpulse"))

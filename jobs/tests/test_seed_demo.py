@@ -11,6 +11,7 @@ from django.conf import settings
 from django.core.management import call_command
 from django.db.models import Count, Q
 
+from integrations.models import CrmSimWebhook
 from jobs.management.commands.seed_demo import DEMO_SERVICETITAN_MAPPING, HISTORIC_JOBS
 from jobs.models import (
     Company,
@@ -165,3 +166,32 @@ def test_no_progress_bar_off_a_terminal_and_json_output_stays_one_object():
     assert len(json.loads(stdout.getvalue())["companies"]) == Company.objects.count() == 48
     assert "%|" not in stderr.getvalue()
     assert SUMMARY.search(stderr.getvalue()).group(1, 2) == ("48", "48")
+
+
+def test_austin_plumbing_is_on_the_crm_simulator_and_connected_once(monkeypatch):
+    monkeypatch.setenv("DEMO_BASE_URL", "http://127.0.0.1:8123")
+    seed_demo()
+    seed_demo()
+
+    austin = Company.objects.get(name="Austin Plumbing")
+    assert austin.provider_type == "crm"
+    assert austin.provider_settings["api_url"] == "http://127.0.0.1:8123/crm-sim/api/v2"
+    credentials = austin.provider_credentials
+    assert credentials["client_id"] in settings.CRM_SIMULATOR_CLIENTS
+    [webhook] = CrmSimWebhook.objects.filter(client_id=credentials["client_id"])
+    assert webhook.url == (
+        f"http://127.0.0.1:8123/api/integrations/crm/webhook?account={austin.id}"
+    )
+    assert webhook.secret == credentials["webhook_secret"]
+    assert set(webhook.events) >= {"work_order.completed", "invoice.paid"}
+
+
+def test_json_names_each_companys_provider_type():
+    stdout = StringIO()
+
+    call_command("seed_demo", "--json", stdout=stdout, stderr=StringIO())
+
+    types = {c["name"]: c["provider_type"] for c in json.loads(stdout.getvalue())["companies"]}
+    assert types["Austin Plumbing"] == "crm"
+    assert types["Phoenix Overhead Door"] == "servicetitan"
+    assert types["Springfield Plumbing"] == "mock"

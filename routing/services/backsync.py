@@ -64,7 +64,7 @@ BACKSYNC_DUE_AT = Coalesce("status_check_due_at", "last_synced_at", "created_at"
 RECHECK_AGE_SHARE = 0.25
 # The reason of a decline whose provider told none.
 DECLINED_WITHOUT_REASON = "Declined by the company in its field-service system"
-PROVIDER_JOB_FIELDS = ["provider_job_id", "provider_job_number", "updated_at"]
+PROVIDER_JOB_FIELDS = ["provider_job_id", "provider_job_number", "provider_status", "updated_at"]
 
 
 def recheck_seconds(age_seconds: float) -> float:
@@ -207,6 +207,7 @@ def _poll_batch(routings: list[JobRouting], *, now: datetime) -> dict:
         if routing.provider_job_record(
             provider_job_id=status.provider_job_id,
             provider_job_number=status.provider_job_number,
+            provider_status=status.provider_status,
             now=now,
         ):
             renamed.append(routing)
@@ -399,6 +400,7 @@ def status_update_apply(update: StatusUpdate, *, company_id=None) -> dict:
     if routing.provider_job_record(
         provider_job_id=update.provider_job_id,
         provider_job_number=update.provider_job_number,
+        provider_status=update.provider_status,
         now=now,
     ):
         routing.save(update_fields=PROVIDER_JOB_FIELDS)

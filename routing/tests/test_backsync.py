@@ -878,6 +878,21 @@ def test_a_cancellation_declines_the_routing_and_a_repeat_changes_nothing(
     assert fresh(routing.job).status == JobStatus.PENDING
 
 
+def test_the_providers_progress_is_recorded_on_the_routing(servicetitan_routing):
+    routing = servicetitan_routing
+
+    scheduled = status_update_apply(
+        update(routing_ids=(str(routing.id),), status="open", provider_status="scheduled")
+    )
+    started = status_update_apply(
+        update(routing_ids=(str(routing.id),), status="open", provider_status="in_progress")
+    )
+
+    assert scheduled == started == {"applied": "recorded", "routingId": str(routing.id)}
+    routing = fresh(routing)
+    assert (routing.provider_status, routing.sync_status) == ("in_progress", SyncStatus.SYNCED)
+
+
 def test_revenue_reported_after_the_completion_is_recorded_and_rolled_up_once(
     servicetitan_routing,
 ):

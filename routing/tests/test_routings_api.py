@@ -29,6 +29,7 @@ ROUTING_FIELDS = {
     "match",
     "provider_job_id",
     "provider_job_number",
+    "provider_status",
     "declined_at",
     "decline_reason",
 }

@@ -3,6 +3,7 @@ technicians, service areas and a few historic jobs. Safe to run again: ids are d
 names, so a second run finds what the first one made.
 """
 
+import hashlib
 import json
 import os
 import random
@@ -20,6 +21,8 @@ from django.utils.text import slugify
 from tqdm import tqdm
 
 from access.services import demo_keys_create
+from integrations.crm.simulator import office as crm_office
+from integrations.models import CrmSimWebhook
 from jobs import services
 from jobs.coverage import coverage_rebuild
 from jobs.models import (
@@ -188,6 +191,17 @@ def demo_provider(trade: str, city: str) -> tuple[str, dict, dict]:
     except in Phoenix, where the real ServiceTitan client talks over HTTP to the simulator's slice
     of the real API on this server (DEMO_BASE_URL). The others and Springfield's troublemakers use
     the mock provider."""
+    if (trade, city) == DEMO_CRM_COMPANY:
+        base_url = os.environ.get("DEMO_BASE_URL", "http://127.0.0.1:8000").rstrip("/")
+        return (
+            "crm",
+            {"api_url": f"{base_url}/crm-sim/api/v2", **DEMO_CRM_MAPPING},
+            {
+                "client_id": DEMO_CRM_SIMULATOR["client_id"],
+                "client_secret": DEMO_CRM_SIMULATOR["client_secret"],
+                "webhook_secret": demo_crm_webhook_secret(),
+            },
+        )
     if trade != "garage_doors" or (trade, city) in DEMO_PROVIDER_TROUBLE:
         return (
             "mock",
@@ -215,6 +229,28 @@ def demo_provider(trade: str, city: str) -> tuple[str, dict, dict]:
             "booking_provider_id": str(DEMO_SERVICETITAN_SIMULATOR["booking_provider_id"]),
         },
     )
+
+
+# Austin Plumbing works in a field-service CRM (seed 002): the real CRM client over HTTP to the
+# CRM simulator on this server, connected (its webhooks registered there, signed with a secret
+# derived from the public demo ids, like the demo API keys: DEBUG only).
+DEMO_CRM_COMPANY = ("plumbing", "Austin")
+DEMO_CRM_SIMULATOR = {"client_id": "demo-crm", "client_secret": "demo-crm-secret"}
+DEMO_CRM_MAPPING = {
+    "service_types": {"plumbing": "Plumbing Repair", "hvac": "HVAC Service"},
+    "default_service_type": "General Service",
+}
+DEMO_CRM_WEBHOOK_EVENTS = [
+    "work_order.scheduled",
+    "work_order.started",
+    "work_order.completed",
+    "invoice.paid",
+]
+
+
+def demo_crm_webhook_secret() -> str:
+    company_id = stable_id("demo-company", *DEMO_CRM_COMPANY)
+    return hashlib.sha256(f"demo-crm-webhook/{company_id}".encode()).hexdigest()
 
 
 # Phoenix Garage Doors' account at the simulated ServiceTitan (the simulator's slice of the real
@@ -293,6 +329,7 @@ class Command(BaseCommand):
             progress.update(len(demo))
             self._generated_network(generated, rng, skills, categories, progress)
         historic = self._historic_jobs(demo, rng)
+        self._crm_demo_connect()
         keys = {}
         if settings.DEBUG or api_keys:
             company_ids = list(Company.objects.order_by("id").values_list("id", flat=True))
@@ -426,6 +463,21 @@ class Command(BaseCommand):
                 progress.update(len(companies))
                 companies, areas, company_skills, technicians = [], [], [], []
 
+    def _crm_demo_connect(self) -> None:
+        """Austin Plumbing's webhooks, registered at the CRM simulator as Connect would have
+        (the server that Connect would call is not up yet), once."""
+        company_id = stable_id("demo-company", *DEMO_CRM_COMPANY)
+        base_url = os.environ.get("DEMO_BASE_URL", "http://127.0.0.1:8000").rstrip("/")
+        url = f"{base_url}/api/integrations/crm/webhook?account={company_id}"
+        client_id = DEMO_CRM_SIMULATOR["client_id"]
+        if not CrmSimWebhook.objects.filter(client_id=client_id, url=url).exists():
+            crm_office.webhook_register(
+                client_id=client_id,
+                url=url,
+                events=DEMO_CRM_WEBHOOK_EVENTS,
+                secret=demo_crm_webhook_secret(),
+            )
+
     def _store(self, companies, areas, company_skills, technicians) -> None:
         Company.objects.bulk_create(companies, batch_size=2000, ignore_conflicts=True)
         ServiceArea.objects.bulk_create(areas, batch_size=5000, ignore_conflicts=True)
@@ -502,10 +554,11 @@ class Command(BaseCommand):
     def _as_json(self, keys: dict) -> str:
         levels = {label: label for label in SkillLevel.labels}
         companies = {}
-        for company in Company.objects.order_by("name").values("id", "name"):
+        for company in Company.objects.order_by("name").values("id", "name", "provider_type"):
             companies[company["id"]] = {
                 "id": str(company["id"]),
                 "name": company["name"],
+                "provider_type": company["provider_type"],
                 "skills": {},
                 "technician_ids": [],
                 "api_key": keys.get(company["id"]),

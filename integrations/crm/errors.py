@@ -1,0 +1,129 @@
+"""Every CRM failure as a typed provider error (DESIGN.md "The core flow", step 3), from the
+CRM's error shape (seed 002 "Error Handling": ``{"error", "detail", "hint"}``), from a body
+that is not the JSON promised, or from a request that got no answer."""
+
+import time
+
+import requests
+from django.utils.http import parse_http_date_safe
+
+from integrations.providers import PermanentProviderError, ProviderError, RetryableProviderError
+
+# seed 002 "HTTP Status Codes". A 401 reaches here only after the client refreshed its token
+# once and was refused again.
+PERMANENT_CODES = {
+    400: "Validation Error",
+    401: "Authentication Failed",
+    403: "Forbidden",
+    404: "Not Found",
+    409: "Conflict",
+    422: "Validation Error",
+}
+CONFIGURATION_ERRORS = (
+    requests.exceptions.MissingSchema,
+    requests.exceptions.InvalidSchema,
+    requests.exceptions.InvalidURL,
+)
+
+
+def error_from_response(response: requests.Response, method: str, path: str) -> ProviderError:
+    """An error answer as a provider error, its ``detail`` and ``hint`` in the message: 429, 408
+    and 5xx retryable (a 429 after ``retry_after_seconds``), any other permanent."""
+    status = response.status_code
+    problem = json_object_or_empty(response)
+    error = str(problem.get("error") or response.reason or "").strip()
+    message = f"CRM {method} {path}: HTTP {status} {error}".rstrip()
+    if problem.get("detail"):
+        message += f": {problem['detail']}"
+    elif not problem:
+        message += f": {body_snippet(response)}"
+    if problem.get("hint"):
+        message += f" (hint: {problem['hint']})"
+    if status == 429:
+        return RetryableProviderError(
+            message, retry_after=retry_after_seconds(response), code="Rate Limited"
+        )
+    if status == 408:
+        return RetryableProviderError(message, code="Timeout")
+    if status >= 500:
+        return RetryableProviderError(
+            message, retry_after=retry_after_seconds(response), code="Service Unavailable"
+        )
+    return PermanentProviderError(message, code=PERMANENT_CODES.get(status, "Request Rejected"))
+
+
+def error_from_exception(
+    exc: requests.RequestException, method: str, path: str, *, timeout: float
+) -> ProviderError:
+    """A request that got no answer: a timeout or a connection failure is worth another
+    attempt (a create's retry finds what the lost answer created), a URL that cannot be
+    requested is the configuration's fault."""
+    if isinstance(exc, requests.Timeout):
+        return RetryableProviderError(
+            f"CRM {method} {path}: no answer within {timeout:g} s", code="Timeout"
+        )
+    if isinstance(exc, requests.ConnectionError):
+        return RetryableProviderError(
+            f"CRM {method} {path}: connection failed: {exc}", code="Service Unavailable"
+        )
+    if isinstance(exc, CONFIGURATION_ERRORS):
+        return PermanentProviderError(
+            f"CRM {method} {path}: the configured api_url is invalid: {exc}",
+            code="Configuration Error",
+        )
+    return RetryableProviderError(
+        f"CRM {method} {path}: {type(exc).__name__}: {exc}", code="Service Unavailable"
+    )
+
+
+def retry_after_seconds(response: requests.Response) -> float | None:
+    """How long to wait before asking again, in seconds from now: ``Retry-After`` (seconds or
+    an HTTP date), else seed 002's ``X-RateLimit-Reset`` (the epoch second the budget resets
+    at); None when neither says."""
+    value = response.headers.get("Retry-After", "").strip()
+    if value:
+        try:
+            return max(float(value), 0.0)
+        except ValueError:
+            when = parse_http_date_safe(value)
+            if when is not None:
+                return max(when - time.time(), 0.0)
+    reset = response.headers.get("X-RateLimit-Reset", "").strip()
+    if reset:
+        try:
+            return max(float(reset) - time.time(), 0.0)
+        except ValueError:
+            return None
+    return None
+
+
+def json_object(response: requests.Response, method: str, path: str) -> dict:
+    """A successful answer's body: ``{}`` when empty, else the JSON object it must be (a proxy's
+    HTML page in its place is retryable: the CRM itself did not answer)."""
+    if not response.content:
+        return {}
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if not isinstance(body, dict):
+        raise RetryableProviderError(
+            f"CRM {method} {path}: HTTP {response.status_code} with a body that is not a JSON "
+            f"object: {body_snippet(response)}",
+            code="Invalid Response",
+        )
+    return body
+
+
+def json_object_or_empty(response: requests.Response) -> dict:
+    """An error answer's body when it is a JSON object, else ``{}``."""
+    try:
+        body = response.json()
+    except ValueError:
+        return {}
+    return body if isinstance(body, dict) else {}
+
+
+def body_snippet(response: requests.Response) -> str:
+    text = " ".join(response.text.split())
+    return text[:200] if text else "(empty body)"
