@@ -14,26 +14,17 @@ import hashlib
 import logging
 import threading
 import time
-from contextlib import contextmanager
 from urllib.parse import quote
 
-import redis
 import requests
 from django.conf import settings
-from django.core.cache import cache
 
-from integrations.crm.errors import (
-    body_snippet,
-    error_from_exception,
-    error_from_response,
-    json_object,
-    json_object_or_empty,
-)
+from integrations.crm.errors import error_from_exception, error_from_response, json_object
 from integrations.crm.mapping import customer_matches, has_reference
+from integrations.http import SharedToken, body_snippet, json_object_or_empty
 from integrations.providers import (
     PermanentProviderError,
     ProviderNotConfigured,
-    RetryableProviderError,
 )
 from tradeengage.logging import get_correlation_id
 
@@ -42,8 +33,6 @@ logger = logging.getLogger("integrations.crm")
 VERSION = "crm-api-v2"
 CONNECT_TIMEOUT_SECONDS = 3.05
 READ_TIMEOUT_SECONDS = 30.0
-# Refresh a token this long before it expires, so that none expires during a call.
-TOKEN_REFRESH_MARGIN_SECONDS = 60
 DEFAULT_TOKEN_LIFETIME_SECONDS = 3600
 # seed 002 "List Customers": page_size "max: 100".
 PAGE_SIZE = 100
@@ -86,7 +75,9 @@ class CrmClient:
         self.session = requests.Session()
         self.session.headers["Accept"] = "application/json"
         digest = hashlib.sha256(f"{self.api_url} {self.client_id}".encode()).hexdigest()
-        self.token_cache_key = f"crm:token:{digest[:32]}"
+        self.token = SharedToken(
+            f"crm:token:{digest[:32]}", holds="the CRM token", fetch=self._fetch_token
+        )
 
     # Customers
 
@@ -142,7 +133,7 @@ class CrmClient:
 
     def authenticate(self, *, fresh: bool = False) -> dict:
         """A token, from the cache unless ``fresh``; its first characters only."""
-        entry = self._token_entry(fresh=fresh)
+        entry = self.token.entry(fresh=fresh)
         return {
             "authenticated": True,
             "token": entry["access_token"][:8] + "…",
@@ -154,7 +145,7 @@ class CrmClient:
         started = time.monotonic()
         error = ""
         try:
-            self._token_entry(fresh=True)
+            self.token.entry(fresh=True)
         except Exception as exc:
             # A health check reports every failure, expected or not, instead of raising.
             error = str(exc) or type(exc).__name__
@@ -195,7 +186,7 @@ class CrmClient:
         )
         refreshed = False
         while True:
-            token = self._token_entry()["access_token"]
+            token = self.token.entry()["access_token"]
             headers = {"Authorization": f"Bearer {token}"}
             correlation_id = get_correlation_id()
             if correlation_id:
@@ -205,33 +196,12 @@ class CrmClient:
             )
             if response.status_code == 401 and not refreshed:
                 refreshed = True
-                self._forget_token(token)
+                self.token.forget(token)
                 continue
             break
         if not response.ok:
             raise error_from_response(response, method, path)
         return json_object(response, method, path)
-
-    def _token_entry(self, *, fresh: bool = False) -> dict:
-        """``{"access_token", "expires_at"}``, from the cache unless ``fresh``."""
-        if not fresh:
-            with shared_state():
-                entry = cache.get(self.token_cache_key)
-            if entry:
-                return entry
-        entry = self._fetch_token()
-        lifetime = int(entry["expires_at"] - time.time()) - TOKEN_REFRESH_MARGIN_SECONDS
-        if lifetime > 0:
-            with shared_state():
-                cache.set(self.token_cache_key, entry, timeout=lifetime)
-        return entry
-
-    def _forget_token(self, token: str) -> None:
-        # Only the token that failed: another process may already have cached a new one.
-        with shared_state():
-            entry = cache.get(self.token_cache_key)
-            if entry and entry["access_token"] == token:
-                cache.delete(self.token_cache_key)
 
     def _fetch_token(self) -> dict:
         """seed 002 "OAuth 2.0 Client Credentials": a form-encoded POST to ``/oauth/token``."""
@@ -345,14 +315,3 @@ def _is_last_page(body: dict, *, page: int, count: int) -> bool:
     except (TypeError, ValueError):
         page_size = PAGE_SIZE
     return count < page_size
-
-
-@contextmanager
-def shared_state():
-    """Redis holds the token in production; without it no call can be made safely."""
-    try:
-        yield
-    except redis.RedisError as exc:
-        raise RetryableProviderError(
-            f"Redis, which holds the CRM token, failed: {exc}", code="Service Unavailable"
-        ) from exc

@@ -5,8 +5,9 @@ that is not the JSON promised, or from a request that got no answer."""
 import time
 
 import requests
-from django.utils.http import parse_http_date_safe
 
+from integrations import http
+from integrations.http import body_snippet, json_object_or_empty, retry_after_header
 from integrations.providers import PermanentProviderError, ProviderError, RetryableProviderError
 
 # seed 002 "HTTP Status Codes". A 401 reaches here only after the client refreshed its token
@@ -80,50 +81,15 @@ def retry_after_seconds(response: requests.Response) -> float | None:
     """How long to wait before asking again, in seconds from now: ``Retry-After`` (seconds or
     an HTTP date), else seed 002's ``X-RateLimit-Reset`` (the epoch second the budget resets
     at); None when neither says."""
-    value = response.headers.get("Retry-After", "").strip()
-    if value:
-        try:
-            return max(float(value), 0.0)
-        except ValueError:
-            when = parse_http_date_safe(value)
-            if when is not None:
-                return max(when - time.time(), 0.0)
+    retry_after = retry_after_header(response)
+    if retry_after is not None:
+        return retry_after
     reset = response.headers.get("X-RateLimit-Reset", "").strip()
-    if reset:
-        try:
-            return max(float(reset) - time.time(), 0.0)
-        except ValueError:
-            return None
-    return None
+    try:
+        return max(float(reset) - time.time(), 0.0) if reset else None
+    except ValueError:
+        return None
 
 
 def json_object(response: requests.Response, method: str, path: str) -> dict:
-    """A successful answer's body: ``{}`` when empty, else the JSON object it must be (a proxy's
-    HTML page in its place is retryable: the CRM itself did not answer)."""
-    if not response.content:
-        return {}
-    try:
-        body = response.json()
-    except ValueError:
-        body = None
-    if not isinstance(body, dict):
-        raise RetryableProviderError(
-            f"CRM {method} {path}: HTTP {response.status_code} with a body that is not a JSON "
-            f"object: {body_snippet(response)}",
-            code="Invalid Response",
-        )
-    return body
-
-
-def json_object_or_empty(response: requests.Response) -> dict:
-    """An error answer's body when it is a JSON object, else ``{}``."""
-    try:
-        body = response.json()
-    except ValueError:
-        return {}
-    return body if isinstance(body, dict) else {}
-
-
-def body_snippet(response: requests.Response) -> str:
-    text = " ".join(response.text.split())
-    return text[:200] if text else "(empty body)"
+    return http.json_object(response, vendor="CRM", method=method, path=path)

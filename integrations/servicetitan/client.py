@@ -31,17 +31,10 @@ from decimal import Decimal
 
 import requests
 from django.conf import settings
-from django.core.cache import cache
 
+from integrations.http import SharedToken, body_snippet, json_object_or_empty, retry_after_header
 from integrations.providers import PermanentProviderError
-from integrations.servicetitan.errors import (
-    body_snippet,
-    error_from_exception,
-    error_from_response,
-    json_object,
-    json_object_or_empty,
-    retry_after_seconds,
-)
+from integrations.servicetitan.errors import error_from_exception, error_from_response, json_object
 from integrations.servicetitan.mapping import (
     booking_mapping,
     booking_request,
@@ -51,15 +44,13 @@ from integrations.servicetitan.mapping import (
     job_from_job,
     timestamp_text,
 )
-from integrations.servicetitan.ratelimit import RateLimiter, redis_for, shared_state
+from integrations.servicetitan.ratelimit import RateLimiter, redis_for
 from integrations.servicetitan.types import Booking, ServiceTitanJob, ServiceTitanService
 from tradeengage.logging import get_correlation_id
 
 logger = logging.getLogger("integrations.servicetitan")
 
 VERSION = "servicetitan-api-v2"
-# Refresh a token this long before it expires, so that none expires during a call.
-TOKEN_REFRESH_MARGIN_SECONDS = 60
 PAGE_SIZE = 50
 JOBS_PAGE_SIZE = 100
 # A tenant's settings lists are read whole (pageSize may be up to 5000): few pages.
@@ -112,11 +103,15 @@ class ServiceTitanApi(ServiceTitanService):
             redis_client=redis_for(settings.REDIS_URL) if settings.REDIS_URL else None,
         )
         digest = hashlib.sha256(f"{self.auth_url} {self.client_id}".encode()).hexdigest()
-        self.token_cache_key = f"servicetitan:token:{digest[:32]}"
+        self.token = SharedToken(
+            f"servicetitan:token:{digest[:32]}",
+            holds="the ServiceTitan token",
+            fetch=self._fetch_token,
+        )
 
     def authenticate(self, *, fresh: bool = False) -> dict:
         """A token, from the cache unless ``fresh`` (a connection test asks the server)."""
-        entry = self._token_entry(fresh=fresh)
+        entry = self.token.entry(fresh=fresh)
         return {
             "success": True,
             "token": entry["access_token"][:8] + "…",
@@ -236,7 +231,7 @@ class ServiceTitanApi(ServiceTitanService):
         started = time.monotonic()
         error = ""
         try:
-            self._token_entry(fresh=True)
+            self.token.entry(fresh=True)
         except Exception as exc:
             # A health check reports every failure, expected or not, instead of raising.
             error = str(exc)
@@ -393,7 +388,7 @@ class ServiceTitanApi(ServiceTitanService):
         refreshed, rate_limited, waited = False, 0, 0.0
         while True:
             self.limiter.acquire(self.read_timeout)
-            token = self._token_entry()["access_token"]
+            token = self.token.entry()["access_token"]
             headers = {"Authorization": f"Bearer {token}", "ST-App-Key": self.app_key}
             correlation_id = get_correlation_id()
             if correlation_id:
@@ -403,10 +398,10 @@ class ServiceTitanApi(ServiceTitanService):
             )
             if response.status_code == 401 and not refreshed:
                 refreshed = True
-                self._forget_token(token)
+                self.token.forget(token)
                 continue
             if response.status_code == 429 and rate_limited < RATE_LIMITED_RETRIES:
-                wait = retry_after_seconds(response)
+                wait = retry_after_header(response)
                 if wait is not None and waited + wait <= min(
                     RATE_LIMITED_WAIT_SECONDS, self.read_timeout
                 ):
@@ -419,27 +414,6 @@ class ServiceTitanApi(ServiceTitanService):
         if not response.ok:
             raise error_from_response(response, method, path)
         return json_object(response, method, path)
-
-    def _token_entry(self, *, fresh: bool = False) -> dict:
-        """``{"access_token", "expires_at"}``, from the cache unless ``fresh``."""
-        if not fresh:
-            with shared_state():
-                entry = cache.get(self.token_cache_key)
-            if entry:
-                return entry
-        entry = self._fetch_token()
-        lifetime = int(entry["expires_at"] - time.time()) - TOKEN_REFRESH_MARGIN_SECONDS
-        if lifetime > 0:
-            with shared_state():
-                cache.set(self.token_cache_key, entry, timeout=lifetime)
-        return entry
-
-    def _forget_token(self, token: str) -> None:
-        # Only the token that failed: another process may already have cached a new one.
-        with shared_state():
-            entry = cache.get(self.token_cache_key)
-            if entry and entry["access_token"] == token:
-                cache.delete(self.token_cache_key)
 
     def _fetch_token(self) -> dict:
         path = "/connect/token"

@@ -2,11 +2,11 @@
 core flow", step 3): an error answer, a body that is not the JSON object promised, or a request
 that got no answer."""
 
-import time
-
 import requests
-from django.utils.http import parse_http_date_safe
 
+from integrations import http
+from integrations.http import body_snippet, json_object_or_empty
+from integrations.http import retry_after_header as retry_after_seconds
 from integrations.providers import PermanentProviderError, ProviderError, RetryableProviderError
 
 PERMANENT_CODES = {
@@ -86,45 +86,5 @@ def error_from_exception(
     )
 
 
-def retry_after_seconds(response: requests.Response) -> float | None:
-    """Retry-After as seconds from now: it is either seconds or an HTTP date."""
-    value = response.headers.get("Retry-After", "").strip()
-    if not value:
-        return None
-    try:
-        return max(float(value), 0.0)
-    except ValueError:
-        pass
-    when = parse_http_date_safe(value)
-    return None if when is None else max(when - time.time(), 0.0)
-
-
 def json_object(response: requests.Response, method: str, path: str) -> dict:
-    """A successful answer's body: ``{}`` when empty, else the JSON object it must be."""
-    if not response.content:
-        return {}
-    try:
-        body = response.json()
-    except ValueError:
-        body = None
-    if not isinstance(body, dict):
-        raise RetryableProviderError(
-            f"ServiceTitan {method} {path}: HTTP {response.status_code} with a body that is not "
-            f"a JSON object: {body_snippet(response)}",
-            code="Invalid Response",
-        )
-    return body
-
-
-def json_object_or_empty(response: requests.Response) -> dict:
-    """An error answer's body when it is a JSON object, else ``{}``."""
-    try:
-        body = response.json()
-    except ValueError:
-        return {}
-    return body if isinstance(body, dict) else {}
-
-
-def body_snippet(response: requests.Response) -> str:
-    text = " ".join(response.text.split())
-    return text[:200] if text else "(empty body)"
+    return http.json_object(response, vendor="ServiceTitan", method=method, path=path)

@@ -4,10 +4,10 @@ every worker process through Redis when ``REDIS_URL`` is set, else kept in this 
 import functools
 import threading
 import time
-from contextlib import contextmanager
 
 import redis
 
+from integrations import http
 from integrations.providers import RetryableProviderError
 
 TOKEN_EPSILON = 1e-9
@@ -103,13 +103,6 @@ def redis_for(url: str) -> redis.Redis:
     return redis.Redis.from_url(url)
 
 
-@contextmanager
 def shared_state():
     """Redis holds the token and the request budget; without it no call can be made safely."""
-    try:
-        yield
-    except redis.RedisError as exc:
-        raise RetryableProviderError(
-            f"Redis, which holds the ServiceTitan token and request budget, failed: {exc}",
-            code="Service Unavailable",
-        ) from exc
+    return http.shared_state("the ServiceTitan token and request budget")
