@@ -1,6 +1,7 @@
 """What the vendors' HTTP clients share: an OAuth access token kept in Django's cache for every
 process, and reading an answer (its JSON body, a snippet of any other, its Retry-After)."""
 
+import logging
 import time
 from collections.abc import Callable
 from contextlib import contextmanager
@@ -10,8 +11,14 @@ import requests
 from django.core.cache import cache
 from django.utils.http import parse_http_date_safe
 
-from integrations.providers import RetryableProviderError
+from integrations.providers import PermanentProviderError, ProviderError, RetryableProviderError
 
+# Exceptions of a request that could not be sent at all: the configured URL's fault.
+CONFIGURATION_ERRORS = (
+    requests.exceptions.MissingSchema,
+    requests.exceptions.InvalidSchema,
+    requests.exceptions.InvalidURL,
+)
 # Refresh a token this long before it expires, so that none expires during a call.
 TOKEN_REFRESH_MARGIN_SECONDS = 60
 
@@ -103,3 +110,65 @@ def json_object_or_empty(response: requests.Response) -> dict:
 def body_snippet(response: requests.Response) -> str:
     text = " ".join(response.text.split())
     return text[:200] if text else "(empty body)"
+
+
+def exchange(
+    session: requests.Session,
+    method: str,
+    url: str,
+    *,
+    vendor: str,
+    path: str,
+    timeouts: tuple[float, float],
+    logger: logging.Logger,
+    **kwargs,
+) -> requests.Response:
+    """One HTTP exchange with a vendor within its (connect, read) ``timeouts``, logged at debug
+    level with its outcome and duration; a request that got no answer leaves as a typed
+    provider error (``error_from_exception``)."""
+    started = time.monotonic()
+    outcome = "error"
+    try:
+        response = session.request(method, url, timeout=timeouts, **kwargs)
+        outcome = response.status_code
+        return response
+    except requests.RequestException as exc:
+        outcome = type(exc).__name__
+        timeout = timeouts[0] if isinstance(exc, requests.ConnectTimeout) else timeouts[1]
+        raise error_from_exception(
+            exc, vendor=vendor, method=method, path=path, timeout=timeout
+        ) from exc
+    finally:
+        logger.debug(
+            f"{vendor} call",
+            extra={
+                "method": method,
+                "path": path,
+                "status": outcome,
+                "duration_ms": int((time.monotonic() - started) * 1000),
+            },
+        )
+
+
+def error_from_exception(
+    exc: requests.RequestException, *, vendor: str, method: str, path: str, timeout: float
+) -> ProviderError:
+    """A request that got no answer: a timeout or a connection failure is worth another
+    attempt (a create's retry finds what the lost answer created), a URL that cannot be
+    requested is the configuration's fault."""
+    if isinstance(exc, requests.Timeout):
+        return RetryableProviderError(
+            f"{vendor} {method} {path}: no answer within {timeout:g} s", code="Timeout"
+        )
+    if isinstance(exc, requests.ConnectionError):
+        return RetryableProviderError(
+            f"{vendor} {method} {path}: connection failed: {exc}", code="Service Unavailable"
+        )
+    if isinstance(exc, CONFIGURATION_ERRORS):
+        return PermanentProviderError(
+            f"{vendor} {method} {path}: the configured URL is invalid: {exc}",
+            code="Configuration Error",
+        )
+    return RetryableProviderError(
+        f"{vendor} {method} {path}: {type(exc).__name__}: {exc}", code="Service Unavailable"
+    )

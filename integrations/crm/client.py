@@ -19,9 +19,9 @@ from urllib.parse import quote
 import requests
 from django.conf import settings
 
-from integrations.crm.errors import error_from_exception, error_from_response, json_object
+from integrations.crm.errors import error_from_response, json_object
 from integrations.crm.mapping import customer_matches, has_reference
-from integrations.http import SharedToken, body_snippet, json_object_or_empty
+from integrations.http import SharedToken, body_snippet, exchange, json_object_or_empty
 from integrations.providers import (
     PermanentProviderError,
     ProviderNotConfigured,
@@ -244,35 +244,17 @@ class CrmClient:
         return {"access_token": body["access_token"], "expires_at": time.time() + expires_in}
 
     def _send(self, method: str, path: str, *, template: str, **kwargs) -> requests.Response:
-        """The HTTP exchange, logged; transport failures as typed provider errors."""
-        started = time.monotonic()
-        outcome = "error"
-        try:
-            response = self.session.request(
-                method,
-                self.api_url + path,
-                timeout=(self.connect_timeout, self.read_timeout),
-                **kwargs,
-            )
-            outcome = response.status_code
-        except requests.RequestException as exc:
-            outcome = type(exc).__name__
-            timeout = (
-                self.connect_timeout
-                if isinstance(exc, requests.ConnectTimeout)
-                else self.read_timeout
-            )
-            raise error_from_exception(exc, method, path, timeout=timeout) from exc
-        finally:
-            logger.debug(
-                "CRM call",
-                extra={
-                    "method": method,
-                    "path": template,
-                    "status": outcome,
-                    "duration_ms": int((time.monotonic() - started) * 1000),
-                },
-            )
+        """The HTTP exchange (``integrations.http.exchange``), then its deprecation noted."""
+        response = exchange(
+            self.session,
+            method,
+            self.api_url + path,
+            vendor="CRM",
+            path=template,
+            timeouts=(self.connect_timeout, self.read_timeout),
+            logger=logger,
+            **kwargs,
+        )
         deprecation_note(response, method=method, template=template)
         return response
 

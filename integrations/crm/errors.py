@@ -20,11 +20,6 @@ PERMANENT_CODES = {
     409: "Conflict",
     422: "Validation Error",
 }
-CONFIGURATION_ERRORS = (
-    requests.exceptions.MissingSchema,
-    requests.exceptions.InvalidSchema,
-    requests.exceptions.InvalidURL,
-)
 
 
 def error_from_response(response: requests.Response, method: str, path: str) -> ProviderError:
@@ -51,30 +46,6 @@ def error_from_response(response: requests.Response, method: str, path: str) -> 
             message, retry_after=retry_after_seconds(response), code="Service Unavailable"
         )
     return PermanentProviderError(message, code=PERMANENT_CODES.get(status, "Request Rejected"))
-
-
-def error_from_exception(
-    exc: requests.RequestException, method: str, path: str, *, timeout: float
-) -> ProviderError:
-    """A request that got no answer: a timeout or a connection failure is worth another
-    attempt (a create's retry finds what the lost answer created), a URL that cannot be
-    requested is the configuration's fault."""
-    if isinstance(exc, requests.Timeout):
-        return RetryableProviderError(
-            f"CRM {method} {path}: no answer within {timeout:g} s", code="Timeout"
-        )
-    if isinstance(exc, requests.ConnectionError):
-        return RetryableProviderError(
-            f"CRM {method} {path}: connection failed: {exc}", code="Service Unavailable"
-        )
-    if isinstance(exc, CONFIGURATION_ERRORS):
-        return PermanentProviderError(
-            f"CRM {method} {path}: the configured api_url is invalid: {exc}",
-            code="Configuration Error",
-        )
-    return RetryableProviderError(
-        f"CRM {method} {path}: {type(exc).__name__}: {exc}", code="Service Unavailable"
-    )
 
 
 def retry_after_seconds(response: requests.Response) -> float | None:

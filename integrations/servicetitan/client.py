@@ -32,9 +32,15 @@ from decimal import Decimal
 import requests
 from django.conf import settings
 
-from integrations.http import SharedToken, body_snippet, json_object_or_empty, retry_after_header
+from integrations.http import (
+    SharedToken,
+    body_snippet,
+    exchange,
+    json_object_or_empty,
+    retry_after_header,
+)
 from integrations.providers import PermanentProviderError
-from integrations.servicetitan.errors import error_from_exception, error_from_response, json_object
+from integrations.servicetitan.errors import error_from_response, json_object
 from integrations.servicetitan.mapping import (
     booking_mapping,
     booking_request,
@@ -447,30 +453,13 @@ class ServiceTitanApi(ServiceTitanService):
         return {"access_token": body["access_token"], "expires_at": time.time() + expires_in}
 
     def _send(self, method: str, url: str, *, path: str, **kwargs) -> requests.Response:
-        """The HTTP exchange, logged; transport failures as typed provider errors."""
-        started = time.monotonic()
-        outcome = "error"
-        try:
-            response = self.session.request(
-                method, url, timeout=(self.connect_timeout, self.read_timeout), **kwargs
-            )
-            outcome = response.status_code
-            return response
-        except requests.RequestException as exc:
-            outcome = type(exc).__name__
-            timeout = (
-                self.connect_timeout
-                if isinstance(exc, requests.ConnectTimeout)
-                else self.read_timeout
-            )
-            raise error_from_exception(exc, method, path, timeout=timeout) from exc
-        finally:
-            logger.debug(
-                "ServiceTitan call",
-                extra={
-                    "method": method,
-                    "path": path,
-                    "status": outcome,
-                    "duration_ms": int((time.monotonic() - started) * 1000),
-                },
-            )
+        return exchange(
+            self.session,
+            method,
+            url,
+            vendor="ServiceTitan",
+            path=path,
+            timeouts=(self.connect_timeout, self.read_timeout),
+            logger=logger,
+            **kwargs,
+        )

@@ -17,11 +17,6 @@ PERMANENT_CODES = {
     409: "Conflict",
     422: "Validation Error",
 }
-CONFIGURATION_ERRORS = (
-    requests.exceptions.MissingSchema,
-    requests.exceptions.InvalidSchema,
-    requests.exceptions.InvalidURL,
-)
 
 
 def error_from_response(response: requests.Response, method: str, path: str) -> ProviderError:
@@ -60,29 +55,6 @@ def error_from_response(response: requests.Response, method: str, path: str) -> 
         )
     return PermanentProviderError(
         message, code=PERMANENT_CODES.get(status, "Request Rejected"), details=details
-    )
-
-
-def error_from_exception(
-    exc: requests.RequestException, method: str, path: str, *, timeout: float
-) -> ProviderError:
-    """A request that got no answer: a timeout or a connection failure is worth another
-    attempt, a URL that cannot be requested is the configuration's fault."""
-    if isinstance(exc, requests.Timeout):
-        return RetryableProviderError(
-            f"ServiceTitan {method} {path}: no answer within {timeout:g} s", code="Timeout"
-        )
-    if isinstance(exc, requests.ConnectionError):
-        return RetryableProviderError(
-            f"ServiceTitan {method} {path}: connection failed: {exc}", code="Service Unavailable"
-        )
-    if isinstance(exc, CONFIGURATION_ERRORS):
-        return PermanentProviderError(
-            f"ServiceTitan {method} {path}: the configured URL is invalid: {exc}",
-            code="Configuration Error",
-        )
-    return RetryableProviderError(
-        f"ServiceTitan {method} {path}: {type(exc).__name__}: {exc}", code="Service Unavailable"
     )
 
 

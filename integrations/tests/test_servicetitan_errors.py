@@ -8,9 +8,9 @@ import requests
 import responses
 from django.utils.http import http_date
 
+from integrations.http import error_from_exception
 from integrations.providers import PermanentProviderError, RetryableProviderError
 from integrations.servicetitan.errors import (
-    error_from_exception,
     error_from_response,
     json_object,
     retry_after_seconds,
@@ -206,7 +206,9 @@ def test_empty_error_body_says_so(http):
     ],
 )
 def test_transport_failures_are_typed(exc, retryable, code, message):
-    error = error_from_exception(exc, "GET", JOB_PATH, timeout=10.0)
+    error = error_from_exception(
+        exc, vendor="ServiceTitan", method="GET", path=JOB_PATH, timeout=10.0
+    )
 
     assert error.retryable is retryable
     assert error.code == code
