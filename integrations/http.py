@@ -172,3 +172,44 @@ def error_from_exception(
     return RetryableProviderError(
         f"{vendor} {method} {path}: {type(exc).__name__}: {exc}", code="Service Unavailable"
     )
+
+
+def token_entry(
+    response: requests.Response,
+    *,
+    vendor: str,
+    client_id: str,
+    path: str,
+    error_from_response: Callable[[requests.Response, str, str], ProviderError],
+    default_lifetime_seconds: int,
+) -> dict:
+    """An OAuth 2 client-credentials answer as a ``SharedToken`` entry. Refused credentials
+    (400, 401, 403) are permanent, with the server's reason; any other error is the vendor's
+    ``error_from_response``; an answer without a token is permanent, and an unreadable
+    ``expires_in`` is taken as ``default_lifetime_seconds``."""
+    if response.status_code in (400, 401, 403):
+        body = json_object_or_empty(response)
+        reason = (
+            body.get("detail")
+            or body.get("error_description")
+            or body.get("error")
+            or body_snippet(response)
+        )
+        raise PermanentProviderError(
+            f"{vendor} refused the credentials of client {client_id}: "
+            f"HTTP {response.status_code} {reason}",
+            code="Authentication Failed",
+        )
+    if not response.ok:
+        raise error_from_response(response, "POST", path)
+    body = json_object(response, vendor=vendor, method="POST", path=path)
+    if not body.get("access_token"):
+        raise PermanentProviderError(
+            f"{vendor}'s token endpoint answered without an access_token",
+            code="Authentication Failed",
+        )
+    try:
+        expires_in = int(body.get("expires_in") or default_lifetime_seconds)
+    except (TypeError, ValueError):
+        expires_in = default_lifetime_seconds
+    return {"access_token": body["access_token"], "expires_at": time.time() + expires_in}

@@ -21,9 +21,8 @@ from django.conf import settings
 
 from integrations.crm.errors import error_from_response, json_object
 from integrations.crm.mapping import customer_matches, has_reference
-from integrations.http import SharedToken, body_snippet, exchange, json_object_or_empty
+from integrations.http import SharedToken, exchange, token_entry
 from integrations.providers import (
-    PermanentProviderError,
     ProviderNotConfigured,
 )
 from tradeengage.logging import get_correlation_id
@@ -216,32 +215,14 @@ class CrmClient:
                 "client_secret": self.client_secret,
             },
         )
-        if response.status_code in (400, 401, 403):
-            body = json_object_or_empty(response)
-            reason = (
-                body.get("detail")
-                or body.get("error_description")
-                or body.get("error")
-                or body_snippet(response)
-            )
-            raise PermanentProviderError(
-                f"The CRM refused the credentials of client {self.client_id}: "
-                f"HTTP {response.status_code} {reason}",
-                code="Authentication Failed",
-            )
-        if not response.ok:
-            raise error_from_response(response, "POST", template)
-        body = json_object(response, "POST", template)
-        if not body.get("access_token"):
-            raise PermanentProviderError(
-                "The CRM's token endpoint answered without an access_token",
-                code="Authentication Failed",
-            )
-        try:
-            expires_in = int(body.get("expires_in") or DEFAULT_TOKEN_LIFETIME_SECONDS)
-        except (TypeError, ValueError):
-            expires_in = DEFAULT_TOKEN_LIFETIME_SECONDS
-        return {"access_token": body["access_token"], "expires_at": time.time() + expires_in}
+        return token_entry(
+            response,
+            vendor="The CRM",
+            client_id=self.client_id,
+            path=template,
+            error_from_response=error_from_response,
+            default_lifetime_seconds=DEFAULT_TOKEN_LIFETIME_SECONDS,
+        )
 
     def _send(self, method: str, path: str, *, template: str, **kwargs) -> requests.Response:
         """The HTTP exchange (``integrations.http.exchange``), then its deprecation noted."""

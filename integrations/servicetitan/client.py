@@ -34,10 +34,9 @@ from django.conf import settings
 
 from integrations.http import (
     SharedToken,
-    body_snippet,
     exchange,
-    json_object_or_empty,
     retry_after_header,
+    token_entry,
 )
 from integrations.providers import PermanentProviderError
 from integrations.servicetitan.errors import error_from_response, json_object
@@ -433,24 +432,15 @@ class ServiceTitanApi(ServiceTitanService):
                 "client_secret": self.client_secret,
             },
         )
-        if response.status_code in (400, 401, 403):
-            body = json_object_or_empty(response)
-            reason = body.get("error_description") or body.get("error") or body_snippet(response)
-            raise PermanentProviderError(
-                f"ServiceTitan refused the credentials of client {self.client_id}: "
-                f"HTTP {response.status_code} {reason}",
-                code="Authentication Failed",
-            )
-        if not response.ok:
-            raise error_from_response(response, "POST", path)
-        body = json_object(response, "POST", path)
-        if not body.get("access_token"):
-            raise PermanentProviderError(
-                "ServiceTitan's token endpoint answered without an access_token",
-                code="Authentication Failed",
-            )
-        expires_in = int(body.get("expires_in") or 900)
-        return {"access_token": body["access_token"], "expires_at": time.time() + expires_in}
+        return token_entry(
+            response,
+            vendor="ServiceTitan",
+            client_id=self.client_id,
+            path=path,
+            error_from_response=error_from_response,
+            # ServiceTitan's tokens live 15 minutes.
+            default_lifetime_seconds=900,
+        )
 
     def _send(self, method: str, url: str, *, path: str, **kwargs) -> requests.Response:
         return exchange(

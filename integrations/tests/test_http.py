@@ -1,5 +1,6 @@
 """The HTTP pieces every vendor client shares."""
 
+import json
 import time
 
 import pytest
@@ -8,8 +9,14 @@ import requests
 from django.core.cache import cache
 from django.utils.http import http_date
 
-from integrations.http import SharedToken, json_object, retry_after_header, shared_state
-from integrations.providers import RetryableProviderError
+from integrations.http import (
+    SharedToken,
+    json_object,
+    retry_after_header,
+    shared_state,
+    token_entry,
+)
+from integrations.providers import PermanentProviderError, RetryableProviderError
 
 
 def answer(*, status=200, body: bytes = b"", headers=None) -> requests.Response:
@@ -84,3 +91,37 @@ def test_a_success_whose_body_is_no_json_object_is_retryable_naming_the_vendor(b
 
 def test_an_empty_success_is_an_empty_object():
     assert json_object(answer(body=b""), vendor="CRM", method="PUT", path="/x") == {}
+
+
+def refused(response, method, path):
+    raise AssertionError("not an error answer")
+
+
+@pytest.mark.parametrize(("expires_in", "lifetime"), [(120, 120), ("soon", 900), (None, 900)])
+def test_a_token_answer_takes_its_lifetime_or_the_default(expires_in, lifetime):
+    body = b'{"access_token": "t", "expires_in": %s}' % (
+        b"null" if expires_in is None else json.dumps(expires_in).encode()
+    )
+    entry = token_entry(
+        answer(body=body),
+        vendor="ServiceTitan",
+        client_id="c",
+        path="/connect/token",
+        error_from_response=refused,
+        default_lifetime_seconds=900,
+    )
+
+    assert entry["access_token"] == "t"
+    assert lifetime - 5 <= entry["expires_at"] - time.time() <= lifetime
+
+
+def test_refused_credentials_are_permanent_with_the_servers_reason():
+    with pytest.raises(PermanentProviderError, match="The CRM refused the credentials of client c"):
+        token_entry(
+            answer(status=401, body=b'{"error": "invalid_client"}'),
+            vendor="The CRM",
+            client_id="c",
+            path="/oauth/token",
+            error_from_response=refused,
+            default_lifetime_seconds=3600,
+        )
