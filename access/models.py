@@ -26,10 +26,19 @@ class Scope(models.TextChoices):
     JOBS_WRITE = "jobs:write", "Create jobs"
     SYNC = "sync", "Sync and route jobs by hand"
     PROCESSING = "processing", "Client processing (seed 004)"
+    PROFILE = "profile", "Update the company's matching profile"
+    WEBHOOKS = "webhooks", "Manage the company's outbound webhooks"
     OPS = "ops", "Operations: everything, for every company"
 
 
-COMPANY_SCOPES = [Scope.JOBS_READ, Scope.JOBS_WRITE, Scope.SYNC, Scope.PROCESSING]
+COMPANY_SCOPES = [
+    Scope.JOBS_READ,
+    Scope.JOBS_WRITE,
+    Scope.SYNC,
+    Scope.PROCESSING,
+    Scope.PROFILE,
+    Scope.WEBHOOKS,
+]
 
 
 class UsableKey(NamedTuple):
