@@ -10,7 +10,7 @@ from drf_spectacular.views import (
 
 from analytics.admin import dashboard_view
 from analytics.api import DashboardApi
-from jobs.api import JobDetailApi, JobListCreateApi
+from jobs.api.jobs import JobDetailApi, JobListCreateApi
 from routing.api import CrmWebhookApi, JobRoutingListApi, JobSyncApi, ServiceTitanWebhookApi
 from tradeengage import health, monitoring
 from tradeengage.exceptions import json_not_found
