@@ -57,6 +57,23 @@ def _provider_calls_in_the_test_thread(settings):
     settings.SYNC_CALL_CONCURRENCY = 1
 
 
+# What every name resolves to in tests, unless a test says otherwise (``resolver``): a public
+# address, so registering a webhook URL never waits on real DNS (the schema fuzzer posts many).
+PUBLIC_TEST_ADDRESS = "93.184.215.14"
+
+
+@pytest.fixture(autouse=True)
+def resolver(monkeypatch):
+    """Webhook hosts resolve through this table instead of DNS: ``resolver["name"] =
+    ["10.0.0.1"]``; any other name resolves to ``PUBLIC_TEST_ADDRESS``."""
+    table: dict[str, list[str]] = {}
+    monkeypatch.setattr(
+        "integrations.webhooks.dns_lookup",
+        lambda host, port: table.get(host, [PUBLIC_TEST_ADDRESS]),
+    )
+    return table
+
+
 @pytest.fixture(autouse=True)
 def _network_counted_afresh():
     """Matching counts the network at most once a minute per process to choose how to rank it;
@@ -271,5 +288,5 @@ def save_screenshot():
 def background_alive():
     """A live worker consuming every queue and a beat that just ticked, as their heartbeats
     tell ``/api/v1/health/detailed``."""
-    heartbeats.worker_heartbeat("celery@tests", ["critical", "high", "default", "low"])
+    heartbeats.worker_heartbeat("celery@tests", ["critical", "high", "default", "low", "webhooks"])
     heartbeats.beat_tick()

@@ -313,7 +313,7 @@ class Stack:
         argv = [
             "worker",
             "-Q",
-            "critical,high,default,low",
+            "critical,high,default,low,webhooks",
             "--pool",
             "threads",
             "--concurrency",

@@ -207,7 +207,7 @@ class Bench:
                 [
                     "worker",
                     "-Q",
-                    "critical,high,default,low",
+                    "critical,high,default,low,webhooks",
                     "--pool",
                     "threads",
                     "--concurrency",

@@ -10,6 +10,8 @@ from jobs.models import (
     Category,
     Company,
     CompanySkill,
+    IngestionBatch,
+    IngestionItem,
     Job,
     JobSkill,
     ServiceArea,
@@ -18,6 +20,7 @@ from jobs.models import (
 )
 from jobs.services import company_crm_connect
 from routing.models import JobRouting
+from tradeengage.admin import ViewOnlyAdminMixin
 
 
 class StateFilter(admin.SimpleListFilter):
@@ -309,13 +312,47 @@ class JobAdmin(admin.ModelAdmin):
         "created_at",
     ]
     list_filter = ["status", "category", "state"]
-    search_fields = ["=id", "homeowner_name", "homeowner_email", "summary"]
+    search_fields = ["=id", "=external_id", "homeowner_name", "homeowner_email", "summary"]
     list_select_related = ["category", "created_by_company"]
     autocomplete_fields = ["created_by_company", "created_by_technician"]
-    readonly_fields = ["id", "created_at", "updated_at"]
+    readonly_fields = ["id", "source", "external_id", "created_at", "updated_at"]
     date_hierarchy = "created_at"
     inlines = [JobSkillInline, JobRoutingInline]
 
     @admin.display(description="summary", ordering="summary")
     def summary_short(self, job):
         return job.summary[:80]
+
+
+class IngestionItemInline(admin.TabularInline):
+    model = IngestionItem
+    fields = ["position", "external_id", "status", "job", "errors", "processed_at"]
+    readonly_fields = fields
+    raw_id_fields = ["job"]
+    extra = 0
+    can_delete = False
+    show_change_link = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(IngestionBatch)
+class IngestionBatchAdmin(ViewOnlyAdminMixin, admin.ModelAdmin):
+    """Batches as their integrators sent them (seed 003 ingestion): read only."""
+
+    list_display = [
+        "id",
+        "source",
+        "company",
+        "status",
+        "jobs_received",
+        "jobs_queued",
+        "created_at",
+        "completed_at",
+    ]
+    list_filter = ["status", "source"]
+    search_fields = ["=id", "=items__external_id"]
+    list_select_related = ["company"]
+    date_hierarchy = "created_at"
+    inlines = [IngestionItemInline]

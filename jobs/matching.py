@@ -345,16 +345,40 @@ def match_company(*, job: Job, company: Company) -> Match:
     candidates, but for any company: a required skill it lacks, or holds below the required
     level, is listed as missing and adds nothing to its skill coverage. Explains a manual
     route."""
-    requirements = list(
-        JobSkill.objects.filter(job=job)
+    return match_company_jobs(company=company, jobs=[job])[0]
+
+
+def match_company_jobs(*, company: Company, jobs: list[Job]) -> list[Match]:
+    """``match_company`` for each of ``jobs``, in their order, in three queries whatever their
+    number: the jobs' required skills, the company's levels in them, and its service areas."""
+    requirements: dict = {job.id: [] for job in jobs}
+    rows = (
+        JobSkill.objects.filter(job_id__in=list(requirements))
         .order_by("id")
-        .values_list("skill_id", "skill__slug", "level")
+        .values_list("job_id", "skill_id", "skill__slug", "level")
     )
+    for job_id, skill_id, slug, level in rows:
+        requirements[job_id].append((skill_id, slug, level))
+    skill_ids = {skill_id for required in requirements.values() for skill_id, _, _ in required}
     held = dict(
-        CompanySkill.objects.filter(
-            company=company, skill_id__in=[skill_id for skill_id, _, _ in requirements]
-        ).values_list("skill_id", "level")
+        CompanySkill.objects.filter(company=company, skill_id__in=skill_ids).values_list(
+            "skill_id", "level"
+        )
     )
+    areas = set(ServiceArea.objects.filter(company=company).values_list("kind", "code"))
+    return [
+        _company_fit(
+            job=job, company=company, requirements=requirements[job.id], held=held, areas=areas
+        )
+        for job in jobs
+    ]
+
+
+def _company_fit(
+    *, job: Job, company: Company, requirements: list[tuple], held: dict, areas: set
+) -> Match:
+    """The score and explanation of a company holding ``held`` ({skill id: level}) and serving
+    ``areas`` ({(kind, code)}) for a job requiring ``requirements`` ([(skill id, slug, level)])."""
     matched = [
         (slug, level, held[skill_id])
         for skill_id, slug, level in requirements
@@ -369,7 +393,7 @@ def match_company(*, job: Job, company: Company) -> Match:
     coverage = SKILL_COVERAGE_WEIGHT * (len(matched) / required if requirements else 1.0)
     margin = LEVEL_MARGIN_WEIGHT * sum(has - needs for _, needs, has in matched) / required
     category_match = job.category_id is not None and job.category_id == company.primary_category_id
-    bonus = _area_bonus(company=company, state=job.state, zip_code=job.zip_code)
+    bonus = _area_bonus(areas=areas, state=job.state, zip_code=job.zip_code)
     score = bonus + coverage + margin + (CATEGORY_WEIGHT if category_match else 0.0)
 
     def described(slug, needs, has):
@@ -396,10 +420,29 @@ def match_company(*, job: Job, company: Company) -> Match:
     )
 
 
-def _area_bonus(*, company: Company, state: str, zip_code: str) -> float:
-    areas = set(ServiceArea.objects.filter(company=company).values_list("kind", "code"))
+def _area_bonus(*, areas: set, state: str, zip_code: str) -> float:
     if any((ServiceArea.Kind.ZIP_PREFIX, prefix) in areas for prefix in zip_prefixes(zip_code)):
         return ZIP_PREFIX_WEIGHT
     if (ServiceArea.Kind.STATE, state) in areas:
         return STATE_WEIGHT
     return OUTSIDE_AREA_WEIGHT
+
+
+def job_candidates(*, job: Job, limit: int) -> list[Match]:
+    """The best ``limit`` candidates for an existing job, ranked now from the current network
+    by the computation that routed it (``match_companies`` with the job's requirements in the
+    order they were stored, its category and area, its requester excluded)."""
+    requirements = [
+        Requirement(skill_id=skill_id, slug=slug, level=level)
+        for skill_id, slug, level in JobSkill.objects.filter(job=job)
+        .order_by("id")
+        .values_list("skill_id", "skill__slug", "level")
+    ]
+    return match_companies(
+        requirements=requirements,
+        category_id=job.category_id,
+        state=job.state,
+        zip_code=job.zip_code,
+        exclude_company_id=job.created_by_company_id,
+        limit=limit,
+    )

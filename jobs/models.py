@@ -268,6 +268,21 @@ class Job(models.Model):
         help_text="The id of the request that created the job, carried into its syncs' log "
         "lines and provider calls: one id finds the job's whole story.",
     )
+    # Seed 003's ingestion: the integrator's own id of the job in the system it came from. A
+    # company's (source, external_id) names one job, however often or concurrently it is sent.
+    source = models.CharField(
+        max_length=100,
+        blank=True,
+        default="",
+        db_default="",
+        help_text="The integrator's system the job came from, for a job ingested in a batch.",
+    )
+    external_id = models.CharField(
+        max_length=255,
+        null=True,
+        blank=True,
+        help_text="The job's id in that system; unique per company and source.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -286,6 +301,13 @@ class Job(models.Model):
             models.CheckConstraint(
                 condition=Q(revenue__isnull=True) | Q(revenue__gte=0),
                 name="job_revenue_not_negative",
+            ),
+            # The index that ingestion's duplicate lookups read, and what keeps two racing
+            # batches from creating one external id twice.
+            models.UniqueConstraint(
+                fields=["created_by_company", "source", "external_id"],
+                condition=Q(external_id__isnull=False),
+                name="job_external_id_once",
             ),
         ]
 
@@ -306,3 +328,76 @@ class JobSkill(models.Model):
 
     def __str__(self):
         return f"{self.skill} ({self.get_level_display()})"
+
+
+class IngestionStatus(models.TextChoices):
+    PROCESSING = "processing", "Processing"
+    COMPLETED = "completed", "Completed"
+    COMPLETED_WITH_ERRORS = "completed_with_errors", "Completed with errors"
+
+
+class IngestionBatch(models.Model):
+    """One ``POST /api/v1/ingestion/jobs`` (seed 003 "Job Ingestion"): its jobs are items,
+    created by workers through the same job creation as ``POST /api/v1/jobs/``."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    company = models.ForeignKey(
+        Company,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="ingestion_batches",
+        help_text="The company whose key sent it; empty when an ops key did.",
+    )
+    submitted_by = models.CharField(max_length=100, help_text="The API key that sent it.")
+    source = models.CharField(max_length=100)
+    status = models.CharField(
+        max_length=30, choices=IngestionStatus.choices, default=IngestionStatus.PROCESSING
+    )
+    jobs_received = models.PositiveIntegerField()
+    jobs_queued = models.PositiveIntegerField(help_text="Items that passed validation.")
+    correlation_id = models.CharField(max_length=128, blank=True, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name_plural = "ingestion batches"
+        indexes = [models.Index(fields=["company", "-created_at"], name="ingestion_company_idx")]
+
+    def __str__(self):
+        return f"{self.source}: {self.jobs_received} jobs ({self.status})"
+
+
+class IngestionItemStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    CREATED = "created", "Created"
+    DUPLICATE = "duplicate", "Duplicate"
+    INVALID = "invalid", "Invalid"
+
+
+class IngestionItem(models.Model):
+    """One job of a batch, and what came of it: the job it created, the job a duplicate
+    external id made before, or its errors in seed 000's shape (``[{field, message}]``)."""
+
+    batch = models.ForeignKey(
+        IngestionBatch, on_delete=models.CASCADE, related_name="items", db_index=False
+    )
+    position = models.PositiveIntegerField(help_text="Its index in the batch's jobs, from 0.")
+    external_id = models.CharField(max_length=255, blank=True)
+    payload = models.JSONField(help_text="The job as validated, to be created by a worker.")
+    status = models.CharField(
+        max_length=20, choices=IngestionItemStatus.choices, default=IngestionItemStatus.QUEUED
+    )
+    job = models.ForeignKey(Job, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    errors = models.JSONField(default=list, blank=True)
+    processed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["batch", "position"]
+        constraints = [
+            models.UniqueConstraint(fields=["batch", "position"], name="ingestion_item_once")
+        ]
+
+    def __str__(self):
+        return f"{self.position}: {self.external_id} ({self.status})"

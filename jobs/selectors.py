@@ -3,7 +3,7 @@ import uuid
 
 from django.db.models import Prefetch, QuerySet
 
-from jobs.models import Category, Job, JobSkill, Skill
+from jobs.models import Category, Company, CompanySkill, Job, JobSkill, Skill
 from tradeengage.exceptions import NotFoundError
 
 MANAGED_LISTS_TTL_SECONDS = 5.0
@@ -40,6 +40,15 @@ def jobs_with_skills() -> QuerySet[Job]:
     )
 
 
+def job_with_external_id(*, company_id, source: str, external_id: str) -> uuid.UUID | None:
+    """The id of the company's job with this source and external id, if there is one."""
+    return (
+        Job.objects.filter(created_by_company_id=company_id, source=source, external_id=external_id)
+        .values_list("id", flat=True)
+        .first()
+    )
+
+
 def job_get(*, job_id: str, queryset: QuerySet[Job] | None = None) -> Job:
     """The job with this id; a malformed id is as unknown as a missing one."""
     try:
@@ -54,3 +63,19 @@ def job_get(*, job_id: str, queryset: QuerySet[Job] | None = None) -> Job:
     if job is None:
         raise NotFoundError(f"Job {job_id} not found.")
     return job
+
+
+def company_profile_get(*, company_id) -> Company:
+    """A company with what matching reads of it: its skills, service areas, primary category."""
+    company = (
+        Company.objects.select_related("primary_category")
+        .prefetch_related(
+            Prefetch("skills", queryset=CompanySkill.objects.select_related("skill")),
+            "service_areas",
+        )
+        .filter(id=company_id)
+        .first()
+    )
+    if company is None:
+        raise NotFoundError(f"Company {company_id} not found.")
+    return company

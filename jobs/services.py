@@ -5,15 +5,23 @@ from uuid import UUID
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, OperationalError, connection, transaction
+from django.utils import timezone
 
 from integrations.crm.connection import crm_account_connect
+from jobs.coverage import coverage_rebuild
 from jobs.matching import Requirement, match_companies
-from jobs.models import Company, Job, JobSkill, SkillLevel, Technician
-from jobs.selectors import managed_lists, managed_lists_forget
+from jobs.models import Company, CompanySkill, Job, JobSkill, ServiceArea, SkillLevel, Technician
+from jobs.selectors import (
+    company_profile_get,
+    job_with_external_id,
+    managed_lists,
+    managed_lists_forget,
+)
 from routing.services.create import routings_create
+from routing.services.webhooks import job_created_notifications, webhooks_notify
 from tradeengage import metrics
 from tradeengage.db import is_lock_conflict
-from tradeengage.exceptions import BusinessRuleError, ConflictError
+from tradeengage.exceptions import BusinessRuleError, ConflictError, NotFoundError
 from tradeengage.logging import get_correlation_id, request_outcome_note
 
 logger = logging.getLogger("jobs")
@@ -21,6 +29,14 @@ logger = logging.getLogger("jobs")
 # How many times job creation runs its transaction when the database aborts it for clashing
 # with a concurrent one (a deadlock or serialization failure), before answering 409.
 JOB_CREATE_ATTEMPTS = 3
+
+
+class DuplicateJob(ConflictError):
+    """A job with the same company, source and external id exists: the one named."""
+
+    def __init__(self, job_id: UUID):
+        super().__init__(f"A job with this external id exists: {job_id}.")
+        self.job_id = job_id
 
 
 def resolve_skills(*, skill_levels: dict[str, str], skill_ids: dict[str, int]) -> list[Requirement]:
@@ -122,6 +138,8 @@ def job_create(
     created_by_technician_id: UUID,
     skill_levels: dict[str, str],
     category: str | None = None,
+    source: str = "",
+    external_id: str | None = None,
     on_created: Callable[[Job], None] | None = None,
 ) -> Job:
     """Create a job, route it to the best-matching companies and record one ``job_sync`` outbox
@@ -129,6 +147,8 @@ def job_create(
 
     ``skill_levels`` maps each required skill slug to its level name, in the order the client
     listed them. The routings and their events are written by ``routing``'s one writer.
+    ``source`` and ``external_id`` name the job in an integrator's system (batch ingestion): a
+    company's pair is unique, and a second job with it is refused by the database (409).
     ``on_created(job)`` runs last in that transaction (again if it is run again): what it writes
     commits with the job, and what it raises undoes the job.
     """
@@ -157,17 +177,30 @@ def job_create(
                     technician=technician,
                     category_id=category_id,
                     requirements=requirements,
+                    source=source,
+                    external_id=external_id,
                 )
                 # The job and its skills are stored with its routings, in one statement where
                 # the database allows.
                 routing_ids = routings_create(
                     pairs=[(job, match) for match in matches], along_with=[job, *skills]
                 )
+                webhooks_notify(
+                    job_created_notifications(
+                        job=job, routed=list(zip(routing_ids, matches, strict=True))
+                    )
+                )
                 if on_created is not None:
                     on_created(job)
                 transaction.on_commit(metrics.job_creation.inc)
             break
         except IntegrityError as exc:
+            if external_id is not None:
+                existing = job_with_external_id(
+                    company_id=technician.company_id, source=source, external_id=external_id
+                )
+                if existing is not None:
+                    raise DuplicateJob(existing) from exc
             # A skill, category, company or technician read above was deleted before the insert.
             managed_lists_forget()
             raise ConflictError(
@@ -190,7 +223,7 @@ def job_create(
 
 
 def _new_job(
-    *, summary, address, homeowner, technician, category_id, requirements
+    *, summary, address, homeowner, technician, category_id, requirements, source, external_id
 ) -> tuple[Job, list[JobSkill]]:
     job = Job(
         summary=summary,
@@ -205,6 +238,8 @@ def _new_job(
         created_by_technician=technician,
         category_id=category_id,
         correlation_id=get_correlation_id() or "",
+        source=source,
+        external_id=external_id,
     )
     return job, [JobSkill(job=job, skill_id=r.skill_id, level=r.level) for r in requirements]
 
@@ -234,3 +269,50 @@ def company_crm_connect(*, company: Company, base_url: str) -> dict:
         locked.save(update_fields=["provider_credentials", "updated_at"])
     company.provider_credentials = locked.provider_credentials
     return result["webhook"]
+
+
+# The profile's names of the fields that resolve_skills and resolve_category name in their errors.
+PROFILE_FIELDS = {"required_skills": "skills", "category": "primary_category"}
+
+
+def company_profile_update(
+    *,
+    company_id: UUID,
+    skills: dict[str, str],
+    service_areas: list[tuple[str, str]],
+    primary_category: str | None,
+) -> Company:
+    """Replace a company's matching profile wholesale, in one transaction: its skills (``{slug:
+    level name}``), its service areas (``[(kind, code)]`` as ``ServiceArea.clean`` leaves them)
+    and its primary category (a slug, or None); then its coverage is rebuilt, since bulk writes
+    send no signals. An unknown skill or category is an error naming the known ones, and
+    changes nothing. Returns the company as ``company_profile_get`` reads it."""
+    lists = managed_lists()
+    try:
+        requirements = resolve_skills(skill_levels=skills, skill_ids=lists["skills"])
+        category_id = resolve_category(slug=primary_category, category_ids=lists["categories"])
+    except ValidationError as exc:
+        raise ValidationError(
+            {PROFILE_FIELDS.get(name, name): errors for name, errors in exc.message_dict.items()}
+        ) from exc
+    with transaction.atomic():
+        # The row lock taken here orders concurrent updates of one company's profile.
+        updated = Company.objects.filter(id=company_id).update(
+            primary_category_id=category_id, updated_at=timezone.now()
+        )
+        if not updated:
+            raise NotFoundError(f"Company {company_id} not found.")
+        # Raw deletes: the per-row signals would each delete coverage rebuilt below anyway.
+        skills_held = CompanySkill.objects.filter(company_id=company_id)
+        skills_held._raw_delete(skills_held.db)
+        areas = ServiceArea.objects.filter(company_id=company_id)
+        areas._raw_delete(areas.db)
+        CompanySkill.objects.bulk_create(
+            CompanySkill(company_id=company_id, skill_id=r.skill_id, level=r.level)
+            for r in requirements
+        )
+        ServiceArea.objects.bulk_create(
+            ServiceArea(company_id=company_id, kind=kind, code=code) for kind, code in service_areas
+        )
+        coverage_rebuild(company_ids=[company_id])
+    return company_profile_get(company_id=company_id)

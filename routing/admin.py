@@ -1,5 +1,6 @@
 """The ops admin of the sync engine (DESIGN.md "The core flow", step 3): failed syncs with their
-errors and attempt history, dead letters, the backlog, and the actions that send work back.
+errors and attempt history, dead letters, the backlog, and the actions that send work back; and
+outbound webhooks' endpoints and deliveries with their attempts ("Disable", "Redeliver").
 
 Everything the engine writes is read-only here: a routing or an event changes only through the
 actions, which call the services, so a hand edit can never race a sync in flight.
@@ -14,9 +15,20 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
-from routing.models import JobRouting, OutboxEvent, OutboxStatus, SyncAttempt, SyncStatus
+from routing.models import (
+    JobRouting,
+    OutboxEvent,
+    OutboxStatus,
+    SyncAttempt,
+    SyncStatus,
+    WebhookAttempt,
+    WebhookDelivery,
+    WebhookDeliveryStatus,
+    WebhookEndpoint,
+)
 from routing.services.requeue import routings_requeue
 from routing.services.sync import routing_sync_now
+from routing.services.webhooks import webhook_delivery_redeliver, webhook_endpoint_disable
 from tradeengage.admin import (
     ReadOnlyAdminMixin,
     action_result_level,
@@ -431,3 +443,158 @@ class OutboxEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
             ),
             messages.SUCCESS if requeued else messages.WARNING,
         )
+
+
+class WebhookAttemptInline(admin.TabularInline):
+    model = WebhookAttempt
+    verbose_name_plural = "attempts (newest first)"
+    fields = [
+        "number",
+        "attempted_at",
+        "response_status",
+        "duration_ms",
+        "succeeded",
+        "response_start",
+        "attempt_error",
+    ]
+    readonly_fields = fields
+    ordering = ["-number"]
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def has_view_permission(self, request, obj=None):
+        return request.user.has_perm("routing.view_webhookdelivery") or request.user.has_perm(
+            "routing.change_webhookdelivery"
+        )
+
+    @admin.display(description="error")
+    def attempt_error(self, attempt):
+        return error_in_full(attempt.error)
+
+
+@admin.register(WebhookEndpoint)
+class WebhookEndpointAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    """Companies' endpoints; the secrets (encrypted at rest) are never shown."""
+
+    list_display = ["url", "company", "enabled", "event_list", "failing_since", "disabled_reason"]
+    list_filter = ["enabled", ("company", admin.RelatedOnlyFieldListFilter), "created_at"]
+    search_fields = ["=id", "url", "company__name"]
+    list_select_related = ["company"]
+    ordering = ["-created_at"]
+    fields = [
+        "id",
+        "company",
+        "url",
+        "description",
+        "events",
+        "enabled",
+        "disabled_at",
+        "disabled_reason",
+        "failing_since",
+        "previous_secret_expires_at",
+        "created_at",
+        "updated_at",
+    ]
+    readonly_fields = fields
+    actions = ["disable"]
+
+    @admin.display(description="events")
+    def event_list(self, endpoint):
+        return ", ".join(endpoint.events)
+
+    @admin.action(
+        description="Disable (no more deliveries; pending ones end)", permissions=["change"]
+    )
+    def disable(self, request, queryset):
+        now = timezone.now()
+        disabled = sum(
+            webhook_endpoint_disable(
+                endpoint=endpoint, reason=f"Disabled by {request.user}.", now=now
+            )
+            for endpoint in queryset
+        )
+        self.message_user(
+            request,
+            f"Disabled {disabled} endpoint{'s' if disabled != 1 else ''}.",
+            messages.SUCCESS if disabled else messages.WARNING,
+        )
+
+
+@admin.register(WebhookDelivery)
+class WebhookDeliveryAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = [
+        "short_id",
+        "event",
+        "endpoint",
+        "status",
+        "attempt_count",
+        "last_response_status",
+        "next_attempt_at",
+        "created_at",
+        "error",
+    ]
+    list_display_links = ["short_id"]
+    list_filter = ["status", "event", "created_at"]
+    search_fields = ["=id", "endpoint__url", "endpoint__company__name"]
+    list_select_related = ["endpoint"]
+    show_full_result_count = False
+    ordering = ["-created_at"]
+    fields = [
+        "id",
+        "endpoint",
+        "event",
+        "status",
+        "attempt_count",
+        "retry_count",
+        "next_attempt_at",
+        "last_attempt_at",
+        "last_response_status",
+        "delivered_at",
+        "created_at",
+        "error_text",
+        "body",
+    ]
+    readonly_fields = fields
+    inlines = [WebhookAttemptInline]
+    actions = ["redeliver"]
+
+    def changelist_view(self, request, extra_context=None):
+        if request.GET.get("status__exact") == WebhookDeliveryStatus.FAILED:
+            extra_context = {**(extra_context or {}), "title": "Dead webhook deliveries"}
+        return super().changelist_view(request, extra_context)
+
+    @admin.display(description="delivery", ordering="id")
+    def short_id(self, delivery):
+        return format_html('<span title="{}">{}</span>', delivery.id, str(delivery.id)[:8])
+
+    @admin.display(description="last error")
+    def error(self, delivery):
+        return error_preview(delivery.last_error)
+
+    @admin.display(description="last error")
+    def error_text(self, delivery):
+        return error_in_full(delivery.last_error)
+
+    @admin.action(description="Redeliver (a new round of attempts)", permissions=["change"])
+    def redeliver(self, request, queryset):
+        selected = queryset.count()
+        redelivered = sum(
+            webhook_delivery_redeliver(delivery=delivery)
+            for delivery in queryset.select_related("endpoint")
+        )
+        message = f"Redelivering {redelivered} deliver{'ies' if redelivered != 1 else 'y'}."
+        if selected > redelivered:
+            message += (
+                f" {selected - redelivered} left alone: still pending, or their endpoint is "
+                "disabled."
+            )
+        self.message_user(request, message, messages.SUCCESS if redelivered else messages.WARNING)

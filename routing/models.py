@@ -8,6 +8,7 @@ from django.utils import timezone
 
 from integrations.providers import provider_type_resolved
 from jobs.models import Company, Job
+from tradeengage.encryption import EncryptedJSONField
 
 
 class SyncStatus(models.TextChoices):
@@ -310,6 +311,7 @@ class OutboxEvent(models.Model):
     """Work recorded in the same transaction as the change that caused it (transactional outbox)."""
 
     JOB_SYNC = "job_sync"
+    WEBHOOK_DELIVERY = "webhook_delivery"
 
     event_type = models.CharField(max_length=50)
     aggregate_id = models.UUIDField()
@@ -411,3 +413,195 @@ class OutboxEvent(models.Model):
         self.claimed_at = None
         self.lease_expires_at = None
         self.last_error = error
+
+
+class WebhookEvent(models.TextChoices):
+    """What a company's outbound webhooks tell (README "Outbound webhooks"); ``webhook.test``
+    goes only to the endpoint asked to test itself, whatever it subscribed to."""
+
+    JOB_CREATED = "job.created", "A job the company requested was created"
+    JOB_ROUTED = "job.routed", "A job was routed (to the company, or the company's job onward)"
+    ROUTING_SYNCED = "routing.synced", "A routing reached its company's field-service system"
+    ROUTING_FAILED = "routing.failed", "A routing's sync failed for good"
+    ROUTING_DECLINED = "routing.declined", "A routing was turned down by its company"
+    ROUTING_COMPLETED = "routing.completed", "A routing was completed"
+    JOB_COMPLETED = "job.completed", "A job was completed"
+    INGESTION_COMPLETED = "ingestion.completed", "A batch ingestion finished"
+    WEBHOOK_TEST = "webhook.test", "A test delivery"
+
+    @classmethod
+    def subscribable(cls) -> list[str]:
+        return [event for event in cls.values if event != cls.WEBHOOK_TEST]
+
+
+class WebhookEndpoint(models.Model):
+    """A company's URL that hears the events it subscribed to, signed with its secret.
+
+    The secrets are encrypted at rest and served once, when made; during a rotation the
+    previous one keeps signing beside the new one until ``previous_secret_expires_at``."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    company = models.ForeignKey(Company, on_delete=models.CASCADE, related_name="webhook_endpoints")
+    url = models.URLField(max_length=2000)
+    description = models.CharField(max_length=500, blank=True)
+    events = models.JSONField(default=list)
+    # {"secret": "whsec_...", "previous_secret": "whsec_..." during a rotation}
+    secrets = EncryptedJSONField(default=dict)
+    previous_secret_expires_at = models.DateTimeField(null=True, blank=True)
+    enabled = models.BooleanField(default=True)
+    disabled_at = models.DateTimeField(null=True, blank=True)
+    disabled_reason = models.CharField(max_length=500, blank=True)
+    failing_since = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="Since when every delivery attempt has failed; any success clears it.",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self):
+        return f"{self.url} ({self.company_id})"
+
+    def subscribes_to(self, event: str) -> bool:
+        return event == WebhookEvent.WEBHOOK_TEST or event in self.events
+
+    def signing_secrets(self, *, now: datetime) -> list[str]:
+        """The secrets that sign a delivery at ``now``, newest first."""
+        signing = [self.secrets["secret"]]
+        previous = self.secrets.get("previous_secret")
+        if previous and self.previous_secret_expires_at and self.previous_secret_expires_at > now:
+            signing.append(previous)
+        return signing
+
+    def secret_rotate(self, *, secret: str, now: datetime, overlap: timedelta) -> None:
+        """A new secret; the current one keeps signing beside it for ``overlap``."""
+        self.secrets = {"secret": secret, "previous_secret": self.secrets["secret"]}
+        self.previous_secret_expires_at = now + overlap
+        self.updated_at = now
+
+    def disable(self, *, reason: str, now: datetime) -> None:
+        self.enabled = False
+        self.disabled_at = now
+        self.disabled_reason = reason[: self._meta.get_field("disabled_reason").max_length]
+        self.updated_at = now
+
+    def enable(self, *, now: datetime) -> None:
+        self.enabled = True
+        self.disabled_at = None
+        self.disabled_reason = ""
+        self.failing_since = None
+        self.updated_at = now
+
+    def failing_for_too_long(self, *, now: datetime, window: timedelta) -> bool:
+        return self.failing_since is not None and now - self.failing_since >= window
+
+
+class WebhookDeliveryStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    DELIVERED = "delivered", "Delivered"
+    FAILED = "failed", "Failed (dead letter)"
+
+
+class WebhookDelivery(models.Model):
+    """One event for one endpoint; its id is the ``webhook-id``, the same on every retry.
+
+    ``body`` is the exact JSON sent, so every attempt signs the same bytes. ``retry_count``
+    counts the retries of the current round (a redelivery starts a new one);
+    ``attempt_count`` every attempt ever made."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    endpoint = models.ForeignKey(
+        WebhookEndpoint, on_delete=models.CASCADE, related_name="deliveries", db_index=False
+    )
+    event = models.CharField(max_length=50)
+    body = models.TextField()
+    status = models.CharField(
+        max_length=20,
+        choices=WebhookDeliveryStatus.choices,
+        default=WebhookDeliveryStatus.PENDING,
+    )
+    attempt_count = models.PositiveIntegerField(default=0)
+    retry_count = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    last_attempt_at = models.DateTimeField(null=True, blank=True)
+    last_response_status = models.PositiveIntegerField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name_plural = "webhook deliveries"
+        indexes = [
+            # The owner's list (newest first) and the endpoint's pending ones.
+            models.Index(fields=["endpoint", "-created_at"], name="webhook_delivery_endpoint_idx"),
+            models.Index(
+                fields=["endpoint"],
+                condition=Q(status="pending"),
+                name="webhook_delivery_pending_idx",
+            ),
+            # The admin's dead letters.
+            models.Index(
+                fields=["-created_at"],
+                condition=Q(status="failed"),
+                name="webhook_delivery_failed_idx",
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.event} {self.id} ({self.status})"
+
+    @property
+    def is_pending(self) -> bool:
+        return self.status == WebhookDeliveryStatus.PENDING
+
+    def mark_delivered(self, *, status: int, now: datetime) -> None:
+        self.status = WebhookDeliveryStatus.DELIVERED
+        self.delivered_at = now
+        self.next_attempt_at = None
+        self.last_response_status = status
+        self.last_error = ""
+
+    def mark_retry(self, *, status: int | None, error: str, seconds: float, now: datetime) -> None:
+        self.retry_count += 1
+        self.next_attempt_at = now + timedelta(seconds=seconds)
+        self.last_response_status = status
+        self.last_error = error
+
+    def mark_failed(self, *, status: int | None, error: str) -> None:
+        """Failed for good: the dead-letter queue, until redelivered."""
+        self.status = WebhookDeliveryStatus.FAILED
+        self.next_attempt_at = None
+        self.last_response_status = status
+        self.last_error = error
+
+    def redeliver(self, *, now: datetime) -> None:
+        """A new round of attempts, due now."""
+        self.status = WebhookDeliveryStatus.PENDING
+        self.retry_count = 0
+        self.next_attempt_at = now
+        self.delivered_at = None
+
+
+class WebhookAttempt(models.Model):
+    """One POST of a delivery: when, how long, what the receiver answered."""
+
+    delivery = models.ForeignKey(WebhookDelivery, on_delete=models.CASCADE, related_name="attempts")
+    number = models.PositiveIntegerField()
+    attempted_at = models.DateTimeField()
+    response_status = models.PositiveIntegerField(null=True, blank=True)
+    duration_ms = models.PositiveIntegerField()
+    response_start = models.TextField(
+        blank=True, help_text="The first bytes of the receiver's answer."
+    )
+    error = models.TextField(blank=True)
+    succeeded = models.BooleanField(default=False)
+
+    class Meta:
+        ordering = ["delivery", "number"]
+
+    def __str__(self):
+        return f"attempt {self.number}: {self.response_status or self.error}"

@@ -43,3 +43,5 @@ PROVIDER_CALL_RETRY = RetryPolicy(
 CLIENT_PROCESSING_RETRY = RetryPolicy(
     schedule_setting="PROCESSING_RETRY_BACKOFF_HOURS", unit_seconds=3600.0
 )
+# An outbound webhook delivery (Svix's schedule: 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h).
+WEBHOOK_DELIVERY_RETRY = RetryPolicy(schedule_setting="WEBHOOK_RETRY_SCHEDULE_SECONDS")

@@ -1,6 +1,7 @@
 """Routing's Celery tasks: thin wrappers that take ids and call services.
 
-The outbox relay and the sync of its batches (queue ``critical``), the back-sync's claims and
+The outbox relay and the sync of its batches (queue ``critical``), outbound webhook deliveries
+(``webhooks``), the back-sync's claims and
 polls (``low``), and seed 001's ServiceTitan queue tasks ("Queue Processing": creation
 critical, cancellation high, status update default), whose retries follow
 ``routing.retry.PROVIDER_CALL_RETRY`` and whose permanent failures become dead letters in the
@@ -19,23 +20,21 @@ from routing.outbox import outbox_dead_letter_record, outbox_relay, outbox_relay
 from routing.retry import PROVIDER_CALL_RETRY
 from routing.services.backsync import routings_backsync_dispatch, routings_poll_claimed
 from routing.services.sync import outbox_events_sync
+from routing.services.webhook_delivery import webhook_deliveries_send
 
 logger = logging.getLogger("routing")
 
 
 @shared_task(ignore_result=True)
 def relay_outbox() -> int:
-    """Claim due outbox events in batches and enqueue one sync task per batch. Kicked after
+    """Claim due outbox events in batches and enqueue one task per batch and event type
+    (``settings.OUTBOX_EVENT_TASKS``). Kicked after
     routings are created and run by beat every few seconds; a run that filled every batch
     enqueues the next run at once, so a backlog drains without waiting for beat."""
-    claimed, more_due = outbox_relay(dispatch=dispatch_sync_batch)
+    claimed, more_due = outbox_relay()
     if more_due:
         relay_outbox.apply_async()
     return claimed
-
-
-def dispatch_sync_batch(event_ids: list[int], claimed_at) -> None:
-    sync_outbox_events.apply_async(args=[event_ids, claimed_at.isoformat()])
 
 
 @shared_task(ignore_result=True)
@@ -45,6 +44,16 @@ def sync_outbox_events(event_ids: list[int], claimed_at: str) -> dict:
     finished or claimed again under another lease, and does nothing. Done, it kicks the relay:
     events held back by ``OUTBOX_MAX_IN_FLIGHT`` go out as soon as there is room."""
     counts = outbox_events_sync(event_ids=event_ids, claimed_at=parse_datetime(claimed_at))
+    outbox_relay_kick()
+    return counts
+
+
+@shared_task(ignore_result=True)
+def deliver_webhooks(event_ids: list[int], claimed_at: str) -> dict:
+    """Send the deliveries of one claimed batch of ``webhook_delivery`` events (see
+    ``routing.services.webhooks.webhook_deliveries_send``); like the sync's, a redelivered
+    message finds its events finished or claimed again, and does nothing."""
+    counts = webhook_deliveries_send(event_ids=event_ids, claimed_at=parse_datetime(claimed_at))
     outbox_relay_kick()
     return counts
 

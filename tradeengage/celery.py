@@ -75,7 +75,7 @@ TRANSPORT_ALIASES.update(redis=f"{__name__}:RedisTransport", rediss=f"{__name__}
 
 app = Celery("tradeengage", task_cls=OutageTolerantTask)
 app.config_from_object("django.conf:settings", namespace="CELERY")
-app.conf.task_queues = [Queue(name) for name in ("critical", "high", "default", "low")]
+app.conf.task_queues = [Queue(name) for name in ("critical", "high", "default", "low", "webhooks")]
 app.autodiscover_tasks()
 
 

@@ -6,6 +6,11 @@
   (seconds) on a 429 ``RATE_LIMIT_EXCEEDED``.
 - ServiceTitan (seed 001, ``/api/integrations/servicetitan/``): ``{"success": false, "error",
   "message", "details": [{"field", "message", "value"}]}``; malformed input is 400.
+- integrator (seed 003 "Error Handling", ``/api/v1/ingestion/`` and ``/api/v1/matching/``):
+  ``{"success": false, "error": {"code", "message"}}`` with seed 003's codes where it names one
+  (``INVALID_API_KEY`` 401, ``PERMISSION_DENIED`` 403, ``RATE_LIMIT_EXCEEDED`` 429,
+  ``SERVICE_UNAVAILABLE`` 503) and seed 000's for the rest; ``retry_after`` (seconds) beside a
+  ``Retry-After`` header, and ``details: [{"field", "message"}]`` on a ``VALIDATION_ERROR``.
 - processing (seed 004, the rest of ``/api/``): ``{"detail"}``.
 
 Malformed input is 422 (400 in seed 001), a broken business rule 400, and nothing a client sends
@@ -249,6 +254,34 @@ def _field_message(error: dict) -> str:
     return f"{error['field']}: {error['message']}" if error["field"] else error["message"]
 
 
+# Seed 003 "Common Error Codes", by status; seed 000's codes (Problem.code) for the rest.
+INTEGRATOR_CODES = {
+    401: "INVALID_API_KEY",
+    403: "PERMISSION_DENIED",
+    429: "RATE_LIMIT_EXCEEDED",
+    503: "SERVICE_UNAVAILABLE",
+}
+# The endpoints seed 003 documents answer in its contract, below /api/v1/.
+INTEGRATOR_PATH_PREFIXES = ("/api/v1/ingestion/", "/api/v1/matching/")
+
+
+def integrator_body(problem: Problem) -> tuple[int, dict]:
+    """Seed 003: ``{"success": false, "error": {"code", "message", ...}}``."""
+    error = {
+        "code": INTEGRATOR_CODES.get(problem.status, problem.code),
+        "message": _validation_summary(problem.errors)
+        if problem.message is None
+        else problem.message,
+    }
+    if problem.code == "VALIDATION_ERROR":
+        error["details"] = [
+            {"field": item["field"], "message": item["message"]} for item in problem.errors
+        ]
+    if "Retry-After" in problem.headers:
+        error["retry_after"] = int(problem.headers["Retry-After"])
+    return problem.status, {"success": False, "error": error}
+
+
 def servicetitan_body(problem: Problem) -> tuple[int, dict]:
     """Seed 001: malformed input is a 400 "Validation Error" (its 422 is a provider's "Service
     Area Not Supported"); the error's name is its title, else its code in words."""
@@ -336,8 +369,14 @@ def crm_exception_handler(exc, context):
     return _answered(exc, crm_body)
 
 
+def integrator_exception_handler(exc, context):
+    return _answered(exc, integrator_body)
+
+
 def renderer_for_path(path: str) -> Renderer:
     """The contract a path answers in. Paths outside the API get the v1 shape."""
+    if path.startswith(INTEGRATOR_PATH_PREFIXES):
+        return integrator_body
     if path.startswith("/api/v1/"):
         return v1_body
     if path.startswith("/api/integrations/servicetitan/"):

@@ -1,8 +1,11 @@
-"""OpenAPI descriptions of the /api/v1 error shapes, shared by every v1 endpoint, and the 429
-every rate-limited endpoint may answer."""
+"""OpenAPI descriptions of the /api/v1 error shapes, shared by every v1 endpoint, of seed 003's
+envelope and errors (``/api/v1/ingestion/``, ``/api/v1/matching/``), and the 429 every
+rate-limited endpoint may answer."""
 
-from drf_spectacular.utils import OpenApiResponse
+from drf_spectacular.utils import OpenApiResponse, inline_serializer
 from rest_framework import serializers
+
+from tradeengage.exceptions import INTEGRATOR_PATH_PREFIXES
 
 
 class FieldErrorSerializer(serializers.Serializer):
@@ -62,6 +65,75 @@ FORBIDDEN = OpenApiResponse(
 )
 
 
+class IntegratorErrorDetailSerializer(serializers.Serializer):
+    code = serializers.ChoiceField(
+        choices=[
+            "INVALID_API_KEY",
+            "PERMISSION_DENIED",
+            "RATE_LIMIT_EXCEEDED",
+            "SERVICE_UNAVAILABLE",
+            "VALIDATION_ERROR",
+            "NOT_FOUND",
+            "METHOD_NOT_ALLOWED",
+            "NOT_ACCEPTABLE",
+            "CONFLICT",
+            "INTERNAL_ERROR",
+            "ERROR",
+        ],
+        help_text="Seed 003's codes for 401, 403, 429 and 503; seed 000's for the rest. ERROR "
+        "stands for a status that no other code names.",
+    )
+    message = serializers.CharField()
+    details = FieldErrorSerializer(
+        many=True, required=False, help_text="On VALIDATION_ERROR: each field's error."
+    )
+    retry_after = serializers.IntegerField(
+        required=False,
+        help_text="On RATE_LIMIT_EXCEEDED and SERVICE_UNAVAILABLE: seconds to wait before "
+        "sending the request again, as in the Retry-After header.",
+    )
+
+
+class IntegratorErrorSerializer(serializers.Serializer):
+    success = serializers.BooleanField(help_text="Always false.")
+    error = IntegratorErrorDetailSerializer()
+
+
+def integrator_envelope(data, *, name: str):
+    """Seed 003's success shape ``{"success": true, "data": <data>}`` around ``data`` (a
+    serializer instance), as the OpenAPI component ``<name>Envelope``. Make it once per name
+    (a module constant): two made with one name are two components that clash."""
+    return inline_serializer(
+        name=f"{name}Envelope",
+        fields={"success": serializers.BooleanField(help_text="Always true."), "data": data},
+    )
+
+
+def _integrator_error(description: str) -> OpenApiResponse:
+    return OpenApiResponse(IntegratorErrorSerializer, description=description)
+
+
+INTEGRATOR_UNAUTHORIZED = _integrator_error(
+    "No API key, or one that is unknown, revoked or expired (INVALID_API_KEY)."
+)
+INTEGRATOR_FORBIDDEN = _integrator_error(
+    "The key may not do this: a missing scope, or an ops key where a company's is needed "
+    "(PERMISSION_DENIED)."
+)
+INTEGRATOR_NOT_FOUND = _integrator_error("Unknown or malformed id (NOT_FOUND).")
+INTEGRATOR_MALFORMED = _integrator_error(
+    "Malformed input: bad JSON, wrong content type, wrong types or values (VALIDATION_ERROR, "
+    "with details[])."
+)
+INTEGRATOR_CONFLICT = _integrator_error(
+    "A concurrent change got in the way; send it again (CONFLICT)."
+)
+INTEGRATOR_UNAVAILABLE = _integrator_error(
+    "The database is unavailable; send it again after retry_after seconds "
+    "(SERVICE_UNAVAILABLE, with a Retry-After header)."
+)
+
+
 RATE_LIMIT_HEADERS = {
     "Retry-After": "Seconds until the limit that refused the request resets.",
     "X-RateLimit-Limit": "The quota of the limit closest to running out (or that refused it).",
@@ -79,8 +151,9 @@ RATE_LIMIT_DESCRIPTION = (
 
 def document_rate_limits(result, generator, request, public):
     """drf-spectacular postprocessing hook: the 429 of every endpoint that takes an API key (the
-    rate-limited ones), in its contract's error shape: seed 000's with ``retry_after`` under
-    /api/v1, seed 001's envelope under /api/integrations/servicetitan, ``{"detail"}`` else."""
+    rate-limited ones), in its contract's error shape: seed 003's envelope on its endpoints,
+    seed 000's with ``retry_after`` on the rest of /api/v1, seed 001's envelope under
+    /api/integrations/servicetitan, ``{"detail"}`` else."""
     schemas = result.get("components", {}).get("schemas", {})
     if "Error" in schemas:
         error = schemas["Error"]
@@ -114,6 +187,8 @@ def document_rate_limits(result, generator, request, public):
 
 
 def _rate_limit_error_schema(path: str) -> str:
+    if path.startswith(INTEGRATOR_PATH_PREFIXES):
+        return "IntegratorError"
     if path.startswith("/api/v1/"):
         return "RateLimitError"
     if path.startswith("/api/integrations/servicetitan/"):

@@ -282,12 +282,15 @@ CELERY_BEAT_SCHEDULER = "tradeengage.beat:OutageTolerantScheduler"
 CELERY_TASK_ROUTES = {
     "routing.tasks.relay_outbox": {"queue": "critical"},
     "routing.tasks.sync_outbox_events": {"queue": "critical"},
+    # Outbound webhooks on a queue of their own: a slow receiver never holds up a sync.
+    "routing.tasks.deliver_webhooks": {"queue": "webhooks"},
     "routing.tasks.poll_provider_statuses": {"queue": "low"},
     "routing.tasks.poll_routing_statuses": {"queue": "low"},
     "routing.tasks.servicetitan_create_job": {"queue": "critical"},
     "routing.tasks.servicetitan_cancel_job": {"queue": "high"},
     "routing.tasks.servicetitan_update_status": {"queue": "default"},
     "integrations.tasks.servicetitan_health_check": {"queue": "low"},
+    "jobs.tasks.ingest_items": {"queue": "default"},
     "processing.tasks.process_client": {"queue": "default"},
     "processing.tasks.run_nightly": {"queue": "default"},
     "processing.tasks.process_retry_queue": {"queue": "default"},
@@ -393,7 +396,9 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": (
         "Job routing and field-service sync for home-service trade networks. "
         "Errors under /api/v1 share one shape: {detail, error_code, timestamp} "
-        "plus errors[] of {field, message} for validation failures."
+        "plus errors[] of {field, message} for validation failures; seed 003's endpoints "
+        "(/api/v1/ingestion/, /api/v1/matching/) answer {success: true, data} and "
+        "{success: false, error: {code, message}}."
     ),
     "VERSION": APP_VERSION,
     "SERVE_INCLUDE_SCHEMA": False,
@@ -414,6 +419,8 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "SkillLevelEnum": "jobs.models.SkillLevel.choices",
         "SyncStatusEnum": "routing.models.SyncStatus.choices",
+        "IngestionStatusEnum": "jobs.models.IngestionStatus.choices",
+        "WebhookDeliveryStatusEnum": "routing.models.WebhookDeliveryStatus.choices",
     },
 }
 
@@ -473,6 +480,18 @@ OUTBOX_LEASE_RENEW_SECONDS = env_float("OUTBOX_LEASE_RENEW_SECONDS", OUTBOX_LEAS
 # The relay keeps at most this many events claimed (queued for or held by a sync task); the
 # rest wait in the outbox, so a batch never waits in the broker longer than its lease.
 OUTBOX_MAX_IN_FLIGHT = env_int("OUTBOX_MAX_IN_FLIGHT", 1000)
+# The task each type of outbox event is handed to, one task per claimed batch and type, enqueued
+# by name (``args=[event_ids, claimed_at]``); a type with no task here is dead-lettered by the
+# relay. Adding a type is one line here and a task that takes its batch (routing.outbox).
+OUTBOX_EVENT_TASKS = {
+    "job_sync": "routing.tasks.sync_outbox_events",
+    "webhook_delivery": "routing.tasks.deliver_webhooks",
+    "ingestion_chunk": "jobs.tasks.ingest_items",
+}
+# How many events of a type one task takes at most (else the whole claimed batch's): a chunk of
+# ingestion is already 50 jobs' work, so each goes to a task of its own and the workers share a
+# batch's chunks instead of one worker taking all of them.
+OUTBOX_EVENTS_PER_TASK = {"ingestion_chunk": 1}
 
 # Sync: the waits before the 2nd, 3rd, ... attempt (seed 001: 5 s, 10 s, 20 s); after the last,
 # the routing fails and its event goes to the dead-letter queue.
@@ -617,6 +636,11 @@ MATCH_LIMIT = env_int("MATCH_LIMIT", 3)
 # turn (jobs/matching.py). Both give the same ranking.
 MATCH_SMALL_NETWORK_COMPANIES = env_int("MATCH_SMALL_NETWORK_COMPANIES", 2000)
 
+# Batch ingestion (seed 003): the most jobs one batch may hold (more is a 413), and how many of
+# a batch's jobs one worker task creates (a chunk: one outbox event, under one lease).
+INGESTION_MAX_JOBS = env_int("INGESTION_MAX_JOBS", 500)
+INGESTION_CHUNK_SIZE = env_int("INGESTION_CHUNK_SIZE", 50)
+
 # Structured logs: one JSON object per line in production, readable lines in development.
 LOG_FORMAT = env_str("LOG_FORMAT", "console" if DEBUG else "json")
 LOG_LEVEL = env_str("LOG_LEVEL", "INFO")
@@ -658,6 +682,28 @@ EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD")
 EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", default=False)
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "TradeEngage <noreply@tradeengage.local>")
 OPS_ALERT_EMAILS = env_list("OPS_ALERT_EMAILS")
+
+# Outbound webhooks (README "Outbound webhooks"). The waits before the 2nd, 3rd, ... attempt
+# (Svix's schedule: 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h); after the last, the delivery is a
+# dead letter. Only a 2xx within WEBHOOK_TIMEOUT_SECONDS counts. An endpoint whose every attempt
+# has failed for WEBHOOK_DISABLE_AFTER_FAILING_DAYS is disabled and its company told by email.
+WEBHOOK_RETRY_SCHEDULE_SECONDS = [
+    float(seconds)
+    for seconds in env_list(
+        "WEBHOOK_RETRY_SCHEDULE_SECONDS", ["5", "300", "1800", "7200", "18000", "36000", "36000"]
+    )
+]
+WEBHOOK_TIMEOUT_SECONDS = env_float("WEBHOOK_TIMEOUT_SECONDS", 15.0)
+WEBHOOK_DISABLE_AFTER_FAILING_DAYS = env_float("WEBHOOK_DISABLE_AFTER_FAILING_DAYS", 5.0)
+# After a rotation the previous secret keeps signing beside the new one this long.
+WEBHOOK_SECRET_OVERLAP_HOURS = env_float("WEBHOOK_SECRET_OVERLAP_HOURS", 24.0)
+# SSRF (OWASP API7): https only, and public addresses only, unless these allow more (make run
+# allows both, so the demo delivers to a local receiver). Names resolve within the timeout.
+WEBHOOK_ALLOW_HTTP = env_bool("WEBHOOK_ALLOW_HTTP", default=DEBUG)
+WEBHOOK_ALLOW_PRIVATE_ADDRESSES = env_bool("WEBHOOK_ALLOW_PRIVATE_ADDRESSES", default=False)
+WEBHOOK_DNS_TIMEOUT_SECONDS = env_float("WEBHOOK_DNS_TIMEOUT_SECONDS", 2.0)
+# Deliveries of one batch are sent side by side in this many threads per worker process.
+WEBHOOK_SEND_CONCURRENCY = env_int("WEBHOOK_SEND_CONCURRENCY", 16)
 
 if not DEBUG:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")

@@ -10,8 +10,20 @@ from drf_spectacular.views import (
 
 from analytics.admin import dashboard_view
 from analytics.api import DashboardApi
+from jobs.api.ingestion import IngestionDetailApi, IngestionJobsApi
 from jobs.api.jobs import JobDetailApi, JobListCreateApi
-from routing.api import CrmWebhookApi, JobRoutingListApi, JobSyncApi, ServiceTitanWebhookApi
+from jobs.api.matching import JobMatchesApi, MatchingJobsApi, MatchingProfileApi
+from routing.api import (
+    CrmWebhookApi,
+    JobRoutingListApi,
+    JobSyncApi,
+    ServiceTitanWebhookApi,
+    WebhookDeliveryListApi,
+    WebhookEndpointDetailApi,
+    WebhookEndpointListCreateApi,
+    WebhookSecretRotateApi,
+    WebhookTestApi,
+)
 from tradeengage import health, monitoring
 from tradeengage.exceptions import json_not_found
 
@@ -20,7 +32,25 @@ api_v1 = [
     path("jobs/<str:job_id>", JobDetailApi.as_view(), name="job-detail"),
     path("jobs/<str:job_id>/routings", JobRoutingListApi.as_view(), name="job-routings"),
     path("jobs/<str:job_id>/sync", JobSyncApi.as_view(), name="job-sync"),
+    path("jobs/<str:job_id>/matches", JobMatchesApi.as_view(), name="job-matches"),
+    path("ingestion/jobs", IngestionJobsApi.as_view(), name="ingestion-jobs"),
+    path("ingestion/<str:ingestion_id>", IngestionDetailApi.as_view(), name="ingestion-detail"),
+    path("matching/jobs", MatchingJobsApi.as_view(), name="matching-jobs"),
+    path("matching/profile", MatchingProfileApi.as_view(), name="matching-profile"),
     path("analytics/dashboard", DashboardApi.as_view(), name="analytics-dashboard"),
+    path("webhooks", WebhookEndpointListCreateApi.as_view(), name="webhooks"),
+    path("webhooks/<str:endpoint_id>", WebhookEndpointDetailApi.as_view(), name="webhook-detail"),
+    path(
+        "webhooks/<str:endpoint_id>/rotate-secret",
+        WebhookSecretRotateApi.as_view(),
+        name="webhook-rotate-secret",
+    ),
+    path("webhooks/<str:endpoint_id>/test", WebhookTestApi.as_view(), name="webhook-test"),
+    path(
+        "webhooks/<str:endpoint_id>/deliveries",
+        WebhookDeliveryListApi.as_view(),
+        name="webhook-deliveries",
+    ),
     path("health", health.health, name="health"),
     path("health/detailed", health.health_detailed, name="health-detailed"),
     path("health/ready", health.health_ready, name="health-ready"),

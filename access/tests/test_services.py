@@ -17,7 +17,14 @@ def test_a_company_key_is_shown_once_and_stored_hashed(requesting_company):
     assert secret not in stored.hashed_key and secret not in stored.id
     assert stored.hashed_key.startswith("sha512$$")
     assert ApiKey.objects.get_from_key(text) == api_key
-    assert api_key.scopes == [Scope.JOBS_READ, Scope.JOBS_WRITE, Scope.SYNC, Scope.PROCESSING]
+    assert api_key.scopes == [
+        Scope.JOBS_READ,
+        Scope.JOBS_WRITE,
+        Scope.SYNC,
+        Scope.PROCESSING,
+        Scope.PROFILE,
+        Scope.WEBHOOKS,
+    ]
 
 
 def test_an_ops_key_has_no_company_and_the_ops_scope():

@@ -8,11 +8,11 @@ import uuid
 import pytest
 from rest_framework.test import APIClient
 
-from jobs.models import Job, SkillLevel
+from jobs.models import CompanySkill, Job, SkillLevel
 from jobs.tests.factories import CompanyFactory, JobFactory, JobSkillFactory, skill
 from processing.tests.factories import ProcessingJobFactory
-from routing.models import SyncStatus
-from routing.tests.factories import JobRoutingFactory
+from routing.models import SyncStatus, WebhookEndpoint
+from routing.tests.factories import JobRoutingFactory, WebhookEndpointFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -312,3 +312,188 @@ def test_provider_webhooks_take_a_signature_not_an_api_key(world, caller, path, 
         .sync_status
         == SyncStatus.SYNCED
     )
+
+
+@pytest.mark.parametrize(
+    ("caller", "status"),
+    [("requester", 200), ("receiver", 403), ("stranger", 404), ("ops", 200), ("nobody", 401)],
+)
+def test_a_jobs_match_explanations(world, caller, status):
+    """The other candidates are the requester's business: a receiver sees the job, not them."""
+    response = client_of(world, caller).get(f"/api/v1/jobs/{world['job'].id}/matches")
+
+    assert response.status_code == status, response.content
+    if status == 200:
+        routed = {routing["company_id"] for routing in response.json()["routings"]}
+        assert routed == {str(world["requester"].id), str(world["receiver"].id)}
+
+
+@pytest.mark.parametrize(
+    ("caller", "status", "matched"),
+    [
+        ("requester", 200, True),
+        ("receiver", 200, True),
+        ("stranger", 200, False),
+        ("ops", 403, None),
+        ("nobody", 401, None),
+    ],
+)
+def test_matching_the_callers_company_to_jobs(world, caller, status, matched):
+    """A job the caller may not see is as unknown as a missing one."""
+    job_id = str(world["job"].id)
+    missing = str(uuid.uuid4())
+
+    response = client_of(world, caller).post(
+        "/api/v1/matching/jobs", {"job_ids": [job_id, missing]}, format="json"
+    )
+
+    assert response.status_code == status, response.content
+    body = response.json()
+    assert body["success"] is (status == 200)
+    if matched is not None:
+        data = body["data"]
+        assert [match["job_id"] for match in data["matches"]] == ([job_id] if matched else [])
+        assert data["not_found"] == ([missing] if matched else [job_id, missing])
+
+
+@pytest.mark.parametrize(
+    ("caller", "status"),
+    [("requester", 200), ("receiver", 200), ("stranger", 200), ("ops", 403), ("nobody", 401)],
+)
+def test_a_company_reads_and_replaces_only_its_own_matching_profile(world, caller, status):
+    client = client_of(world, caller)
+    profile = {
+        "skills": [{"skill": "roofing", "level": "expert"}],
+        "service_areas": [{"kind": "state", "code": "WI"}],
+        "primary_category": "roofing",
+    }
+
+    read = client.get("/api/v1/matching/profile")
+    replaced = client.put("/api/v1/matching/profile", profile, format="json")
+
+    assert (read.status_code, replaced.status_code) == (status, status), replaced.content
+    if status == 200:
+        assert read.json()["data"]["company_id"] == str(world[caller].id)
+        assert replaced.json()["data"]["company_id"] == str(world[caller].id)
+    roofers = CompanySkill.objects.filter(skill__slug="roofing")
+    assert set(roofers.values_list("company_id", flat=True)) == (
+        {world[caller].id} if status == 200 else set()
+    )
+
+
+@pytest.mark.parametrize(
+    ("caller", "as_company", "status", "queued"),
+    [
+        ("requester", "requester", 202, 1),
+        ("receiver", "requester", 202, 0),  # its own batch, with the job refused
+        ("stranger", "requester", 202, 0),
+        ("ops", "requester", 202, 1),
+        ("nobody", "requester", 401, None),
+    ],
+)
+def test_ingesting_jobs_as_a_company(world, caller, as_company, status, queued):
+    body = {
+        "source": "matrix",
+        "jobs": [{**job_body(world, world[as_company]), "external_id": "matrix-1"}],
+    }
+
+    response = client_of(world, caller).post("/api/v1/ingestion/jobs", body, format="json")
+
+    assert response.status_code == status, response.content
+    if queued is not None:
+        assert response.json()["data"]["jobs_queued"] == queued
+
+
+@pytest.mark.parametrize(
+    ("caller", "status"),
+    [("requester", 200), ("receiver", 404), ("stranger", 404), ("ops", 200), ("nobody", 401)],
+)
+def test_reading_an_ingestion_batch(world, caller, status):
+    body = {
+        "source": "matrix",
+        "jobs": [{**job_body(world, world["requester"]), "external_id": "matrix-1"}],
+    }
+    ingestion_id = (
+        client_of(world, "requester")
+        .post("/api/v1/ingestion/jobs", body, format="json")
+        .json()["data"]["ingestion_id"]
+    )
+
+    response = client_of(world, caller).get(f"/api/v1/ingestion/{ingestion_id}")
+
+    assert response.status_code == status
+    if status != 200:
+        assert response.json()["success"] is False
+
+
+@pytest.mark.parametrize(
+    ("caller", "as_company", "status"),
+    [
+        ("receiver", "receiver", 201),
+        ("receiver", None, 201),
+        ("requester", "receiver", 403),
+        ("stranger", "receiver", 403),
+        ("ops", "receiver", 201),
+        ("ops", None, 422),
+        ("nobody", "receiver", 401),
+    ],
+)
+def test_registering_a_webhook_endpoint(world, caller, as_company, status):
+    body = {"url": "https://hooks.example.com/in", "events": ["job.created"]}
+    if as_company:
+        body["company_id"] = str(world[as_company].id)
+
+    response = client_of(world, caller).post("/api/v1/webhooks", body, format="json")
+
+    assert response.status_code == status, response.content
+    if status == 201:
+        assert response.json()["company_id"] == str(world["receiver"].id)
+
+
+@pytest.mark.parametrize(
+    ("caller", "status", "sees_it"),
+    [
+        ("receiver", 200, True),
+        ("requester", 200, False),
+        ("stranger", 200, False),
+        ("ops", 200, True),
+        ("nobody", 401, False),
+    ],
+)
+def test_listing_webhook_endpoints(world, caller, status, sees_it):
+    endpoint = WebhookEndpointFactory(company=world["receiver"])
+
+    response = client_of(world, caller).get("/api/v1/webhooks")
+
+    assert response.status_code == status
+    if status == 200:
+        assert (str(endpoint.id) in {e["id"] for e in response.json()}) is sees_it
+
+
+@pytest.mark.parametrize(
+    ("caller", "status"),
+    [("receiver", "ok"), ("requester", 404), ("stranger", 404), ("ops", "ok"), ("nobody", 401)],
+)
+@pytest.mark.parametrize(
+    ("method", "path", "ok", "body"),
+    [
+        ("get", "/api/v1/webhooks/{id}", 200, None),
+        ("patch", "/api/v1/webhooks/{id}", 200, {"description": "changed"}),
+        ("post", "/api/v1/webhooks/{id}/rotate-secret", 200, None),
+        ("post", "/api/v1/webhooks/{id}/test", 202, None),
+        ("get", "/api/v1/webhooks/{id}/deliveries", 200, None),
+        ("delete", "/api/v1/webhooks/{id}", 204, None),
+    ],
+)
+def test_a_webhook_endpoint_is_its_companys_and_ops(world, caller, status, method, path, ok, body):
+    endpoint = WebhookEndpointFactory(company=world["receiver"])
+    secret = endpoint.secrets["secret"]
+
+    response = getattr(client_of(world, caller), method)(
+        path.format(id=endpoint.id), body, format="json"
+    )
+
+    assert response.status_code == (ok if status == "ok" else status), response.content
+    assert secret not in response.content.decode()
+    if status != "ok":
+        assert WebhookEndpoint.objects.get(id=endpoint.id).secrets["secret"] == secret

@@ -1,6 +1,7 @@
 import pytest
 from django.urls import reverse
 
+from jobs.ingestion import ItemIn, ingestion_batch_create
 from jobs.models import Company, ServiceArea, SkillCoverage, SkillLevel
 from jobs.tests.factories import CompanyFactory, JobFactory, JobSkillFactory, TechnicianFactory
 from routing.tests.factories import JobRoutingFactory, OutboxEventFactory
@@ -126,3 +127,36 @@ def test_a_bad_service_area_code_is_refused_in_the_admin(ops_client, db):
     assert response.status_code == 200
     assert "two letters" in response.text
     assert not Company.objects.filter(name="Nowhere Roofing").exists()
+
+
+def test_ops_see_an_ingestion_batch_with_its_items_and_change_nothing(ops_client, job_payload):
+    body = {k: v for k, v in job_payload.items() if k != "required_skills"}
+    batch = ingestion_batch_create(
+        company_id=job_payload["created_by_company_id"],
+        submitted_by="tests",
+        source="crm-x",
+        items=[
+            ItemIn(external_id="ext-1", payload=body, errors=[]),
+            ItemIn(
+                external_id="ext-2",
+                payload=None,
+                errors=[{"field": "summary", "message": "This field is required."}],
+            ),
+        ],
+    )
+
+    listed = ops_client.get(reverse("admin:jobs_ingestionbatch_changelist") + "?q=ext-2")
+    page = ops_client.get(reverse("admin:jobs_ingestionbatch_change", args=[batch.id]))
+
+    assert listed.status_code == 200
+    assert str(batch.id) in listed.content.decode()
+    assert page.status_code == 200
+    content = page.content.decode()
+    assert "ext-1" in content and "ext-2" in content
+    assert "This field is required." in content
+    assert (
+        ops_client.post(
+            reverse("admin:jobs_ingestionbatch_delete", args=[batch.id]), {"post": "yes"}
+        ).status_code
+        == 403
+    )

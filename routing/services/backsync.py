@@ -51,8 +51,14 @@ from integrations.providers import (
 )
 from integrations.registry import provider_class, provider_for
 from jobs.models import Company, Job, JobStatus
-from routing.models import IN_BACKSYNC, JobRouting, SyncStatus
+from routing.models import IN_BACKSYNC, JobRouting, SyncStatus, WebhookEvent
 from routing.services.load import company_loads_change
+from routing.services.webhooks import (
+    Notification,
+    job_completed_notifications,
+    routing_notifications,
+    webhooks_notify,
+)
 
 logger = logging.getLogger("routing")
 
@@ -296,7 +302,55 @@ def _routings_finish(*, completions, declines) -> tuple[list, list]:
         company_loads_change((routing.company_id, -1) for routing in finished)
     if completed:
         jobs_roll_up(job_ids={routing.job_id for routing, _ in completed}, now=now)
+    if finished:
+        webhooks_notify(_finished_notifications(completed, declined, completions, declines))
     return completed, declined
+
+
+def _finished_notifications(completed, declined, completions, declines) -> list[Notification]:
+    """``routing.completed`` and ``routing.declined`` to the routing's company and its job's
+    requester, and ``job.completed`` for each job completed (``job_completed_notifications``),
+    from the jobs as the roll-up left them: one query."""
+    completed_at = {routing.id: at for routing, at, _ in completions}
+    declined_at = {routing.id: at for routing, _, at in declines}
+    jobs = {
+        job_id: (requester_id, job_completed_at, revenue)
+        for job_id, requester_id, job_completed_at, revenue in Job.objects.filter(
+            id__in={routing.job_id for routing, _ in completed + declined}
+        ).values_list("id", "created_by_company_id", "completed_at", "revenue")
+    }
+    notifications = []
+    for routing, revenue in completed:
+        notifications += routing_notifications(
+            WebhookEvent.ROUTING_COMPLETED,
+            routing=routing,
+            requester_id=jobs[routing.job_id][0],
+            data={
+                "status": SyncStatus.COMPLETED,
+                "completed_at": completed_at[routing.id],
+                "revenue": revenue,
+            },
+        )
+    for routing, reason in declined:
+        notifications += routing_notifications(
+            WebhookEvent.ROUTING_DECLINED,
+            routing=routing,
+            requester_id=jobs[routing.job_id][0],
+            data={"declined_at": declined_at[routing.id], "reason": reason},
+        )
+    by_job = defaultdict(list)
+    for routing, revenue in completed:
+        by_job[routing.job_id].append((routing.id, routing.company_id, revenue))
+    for job_id, routings in by_job.items():
+        requester_id, job_completed_at, job_revenue = jobs[job_id]
+        notifications += job_completed_notifications(
+            job_id=job_id,
+            requester_id=requester_id,
+            completed_at=job_completed_at,
+            revenue=job_revenue,
+            routings=routings,
+        )
+    return notifications
 
 
 def _finished_log(completed: list, declined: list) -> None:

@@ -16,6 +16,7 @@ from jobs.models import Company, Job, JobStatus
 from routing.models import JobRouting, OutboxEvent, OutboxStatus, SyncStatus
 from routing.outbox import outbox_relay_kick
 from routing.services.load import company_loads_change, company_loads_raise_statement
+from routing.services.webhooks import job_routed_notifications, webhooks_notify
 from tradeengage import metrics
 from tradeengage.db import (
     insert_statement,
@@ -187,7 +188,8 @@ def routing_route_manually(
     match.reason = f"Manual route through POST /jobs/{{id}}/sync; {match.reason}"
     try:
         with transaction.atomic():
-            routings_create(pairs=[(job, match)], routed_by=routed_by)
+            [routing_id] = routings_create(pairs=[(job, match)], routed_by=routed_by)
+            webhooks_notify(job_routed_notifications(job=job, routed=[(routing_id, match)]))
     except IntegrityError:
         pass
     routing = JobRouting.objects.select_related("job", "company").get(job=job, company=company)

@@ -30,11 +30,19 @@ from integrations.providers import (
 from integrations.registry import provider_for
 from jobs.models import Job, JobSkill
 from routing.leases import Lease, lease_end, lease_held
-from routing.models import JobRouting, OutboxEvent, OutboxStatus, SyncAttempt, SyncStatus
+from routing.models import (
+    JobRouting,
+    OutboxEvent,
+    OutboxStatus,
+    SyncAttempt,
+    SyncStatus,
+    WebhookEvent,
+)
 from routing.retry import PROVIDER_CALL_RETRY
 from routing.services.create import routing_route_manually
 from routing.services.load import company_loads_change
 from routing.services.requeue import OPEN_EVENT, dead_events_reopen, routings_revive
+from routing.services.webhooks import Notification, routing_notifications, webhooks_notify
 from tradeengage import metrics
 from tradeengage.logging import correlation_id_as, get_correlation_id
 
@@ -331,10 +339,12 @@ def _attempts_record(
                     event.save()
                     events[attempt.routing.id] = event
         routings, closed_events, history, freed, counted = [], [], [], [], []
+        notifications = []
         for attempt in attempts:
             routing, event = attempt.routing, events.get(attempt.routing.id)
             number = routing.retry_count + 1
             outcome = _apply(attempt, routing, event, now=now)
+            notifications += _notifications(routing, outcome, attempt=number)
             counted.append((attempt.provider, outcome, now - routing.created_at))
             history.append(
                 SyncAttempt(
@@ -358,6 +368,24 @@ def _attempts_record(
         _events_store(closed_events, now=now)
         SyncAttempt.objects.bulk_create(history)
         company_loads_change(freed)
+        webhooks_notify(notifications, now=now)
+
+
+def _notifications(routing: JobRouting, outcome: str, *, attempt: int) -> list[Notification]:
+    """``routing.synced`` or ``routing.failed`` (for good) to the routing's company and its
+    job's requester; nothing for an attempt that will be retried."""
+    if outcome == SyncAttempt.Outcome.SYNCED:
+        event, data = WebhookEvent.ROUTING_SYNCED, {"external_id": routing.external_id}
+    elif outcome == SyncAttempt.Outcome.FAILED:
+        event, data = WebhookEvent.ROUTING_FAILED, {"error": routing.error_message}
+    else:
+        return []
+    return routing_notifications(
+        event,
+        routing=routing,
+        requester_id=routing.job.created_by_company_id,
+        data={"status": routing.sync_status, "attempt": attempt, **data},
+    )
 
 
 def _count(outcomes: list[tuple[str, str, timedelta]]) -> None:

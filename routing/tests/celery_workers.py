@@ -56,7 +56,7 @@ class Workers:
                 "tradeengage",
                 "worker",
                 "-Q",
-                "critical,high,default,low",
+                "critical,high,default,low,webhooks",
                 "--pool",
                 "threads",
                 "--concurrency",

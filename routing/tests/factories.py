@@ -3,8 +3,16 @@ import uuid
 import factory
 from django.utils import timezone
 
+from integrations.webhooks import secret_generate
 from jobs.tests.factories import CompanyFactory, JobFactory
-from routing.models import JobRouting, OutboxEvent, SyncStatus
+from routing.models import (
+    JobRouting,
+    OutboxEvent,
+    SyncStatus,
+    WebhookDelivery,
+    WebhookEndpoint,
+    WebhookEvent,
+)
 
 
 class JobRoutingFactory(factory.django.DjangoModelFactory):
@@ -48,3 +56,24 @@ def routing_with_event(**kwargs) -> tuple[JobRouting, OutboxEvent]:
     event = OutboxEvent.for_routing(routing)
     event.save()
     return routing, event
+
+
+class WebhookEndpointFactory(factory.django.DjangoModelFactory):
+    """An enabled endpoint subscribed to every event, with a fresh secret."""
+
+    class Meta:
+        model = WebhookEndpoint
+
+    company = factory.SubFactory(CompanyFactory)
+    url = factory.Sequence(lambda n: f"https://hooks{n}.example.com/in")
+    events = factory.LazyFunction(WebhookEvent.subscribable)
+    secrets = factory.LazyFunction(lambda: {"secret": secret_generate()})
+
+
+class WebhookDeliveryFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = WebhookDelivery
+
+    endpoint = factory.SubFactory(WebhookEndpointFactory)
+    event = WebhookEvent.WEBHOOK_TEST
+    body = '{"type":"webhook.test","timestamp":"2026-11-30T10:00:00+00:00","data":{}}'

@@ -225,9 +225,9 @@ def test_a_chunk_is_asked_about_in_one_provider_call_and_completed_in_one_transa
     routings_backsync_dispatch(dispatch=lambda ids, at: chunks.append((ids, at)))
 
     # One query each: the chunk re-read, the provider's read and its write, the jobs locked (on
-    # PostgreSQL) and rolled up, the company's load, the savepoint and its release; and one per
-    # completion.
-    with django_assert_max_num_queries(8 + 20):
+    # PostgreSQL) and rolled up, the company's load, the savepoint and its release, the jobs'
+    # requesters and the webhook endpoints that hear (outbound webhooks); and one per completion.
+    with django_assert_max_num_queries(10 + 20):
         counts = routings_poll_claimed(routing_ids=chunks[0][0], claimed_at=chunks[0][1])
 
     assert counts == {"checked": 20, "completed": 20, "declined": 0, "errors": 0}
@@ -543,9 +543,10 @@ def test_a_chunk_with_declines_and_job_numbers_is_recorded_in_one_transaction(
     routings_backsync_dispatch(dispatch=lambda ids, at: chunks.append((ids, at)))
 
     # One query each: the chunk re-read, the job ids and numbers of the twelve, the jobs locked
-    # (on PostgreSQL) and rolled up, the company's load, the savepoint and its release; and one
-    # per completion and per decline (the fake provider reads nothing).
-    with django_assert_max_num_queries(7 + 4 + 4):
+    # (on PostgreSQL) and rolled up, the company's load, the savepoint and its release, the jobs'
+    # requesters and the webhook endpoints that hear (outbound webhooks); and one per completion
+    # and per decline (the fake provider reads nothing).
+    with django_assert_max_num_queries(9 + 4 + 4):
         counts = routings_poll_claimed(routing_ids=chunks[0][0], claimed_at=chunks[0][1])
 
     assert counts == {"checked": 12, "completed": 4, "declined": 4, "errors": 0}

@@ -19,6 +19,17 @@ pytestmark = pytest.mark.django_db
 # Relay claims
 
 
+def test_a_type_with_a_per_task_size_is_handed_out_in_groups_of_it(clock, settings):
+    settings.OUTBOX_EVENTS_PER_TASK = {"job_sync": 2}
+    events = [routing_with_event()[1] for _ in range(5)]
+    handed = []
+
+    outbox_relay(enqueue=lambda event_type, ids, at: handed.append((event_type, ids)))
+
+    ids = [event.id for event in events]
+    assert handed == [("job_sync", ids[0:2]), ("job_sync", ids[2:4]), ("job_sync", ids[4:])]
+
+
 def test_relay_claims_due_events_in_batches_with_a_lease(clock, settings):
     settings.OUTBOX_RELAY_BATCH_SIZE = 2
     events = [routing_with_event()[1] for _ in range(5)]

@@ -27,7 +27,9 @@ from tradeengage.celery import app
 
 REPO = Path(__file__).resolve().parents[2]
 HOLD_TASK = "tests.broker_loss.hold"
-WORKER_ARGS = "worker -Q critical,high,default,low --pool threads --concurrency 4 --loglevel INFO"
+WORKER_ARGS = (
+    "worker -Q critical,high,default,low,webhooks --pool threads --concurrency 4 --loglevel INFO"
+)
 
 __all__ = ["app"]
 

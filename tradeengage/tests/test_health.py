@@ -68,7 +68,13 @@ def test_detailed_health_reports_each_component_with_response_time(client, backg
         "outbox",
         "external_apis",
     }
-    assert components["workers"]["consumers"] == {"critical": 1, "high": 1, "default": 1, "low": 1}
+    assert components["workers"]["consumers"] == {
+        "critical": 1,
+        "high": 1,
+        "default": 1,
+        "low": 1,
+        "webhooks": 1,
+    }
     assert components["beat"]["last_tick_age_seconds"] < 5
     assert components["outbox"] == {"status": "healthy", "oldest_due_age_seconds": None}
     for name in ("database", "redis"):

@@ -235,7 +235,13 @@ def test_health_series_say_what_detailed_health_says_with_the_background_alive(
         "outbox": 1,
         "external_apis": 1,
     }
-    assert series["queue_consumers"] == {"critical": 1, "high": 1, "default": 1, "low": 1}
+    assert series["queue_consumers"] == {
+        "critical": 1,
+        "high": 1,
+        "default": 1,
+        "low": 1,
+        "webhooks": 1,
+    }
     assert 0 <= series["beat_last_tick_age_seconds"][""] < 5
     assert series["outbox_oldest_due_event_age_seconds"] == {"": 0}
 
@@ -248,7 +254,13 @@ def test_workers_are_down_when_none_consumes_the_critical_queue(client, read_at_
     series = health_series(scraped(client))
 
     assert series["health_component_up"]["workers"] == 0
-    assert series["queue_consumers"] == {"critical": 0, "high": 0, "default": 1, "low": 2}
+    assert series["queue_consumers"] == {
+        "critical": 0,
+        "high": 0,
+        "default": 1,
+        "low": 2,
+        "webhooks": 0,
+    }
 
 
 def test_a_beat_that_stopped_ticking_is_down_with_its_age(

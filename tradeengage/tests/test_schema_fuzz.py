@@ -227,7 +227,7 @@ def test_every_operation_answers_as_the_schema_says(
     # A case is one request, not part of a burst: the rate limits (access/tests) start afresh;
     # the background is alive, as its heartbeats tell the detailed health.
     cache.clear()
-    heartbeats.worker_heartbeat("celery@fuzz", ["critical", "high", "default", "low"])
+    heartbeats.worker_heartbeat("celery@fuzz", ["critical", "high", "default", "low", "webhooks"])
     heartbeats.beat_tick()
     cases_run[case.operation.label, case.meta.phase.name.value] += 1
     case.call_and_validate(

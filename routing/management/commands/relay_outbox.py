@@ -1,6 +1,6 @@
 """Run the outbox relay in this process, for debugging: claim due events in batches and hand each
-batch to the workers, or with ``--inline`` sync it right here. Beat runs the same relay every
-few seconds in production; this command shows what one run does."""
+batch to the workers, or with ``--inline`` sync it (or send its webhooks) right here. Beat runs
+the same relay every few seconds in production; this command shows what one run does."""
 
 import time
 from collections import Counter
@@ -9,9 +9,10 @@ from django.core.management.base import BaseCommand, CommandError
 from django.template.defaultfilters import pluralize
 from django.utils import timezone
 
-from routing import tasks
-from routing.outbox import outbox_relay
+from routing.models import OutboxEvent
+from routing.outbox import outbox_batch_enqueue, outbox_relay
 from routing.services.sync import outbox_events_sync
+from routing.services.webhook_delivery import webhook_deliveries_send
 
 DEFAULT_INTERVAL_SECONDS = 5.0
 
@@ -58,16 +59,18 @@ class Command(BaseCommand):
         """One relay run; reports it and returns whether more events may be due."""
         batches, outcomes = 0, Counter()
 
-        def dispatch(event_ids, claimed_at):
+        def enqueue(event_type, event_ids, claimed_at):
             nonlocal batches
-            if inline:
-                outcomes.update(outbox_events_sync(event_ids=event_ids, claimed_at=claimed_at))
+            if not inline:
+                outbox_batch_enqueue(event_type, event_ids, claimed_at)
+            elif event_type == OutboxEvent.WEBHOOK_DELIVERY:
+                outcomes.update(webhook_deliveries_send(event_ids=event_ids, claimed_at=claimed_at))
             else:
-                tasks.dispatch_sync_batch(event_ids, claimed_at)
+                outcomes.update(outbox_events_sync(event_ids=event_ids, claimed_at=claimed_at))
             batches += 1
 
         try:
-            claimed, more_due = outbox_relay(dispatch=dispatch)
+            claimed, more_due = outbox_relay(enqueue=enqueue)
         except Exception as exc:
             raise CommandError(
                 f"A batch could not be dispatched ({exc.__class__.__name__}: {exc}); its events "
