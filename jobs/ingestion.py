@@ -32,7 +32,7 @@ from jobs.models import (
     IngestionItemStatus,
     IngestionStatus,
 )
-from jobs.selectors import job_with_external_id
+from jobs.selectors import jobs_with_external_ids
 from jobs.services import DuplicateJob, job_create
 from routing.leases import Lease, lease_held
 from routing.models import OutboxEvent, OutboxStatus
@@ -162,33 +162,41 @@ def ingestion_chunk_process(*, batch_id: UUID, positions: list[int]) -> dict[str
     if batch is None:  # deleted meanwhile
         return {}
     counts: dict[str, int] = {}
-    items = IngestionItem.objects.filter(
-        batch=batch, position__in=positions, status=IngestionItemStatus.QUEUED
-    ).order_by("position")
+    items = list(
+        IngestionItem.objects.filter(
+            batch=batch, position__in=positions, status=IngestionItemStatus.QUEUED
+        ).order_by("position")
+    )
+    # The jobs the chunk's external ids made before, read at once rather than item by item;
+    # one made meanwhile by another worker is caught by the uniqueness (DuplicateJob).
+    existing = jobs_with_external_ids(
+        source=batch.source,
+        keys=[(item.payload["created_by_company_id"], item.external_id) for item in items],
+    )
     with correlation_id_as(batch.correlation_id or get_correlation_id()):
         for item in items:
-            outcome = ingestion_item_process(item=item, source=batch.source)
+            outcome = ingestion_item_process(item=item, source=batch.source, existing=existing)
             counts[outcome] = counts.get(outcome, 0) + 1
     ingestion_batch_finish(batch_id=batch.id)
     return counts
 
 
-def ingestion_item_process(*, item: IngestionItem, source: str) -> str:
+def ingestion_item_process(*, item: IngestionItem, source: str, existing: dict) -> str:
     """Create one item's job, or find that it is a duplicate or invalid; the item's new status,
-    or ``TAKEN`` when another worker finished it first."""
+    or ``TAKEN`` when another worker finished it first. ``existing`` maps ``(company id,
+    external id)`` to the job made for it, as far as known; a job created here joins it."""
     payload = item.payload
     company_id = UUID(payload["created_by_company_id"])
-    existing = job_with_external_id(
-        company_id=company_id, source=source, external_id=item.external_id
-    )
-    if existing is not None:
-        return _item_close(item, IngestionItemStatus.DUPLICATE, job_id=existing)
+    key = (payload["created_by_company_id"], item.external_id)
+    if key in existing:
+        return _item_close(item, IngestionItemStatus.DUPLICATE, job_id=existing[key])
 
     def record(job):
         # In the job's transaction: the job and its item's record commit together, and a
         # job whose item another worker finished meanwhile is undone.
         if _item_close(item, IngestionItemStatus.CREATED, job_id=job.id) == TAKEN:
             raise ItemTaken
+        existing[key] = job.id
 
     try:
         job_create(

@@ -49,6 +49,21 @@ def job_with_external_id(*, company_id, source: str, external_id: str) -> uuid.U
     )
 
 
+def jobs_with_external_ids(*, source: str, keys: list[tuple[str, str]]) -> dict:
+    """The jobs of ``source`` made for ``(company id, external id)`` pairs, by pair (the
+    company id as a string, as the pairs name it); pairs without a job are left out."""
+    if not keys:
+        return {}
+    rows = Job.objects.filter(
+        source=source,
+        created_by_company_id__in={company_id for company_id, _ in keys},
+        external_id__in={external_id for _, external_id in keys},
+    ).values_list("created_by_company_id", "external_id", "id")
+    wanted = set(keys)
+    found = {(str(company_id), external_id): job_id for company_id, external_id, job_id in rows}
+    return {key: job_id for key, job_id in found.items() if key in wanted}
+
+
 def job_get(*, job_id: str, queryset: QuerySet[Job] | None = None) -> Job:
     """The job with this id; a malformed id is as unknown as a missing one."""
     try:

@@ -50,9 +50,11 @@ class Lease:
         of events and routings renewed."""
         until = lease_end(now)
         with transaction.atomic():
-            renewed = self._events().update(lease_expires_at=until) if self.event_ids else 0
+            renewed = (
+                _unlocked(self._events()).update(lease_expires_at=until) if self.event_ids else 0
+            )
             if self.routing_ids:
-                renewed += self._routings().update(lease_expires_at=until)
+                renewed += _unlocked(self._routings()).update(lease_expires_at=until)
         return renewed
 
     def release(self, *, now: datetime) -> int:
@@ -86,6 +88,18 @@ class Lease:
             sync_status=SyncStatus.PROCESSING,
             claimed_at=self.routing_token,
         )
+
+
+def _unlocked(rows):
+    """The rows no other transaction holds right now (PostgreSQL; SQLite has one writer at a
+    time). A renewal skips the rows its own task is storing rather than wait for them: it would
+    take their locks in the other order (events, then routings) and could deadlock with the
+    store. Those rows leave the lease as they are stored; a row skipped for another reason is
+    renewed on the next beat of the heartbeat, long before its lease runs out."""
+    if connection.vendor != "postgresql":
+        return rows
+    ids = list(rows.select_for_update(skip_locked=True).order_by("pk").values_list("pk", flat=True))
+    return rows.model.objects.filter(pk__in=ids)
 
 
 class LeaseKeeper:

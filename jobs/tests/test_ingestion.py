@@ -290,3 +290,19 @@ def test_two_racing_batches_with_the_same_external_ids_create_each_job_once(job_
     for batch in batches:
         batch.refresh_from_db()
         assert batch.status == IngestionStatus.COMPLETED
+
+
+def test_a_resubmitted_chunk_finds_its_duplicates_in_one_query(
+    job_payload, django_assert_max_num_queries
+):
+    create(job_payload, [item(job_payload, f"e{n}") for n in range(20)])
+    ingest()
+    again = create(job_payload, [item(job_payload, f"e{n}") for n in range(20)])
+
+    # The batch, its items, the jobs already made (one query for all), one update per item,
+    # then the completion: its transaction, the batch locked, the items counted, the batch
+    # saved and its webhooks looked up.
+    with django_assert_max_num_queries(20 + 10):
+        counts = ingestion_chunk_process(batch_id=again.id, positions=list(range(20)))
+
+    assert counts == {"duplicate": 20}
