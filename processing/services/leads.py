@@ -13,6 +13,7 @@ from jobs.models import Company, CompanySkill, Job, JobSkill, JobStatus, Service
 from processing.models import LOOKBACK, ProcessingJob
 from routing.models import JobRouting
 from routing.services.create import routings_create
+from routing.services.webhooks import job_routed_notifications, webhooks_notify
 
 OPEN_JOB_STATUSES = [JobStatus.PENDING, JobStatus.IN_PROGRESS]
 LEAD_SCORE = 2.0
@@ -103,20 +104,26 @@ def leads_assign(
         "job_id", "skill__slug"
     ):
         required.setdefault(job_id, []).append(slug)
+    pairs = [
+        (
+            lead,
+            Match(
+                company_id=client.id,
+                provider_type=client.provider_type,
+                score=LEAD_SCORE,
+                matched_skills=required.get(lead.id, []),
+                reason="Assigned as a lead in the client's report",
+            ),
+        )
+        for lead in chosen
+    ]
     with transaction.atomic():
-        routings_create(
-            pairs=[
-                (
-                    lead,
-                    Match(
-                        company_id=client.id,
-                        provider_type=client.provider_type,
-                        score=LEAD_SCORE,
-                        matched_skills=required.get(lead.id, []),
-                        reason="Assigned as a lead in the client's report",
-                    ),
-                )
-                for lead in chosen
+        routing_ids = routings_create(pairs=pairs)
+        webhooks_notify(
+            [
+                notification
+                for (lead, match), routing_id in zip(pairs, routing_ids, strict=True)
+                for notification in job_routed_notifications(job=lead, routed=[(routing_id, match)])
             ]
         )
         if job is not None and chosen:

@@ -1,14 +1,16 @@
 """A client's leads (``processing.services.leads``): which open jobs are leads, the order they
 are taken in, and their assignment as routings up to the client's quota."""
 
+import json
+
 import pytest
 
 from jobs.models import JobStatus, SkillLevel
 from jobs.tests.factories import JobFactory, JobSkillFactory, skill
 from processing.services.leads import leads_assign, leads_collect, leads_order
 from processing.tests.factories import NOW, lead
-from routing.models import JobRouting, OutboxEvent, SyncStatus
-from routing.tests.factories import JobRoutingFactory
+from routing.models import JobRouting, OutboxEvent, SyncStatus, WebhookDelivery
+from routing.tests.factories import JobRoutingFactory, WebhookEndpointFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -66,3 +68,24 @@ def test_assignment_stops_at_the_quota_and_routes_like_job_creation(client_compa
     assert {e.event_data["provider_type"] for e in events} == {"mock"}
     client_company.refresh_from_db()
     assert client_company.open_routing_count == 3
+
+
+def test_the_client_hears_of_its_leads_and_each_requester_of_its_job(client_company):
+    client_endpoint = WebhookEndpointFactory(company=client_company, events=["job.routed"])
+    leads = [lead(days_ago=days) for days in (5, 6)]
+    requester_endpoint = WebhookEndpointFactory(
+        company=leads[0].created_by_company, events=["job.routed"]
+    )
+
+    leads_assign(
+        client=client_company, leads=leads_collect(client=client_company, now=NOW), seed="x"
+    )
+
+    told = [json.loads(d.body) for d in WebhookDelivery.objects.filter(endpoint=client_endpoint)]
+    assert {body["data"]["job_id"] for body in told} == {str(job.id) for job in leads}
+    for body in told:
+        assert body["type"] == "job.routed"
+        [routing] = body["data"]["routings"]
+        assert routing["company_id"] == str(client_company.id)
+    requester_told = WebhookDelivery.objects.filter(endpoint=requester_endpoint)
+    assert [json.loads(d.body)["data"]["job_id"] for d in requester_told] == [str(leads[0].id)]
