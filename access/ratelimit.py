@@ -1,12 +1,13 @@
 """Rate limits (README "Rate limits"; seed 000 and seed 003 "Rate Limiting").
 
 A request with a usable API key counts against its key: requests a minute by the plan of the
-key's company (operations: ``RATE_LIMIT_OPS_PLAN``), and a job creation also against the plan's
-job creations a minute and an hour. A request without one (no key, or one that is unknown,
-revoked or expired) counts against its client address, so that guessing keys is throttled; an
-address over that limit is refused whatever key it sends until its window ends, so a guess then
-tells nothing. The health probes, the API docs and the signed webhooks authenticate no key and
-are not limited.
+key's company (operations: ``RATE_LIMIT_OPS_PLAN``), a job creation also against the plan's
+job creations a minute and an hour, and a batch of jobs to ingest, once validated, each of its
+jobs against the plan's jobs ingested an hour. A request without one (no key, or one that is
+unknown, revoked or expired) counts against its client address, so that guessing keys is
+throttled; an address over that limit is refused whatever key it sends until its window ends, so
+a guess then tells nothing. The health probes, the API docs and the signed webhooks authenticate
+no key and are not limited.
 
 Counting is django-ratelimit's: fixed windows on the clock (each partition's shifted by a hash of
 it, so they do not all end at once), one counter per window in Django's cache under its key. On
@@ -44,30 +45,33 @@ MINUTE, HOUR = 60, 3600
 # The request that creates a job (seed 000: job creation has its own ceiling).
 JOB_CREATION = ("POST", "/api/v1/jobs/")
 
-# Checks every counter of a request and, when all are below their quotas, counts it against
-# those it uses up; and notes when an API key was last used. KEYS: the counters (django-ratelimit's
-# cache keys), then, for a request with a key, the hash of keys' last uses. ARGV: the number of
-# counters; three per counter: its quota, its lifetime in seconds, and 1 when the request uses it
-# up (0: it only has to be below it); then, for a request with a key, the key's id and the time.
-# Returns each counter's count, then 1 when the request is allowed, else 0.
+# Checks every counter of a request and, when all have room, counts it against those it uses
+# up; and notes when an API key was last used. KEYS: the counters (django-ratelimit's cache keys),
+# then, for a request with a key, the hash of keys' last uses. ARGV: the number of counters; four
+# per counter: its quota, its lifetime in seconds, what the request costs it (0: it only has to
+# be below its quota; a request costs 1, a batch of jobs one per job) and nothing; then, for a
+# request with a key, the key's id and the time. Returns each counter's count, then 1 when the
+# request is allowed, else 0.
 COUNT_SCRIPT = """
 local n = tonumber(ARGV[1])
 local counts = {}
 local allowed = 1
 for i = 1, n do
   counts[i] = tonumber(redis.call('GET', KEYS[i]) or '0')
-  if counts[i] >= tonumber(ARGV[3 * i - 1]) then allowed = 0 end
+  local cost = tonumber(ARGV[4 * i])
+  if counts[i] + math.max(cost, 1) > tonumber(ARGV[4 * i - 2]) then allowed = 0 end
 end
 if allowed == 1 then
   for i = 1, n do
-    if ARGV[3 * i + 1] == '1' then
-      counts[i] = redis.call('INCR', KEYS[i])
-      if counts[i] == 1 then redis.call('EXPIRE', KEYS[i], ARGV[3 * i]) end
+    local cost = tonumber(ARGV[4 * i])
+    if cost > 0 then
+      counts[i] = redis.call('INCRBY', KEYS[i], cost)
+      if counts[i] == cost then redis.call('EXPIRE', KEYS[i], ARGV[4 * i - 1]) end
     end
   end
 end
 if #KEYS > n then
-  redis.call('HSET', KEYS[n + 1], ARGV[3 * n + 2], ARGV[3 * n + 3])
+  redis.call('HSET', KEYS[n + 1], ARGV[4 * n + 2], ARGV[4 * n + 3])
 end
 counts[n + 1] = allowed
 return counts
@@ -94,11 +98,18 @@ class Policy:
 @dataclass(frozen=True)
 class Counter:
     """A policy applied to one partition (``key:<id>`` or ``ip:<address>``). A counter that a
-    request does not use up only has to be below its quota for the request to pass."""
+    request does not use up only has to be below its quota for the request to pass; one it uses
+    up must have room for its ``cost`` (a request is 1, a batch of jobs one per job)."""
 
     policy: Policy
     partition: str
     uses_up: bool = True
+    cost: int = 1
+
+    @property
+    def charge(self) -> int:
+        """What the request adds to the counter: its cost, or nothing."""
+        return self.cost if self.uses_up else 0
 
 
 @dataclass(frozen=True)
@@ -187,6 +198,21 @@ def caller_counters(request, caller: Caller) -> list[Counter]:
     return [*counters, address_counter(request, uses_up=False)]
 
 
+def ingested_jobs_limit(request, caller: Caller, *, jobs: int) -> None:
+    """Count a batch's jobs against the key's jobs ingested an hour, each job one: the batch
+    passes whole or is refused whole (``RateLimitExceeded``), so a batch larger than what is
+    left waits for the window to end (or is split). Batch ingestion's counterpart of the job
+    creations a request to ``POST /api/v1/jobs/`` counts against."""
+    quota = settings.RATE_LIMIT_PLANS[plan_of(caller)]["ingested_jobs_per_hour"]
+    policy = Policy(
+        "ingested-jobs-hourly",
+        quota,
+        HOUR,
+        f"the limit is {quota} jobs ingested an hour for this API key; this batch holds {jobs}",
+    )
+    rate_limit(request, [Counter(policy, f"key:{caller.key_id}", cost=jobs)])
+
+
 def client_address(request) -> str:
     """The connection's address (django-ratelimit's ``RATELIMIT_IP_META_KEY``). A request
     without one (an app server behind a proxy on a Unix socket) counts as 0.0.0.0: one budget
@@ -228,15 +254,22 @@ def rate_limit(request, counters: list[Counter], *, key_id: str | None = None) -
     usages, allowed = counted
     refused_by = None
     if not allowed:
-        refused_by = next(u for u in usages if u.used >= u.policy.quota)
+        refused_by = next(
+            usage
+            for counter, usage in zip(counters, usages, strict=True)
+            if usage.used + max(counter.charge, 1) > usage.policy.quota
+        )
     shown = [
         usage
         for counter, usage in zip(counters, usages, strict=True)
         if counter.uses_up or usage is refused_by
     ]
-    state = RateLimitState(shown, refused_by)
-    # DRF's request wraps Django's, which the headers middleware sees.
-    getattr(request, "_request", request).rate_limit = state
+    # DRF's request wraps Django's, which the headers middleware sees. A request counted twice
+    # (a batch's jobs after the request itself) shows every limit it counted against.
+    django_request = getattr(request, "_request", request)
+    earlier = getattr(django_request, "rate_limit", None)
+    state = RateLimitState([*(earlier.usages if earlier else []), *shown], refused_by)
+    django_request.rate_limit = state
     if refused_by is not None:
         metrics.rate_limit_rejections.labels(refused_by.policy.name).inc()
         raise RateLimitExceeded(refused_by)
@@ -277,7 +310,7 @@ def _count_in_redis(
     arguments = [len(counters)]
     for counter in counters:
         lifetime = counter.policy.window + ratelimit_core.EXPIRATION_FUDGE
-        arguments += [counter.policy.quota, lifetime, int(counter.uses_up)]
+        arguments += [counter.policy.quota, lifetime, counter.charge, 0]
     if key_id is not None:
         keys.append(cache.make_and_validate_key(KEY_USES))
         arguments += [key_id, f"{time.time():.6f}"]
@@ -320,11 +353,14 @@ def _count_in_cache(request, counters: list[Counter]) -> tuple[list[Usage], bool
     before = [_usage(request, counter, increment=False) for counter in counters]
     if None in before:
         return None
-    allowed = all(usage["count"] < usage["limit"] for usage in before)
+    allowed = all(
+        usage["count"] + max(counter.charge, 1) <= usage["limit"]
+        for counter, usage in zip(counters, before, strict=True)
+    )
     after = before
     if allowed:
         after = [
-            _usage(request, counter, increment=True) if counter.uses_up else usage
+            _usage_charged(request, counter) if counter.uses_up else usage
             for counter, usage in zip(counters, before, strict=True)
         ]
         if None in after:
@@ -334,6 +370,17 @@ def _count_in_cache(request, counters: list[Counter]) -> tuple[list[Usage], bool
         for counter, usage in zip(counters, after, strict=True)
     ]
     return usages, allowed
+
+
+def _usage_charged(request, counter: Counter) -> dict | None:
+    """The counter's usage once charged its cost: django-ratelimit counts one, the cache the
+    rest."""
+    usage = _usage(request, counter, increment=True)
+    if usage is not None and counter.cost > 1:
+        window = ratelimit_core._get_window(counter.partition, counter.policy.window)
+        cache = caches[settings.RATELIMIT_USE_CACHE]
+        usage["count"] = cache.incr(_cache_key(counter, window), counter.cost - 1)
+    return usage
 
 
 def _usage(request, counter: Counter, *, increment: bool) -> dict | None:

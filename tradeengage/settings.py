@@ -425,9 +425,10 @@ SPECTACULAR_SETTINGS = {
 }
 
 # Rate limits (access/ratelimit.py; seed 003 per plan, seed 000 for job creation and for requests
-# without a valid key, per client address). Per plan: requests a minute, and job creations a
-# minute and an hour, per API key; each overridable as RATE_LIMIT_<PLAN>_PER_MINUTE,
-# _JOBS_PER_MINUTE and _JOBS_PER_HOUR. "benchmark" is for the benchmarks' servers
+# without a valid key, per client address). Per plan: requests a minute, job creations a minute
+# and an hour, and jobs ingested in batches an hour (each job of a batch counts), per API key;
+# each overridable as RATE_LIMIT_<PLAN>_PER_MINUTE, _JOBS_PER_MINUTE, _JOBS_PER_HOUR and
+# _INGESTED_JOBS_PER_HOUR. "benchmark" is for the benchmarks' servers
 # (RATE_LIMIT_PLAN_OVERRIDE=benchmark puts every key on it): they measure job creation, not the
 # limits, so its ceilings are never reached there, yet every request is still counted.
 RATE_LIMIT_PLANS = {
@@ -435,12 +436,15 @@ RATE_LIMIT_PLANS = {
         "requests_per_minute": env_int(f"RATE_LIMIT_{plan.upper()}_PER_MINUTE", requests),
         "job_creations_per_minute": env_int(f"RATE_LIMIT_{plan.upper()}_JOBS_PER_MINUTE", jobs),
         "job_creations_per_hour": env_int(f"RATE_LIMIT_{plan.upper()}_JOBS_PER_HOUR", hourly),
+        "ingested_jobs_per_hour": env_int(
+            f"RATE_LIMIT_{plan.upper()}_INGESTED_JOBS_PER_HOUR", ingested
+        ),
     }
-    for plan, requests, jobs, hourly in [
-        ("free", 60, 10, 1000),
-        ("pro", 300, 50, 1000),
-        ("enterprise", 1000, 200, 1000),
-        ("benchmark", 1_000_000, 1_000_000, 100_000_000),
+    for plan, requests, jobs, hourly, ingested in [
+        ("free", 60, 10, 1000, 1000),
+        ("pro", 300, 50, 1000, 10_000),
+        ("enterprise", 1000, 200, 1000, 50_000),
+        ("benchmark", 1_000_000, 1_000_000, 100_000_000, 100_000_000),
     ]
 }
 

@@ -28,12 +28,13 @@ from access.models import ApiKey
 from access.ratelimit import address_counter, client_address, rate_limit
 from access.services import api_key_create, api_key_uses_record
 from access.tasks import record_api_key_uses
-from jobs.models import Plan
+from jobs.models import IngestionBatch, Plan
 from jobs.tests.factories import CompanyFactory
 
 pytestmark = pytest.mark.django_db
 
 JOBS = "/api/v1/jobs/"
+INGESTION = "/api/v1/ingestion/jobs"
 REDIS_URL = os.environ.get("REDIS_URL", "")
 needs_redis = pytest.mark.skipif(not REDIS_URL, reason="needs Redis (set REDIS_URL)")
 MANAGE_PY = Path(__file__).resolve().parents[2] / "manage.py"
@@ -304,6 +305,52 @@ def test_a_refused_request_uses_up_none_of_its_limits(
     assert created.status_code == 201
     assert '"job-creation-hourly";r=1;' in created["RateLimit"]
     assert '"requests";r=59;' in created["RateLimit"]  # a new minute: only this one
+
+
+def ingestion_batch(job_payload, size: int, *, start: int = 0) -> dict:
+    return {
+        "source": "ratelimit",
+        "jobs": [{**job_payload, "external_id": f"e{n}"} for n in range(start, start + size)],
+    }
+
+
+def test_each_job_of_a_batch_counts_against_the_jobs_ingested_an_hour(
+    counters, requesting_company, job_payload, clock, settings
+):
+    limits(settings, Plan.FREE, ingested_jobs_per_hour=5)
+    client, partition = keyed_client(company=requesting_company)
+    clear_of_the_hours_end(partition, clock, 120)
+
+    first = client.post(INGESTION, ingestion_batch(job_payload, 3), format="json")
+    too_many = client.post(INGESTION, ingestion_batch(job_payload, 3, start=3), format="json")
+    fits = client.post(INGESTION, ingestion_batch(job_payload, 2, start=3), format="json")
+
+    assert first.status_code == 202
+    assert '"ingested-jobs-hourly";q=5;w=3600' in first["RateLimit-Policy"]
+    assert '"ingested-jobs-hourly";r=2;' in first["RateLimit"]
+    assert '"requests";r=59;' in first["RateLimit"]  # the request itself counts once
+    assert too_many.status_code == 429  # refused whole: 3 do not fit in the 2 left
+    error = too_many.json()["error"]
+    assert error["code"] == "RATE_LIMIT_EXCEEDED"
+    assert "5 jobs ingested an hour" in error["message"] and "holds 3" in error["message"]
+    assert error["retry_after"] == seconds_to(reset_at(partition, 3600), clock)
+    assert fits.status_code == 202
+    assert IngestionBatch.objects.count() == 2  # nothing stored for the refused batch
+
+
+def test_invalid_jobs_of_a_batch_count_against_nothing_but_the_request(
+    counters, requesting_company, job_payload, settings
+):
+    limits(settings, Plan.FREE, ingested_jobs_per_hour=1)
+    client, _ = keyed_client(company=requesting_company)
+    body = ingestion_batch(job_payload, 3)
+    body["jobs"][1]["summary"] = ""
+    body["jobs"][2]["summary"] = ""
+
+    response = client.post(INGESTION, body, format="json")
+
+    assert response.status_code == 202
+    assert response.json()["data"]["jobs_queued"] == 1
 
 
 def test_requests_without_a_valid_key_are_limited_per_address(counters, settings):
