@@ -111,12 +111,11 @@ class DeclinedFilter(admin.SimpleListFilter):
         return queryset
 
 
-class SyncAttemptInline(admin.TabularInline):
-    model = SyncAttempt
-    verbose_name_plural = "attempt history (newest first)"
-    fields = ["number", "started_at", "provider", "outcome", "duration_ms", "attempt_error"]
-    readonly_fields = fields
-    ordering = ["-started_at", "-id"]
+class AttemptHistoryInline(admin.TabularInline):
+    """Attempts are part of what they were made for (a routing, a delivery): read only, and
+    seen by whoever may see their parent, without a permission of their own on a model the
+    admin does not list."""
+
     extra = 0
     can_delete = False
 
@@ -130,15 +129,22 @@ class SyncAttemptInline(admin.TabularInline):
         return False
 
     def has_view_permission(self, request, obj=None):
-        # Attempts are part of their routing: whoever may see a routing sees its history,
-        # without a permission of its own on a model the admin does not list.
-        return request.user.has_perm("routing.view_jobrouting") or request.user.has_perm(
-            "routing.change_jobrouting"
-        )
+        parent = self.parent_model._meta
+        return request.user.has_perm(
+            f"{parent.app_label}.view_{parent.model_name}"
+        ) or request.user.has_perm(f"{parent.app_label}.change_{parent.model_name}")
 
     @admin.display(description="error")
     def attempt_error(self, attempt):
         return error_in_full(attempt.error)
+
+
+class SyncAttemptInline(AttemptHistoryInline):
+    model = SyncAttempt
+    verbose_name_plural = "attempt history (newest first)"
+    fields = ["number", "started_at", "provider", "outcome", "duration_ms", "attempt_error"]
+    readonly_fields = fields
+    ordering = ["-started_at", "-id"]
 
 
 @admin.register(JobRouting)
@@ -445,7 +451,7 @@ class OutboxEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         )
 
 
-class WebhookAttemptInline(admin.TabularInline):
+class WebhookAttemptInline(AttemptHistoryInline):
     model = WebhookAttempt
     verbose_name_plural = "attempts (newest first)"
     fields = [
@@ -459,26 +465,6 @@ class WebhookAttemptInline(admin.TabularInline):
     ]
     readonly_fields = fields
     ordering = ["-number"]
-    extra = 0
-    can_delete = False
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
-    def has_view_permission(self, request, obj=None):
-        return request.user.has_perm("routing.view_webhookdelivery") or request.user.has_perm(
-            "routing.change_webhookdelivery"
-        )
-
-    @admin.display(description="error")
-    def attempt_error(self, attempt):
-        return error_in_full(attempt.error)
 
 
 @admin.register(WebhookEndpoint)
