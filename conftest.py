@@ -14,14 +14,24 @@ from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.ui import WebDriverWait
 
 from access.services import api_key_create
+from integrations.mock import call_recorder
 from jobs import matching
 from jobs.models import SkillLevel
 from jobs.selectors import managed_lists_forget
 from jobs.tests.factories import CompanyFactory, TechnicianFactory, category
 from routing.outbox import outbox_relay_kick_forget
+from routing.services.webhooks import companies_with_endpoints_forget
 from routing.tests.celery_workers import Workers
 from tradeengage import heartbeats
 from tradeengage.celery import app as celery_app
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _mock_recorder_stopped_at_the_end():
+    """The mock provider's call recorder keeps a connection of its own while calls come: it is
+    closed before the test database is dropped."""
+    yield
+    call_recorder.stop()
 
 
 @pytest.fixture(autouse=True)
@@ -48,6 +58,7 @@ def _private_cache(settings):
     cache.clear()
     managed_lists_forget()
     outbox_relay_kick_forget()
+    companies_with_endpoints_forget()
 
 
 @pytest.fixture(autouse=True)

@@ -90,6 +90,19 @@ def _kick(now: float) -> None:
             raise
 
 
+def outbox_relay_later(seconds: float) -> None:
+    """Schedule a relay run ``seconds`` from now, for events made due then (handed back to wait
+    for a busy company); one lost to a broker outage is caught by the relay's beat entry."""
+    try:
+        current_app.tasks[RELAY_TASK].apply_async(countdown=seconds)
+    except Exception as exc:
+        _lost_kick_log.warning(
+            "Outbox relay run lost (%s: %s); the relay's beat entry relays the events",
+            type(exc).__name__,
+            exc,
+        )
+
+
 def outbox_relay_kick_forget() -> None:
     """Forget this process's window (tests, or after the cache was flushed)."""
     global _kick_window_end

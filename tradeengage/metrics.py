@@ -36,6 +36,11 @@ provider_call_duration = Histogram(
     ["provider", "outcome"],
     buckets=LATENCY_BUCKETS,
 )
+sync_deferrals = Counter(
+    "sync_deferrals",
+    "Claimed routings handed back untried because their company had no free call slot in the "
+    "worker process (SYNC_COMPANY_MAX_IN_FLIGHT): a slow company's backlog, not an error.",
+)
 api_request_duration = Histogram(
     "api_request_duration_seconds",
     "API requests, by route (the URL pattern, not the path), method and status.",

@@ -507,10 +507,19 @@ SYNC_MAX_RETRY_AFTER_SECONDS = env_int("SYNC_MAX_RETRY_AFTER_SECONDS", 3600)
 # Each provider call must answer within this; POST /jobs/{id}/sync waits at most the second.
 SYNC_PROVIDER_TIMEOUT_SECONDS = env_float("SYNC_PROVIDER_TIMEOUT_SECONDS", 30.0)
 SYNC_REQUEST_TIMEOUT_SECONDS = env_float("SYNC_REQUEST_TIMEOUT_SECONDS", 10.0)
-# Provider calls run side by side in this many threads per worker process, so a slow provider's
-# waits overlap instead of adding up (32 calls of 800 ms each: about 40 routings/s per process).
-# The mock provider writes to the database from these threads: each may hold a connection.
-SYNC_CALL_CONCURRENCY = env_int("SYNC_CALL_CONCURRENCY", 32)
+# Provider calls run side by side in this many threads per worker process, so slow providers'
+# waits overlap instead of adding up (256 calls of 800 ms each: about 320 routings/s per
+# process). The threads hold no database connection (the mock provider records its calls
+# through a writer thread of its own), so PostgreSQL's connection limit does not bound them.
+SYNC_CALL_CONCURRENCY = env_int("SYNC_CALL_CONCURRENCY", 256)
+# At most this many calls to one company in flight per worker process; a sync hands the rest of
+# that company's routings back, due again in SYNC_COMPANY_BUSY_DEFER_SECONDS, so one slow or
+# hanging company cannot take every call thread (routing/services/calls.py).
+SYNC_COMPANY_MAX_IN_FLIGHT = env_int("SYNC_COMPANY_MAX_IN_FLIGHT", 16)
+SYNC_COMPANY_BUSY_DEFER_SECONDS = env_float("SYNC_COMPANY_BUSY_DEFER_SECONDS", 5.0)
+# A sync stores its outcomes in groups as they come: what ended within this many seconds of a
+# group's first outcome is stored with it, so a slow call delays only its own routing.
+SYNC_RECORD_GROUP_SECONDS = env_float("SYNC_RECORD_GROUP_SECONDS", 0.05)
 # A company without a provider: its routings wait (visibly) and are looked at again this often,
 # unless SYNC_UNCONFIGURED_WITH_MOCK sends them through the mock provider.
 SYNC_UNCONFIGURED_WITH_MOCK = env_bool("SYNC_UNCONFIGURED_WITH_MOCK", default=False)
@@ -686,6 +695,10 @@ EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD")
 EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", default=False)
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "TradeEngage <noreply@tradeengage.local>")
 OPS_ALERT_EMAILS = env_list("OPS_ALERT_EMAILS")
+
+# Which companies have a webhook endpoint, as each process knows it: read again at most this
+# often (a company's first endpoint hears events from at most this long after its creation).
+WEBHOOK_ENDPOINT_COMPANIES_TTL_SECONDS = env_float("WEBHOOK_ENDPOINT_COMPANIES_TTL_SECONDS", 2.0)
 
 # Outbound webhooks (README "Outbound webhooks"). The waits before the 2nd, 3rd, ... attempt
 # (Svix's schedule: 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h); after the last, the delivery is a

@@ -16,7 +16,8 @@ from jobs.tests.factories import JobFactory, JobSkillFactory, category, skill
 from routing.models import OutboxStatus, SyncStatus
 from routing.outbox import outbox_relay
 from routing.services.backsync import routings_backsync
-from routing.services.sync import outbox_events_sync, work_for
+from routing.services.calls import work_for
+from routing.services.sync import outbox_events_sync
 from routing.tests.factories import routing_with_event
 
 pytestmark = pytest.mark.django_db

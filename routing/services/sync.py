@@ -2,8 +2,10 @@
 flow", step 3), with retries by ``routing.retry`` and the dead-letter queue.
 
 A sync never holds a database transaction across a provider call. It claims its routings
-(``processing``, ``claimed_at``) in one short transaction, calls the providers, then records
-every outcome in a second one, only for routings it still holds. Its events and routings share
+(``processing``, ``claimed_at``) in one short transaction, hands the calls to its process's call
+pool (``routing.services.calls``: many in flight, each company bounded; a busy company's
+routings are handed back untried), and records the outcomes in groups as they come, each group
+in a transaction of its own, only for routings it still holds. Its events and routings share
 one lease, renewed while its worker lives (``routing.leases``): if the process dies, they are
 free one lease later and a relay hands them out again; if the task fails on an error it
 survives (the database went away), it gives them back at once. The provider sees the same
@@ -11,24 +13,14 @@ idempotency key (the routing id) and creates nothing twice.
 """
 
 import logging
-import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import close_old_connections, connection, transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
-from integrations.providers import (
-    Address,
-    Customer,
-    ProviderError,
-    ProviderNotConfigured,
-    Work,
-)
-from integrations.registry import provider_for
-from jobs.models import Job, JobSkill
+from jobs.models import Job
 from routing.leases import Lease, lease_end, lease_held
 from routing.models import (
     JobRouting,
@@ -38,13 +30,14 @@ from routing.models import (
     SyncStatus,
     WebhookEvent,
 )
+from routing.outbox import outbox_relay_later
 from routing.retry import PROVIDER_CALL_RETRY
+from routing.services.calls import Attempt, call_pool, provider_call, works_for
 from routing.services.create import routing_route_manually
 from routing.services.load import company_loads_change
 from routing.services.requeue import OPEN_EVENT, dead_events_reopen, routings_revive
 from routing.services.webhooks import Notification, routing_notifications, webhooks_notify
 from tradeengage import metrics
-from tradeengage.logging import correlation_id_as, get_correlation_id
 
 logger = logging.getLogger("routing")
 
@@ -59,20 +52,6 @@ class Claim:
     finished: set = field(default_factory=set)
     failed: set = field(default_factory=set)
     busy: set = field(default_factory=set)
-
-
-@dataclass
-class Attempt:
-    """What one provider call for a claimed routing came to."""
-
-    routing: JobRouting
-    provider: str
-    outcome: str
-    started_at: datetime
-    duration_ms: int
-    external_id: str | None = None
-    error: str = ""
-    retry_after: float | None = None
 
 
 def outbox_events_sync(
@@ -105,12 +84,52 @@ def _events_sync(lease: Lease, *, now: datetime) -> dict[str, int]:
     claim = routings_claim(routing_ids=list(events), now=now)
     lease.routing_ids, lease.routing_token = [r.id for r in claim.claimed], now
     _events_settle(claim, events, now=now)
-    attempts = _providers_call(claim.claimed, timeout=settings.SYNC_PROVIDER_TIMEOUT_SECONDS)
-    _attempts_record(attempts, events, claimed_at=now, now=timezone.now())
+    calling, busy = call_pool.reserve(claim.claimed)
     counts = {"skipped": len(events) - len(claim.claimed)}
-    for attempt in attempts:
-        counts[attempt.outcome] = counts.get(attempt.outcome, 0) + 1
+    if busy:
+        routings_defer(busy, events, claimed_at=now, event_token=lease.event_token, now=now)
+        counts["deferred"] = len(busy)
+    # Each group of outcomes is stored as it ends: a slow call holds back only its own routing.
+    groups = call_pool.calls(
+        calling, works_for(calling), timeout=settings.SYNC_PROVIDER_TIMEOUT_SECONDS
+    )
+    for attempts in groups:
+        _attempts_record(attempts, events, claimed_at=now, now=timezone.now())
+        for attempt in attempts:
+            counts[attempt.outcome] = counts.get(attempt.outcome, 0) + 1
     return counts
+
+
+def routings_defer(
+    routings: list[JobRouting], events: dict, *, claimed_at: datetime, event_token, now: datetime
+) -> int:
+    """Give back claimed routings whose company has no free call slot in this process, with
+    their events, due again in ``SYNC_COMPANY_BUSY_DEFER_SECONDS``: not an attempt, so neither
+    a retry counted nor an error recorded."""
+    due = now + timedelta(seconds=settings.SYNC_COMPANY_BUSY_DEFER_SECONDS)
+    routing_ids = [routing.id for routing in routings]
+    with transaction.atomic():
+        deferred = JobRouting.objects.filter(
+            id__in=routing_ids, sync_status=SyncStatus.PROCESSING, claimed_at=claimed_at
+        ).update(
+            sync_status=SyncStatus.PENDING,
+            claimed_at=None,
+            lease_expires_at=None,
+            next_retry_at=due,
+            updated_at=now,
+        )
+        OutboxEvent.objects.filter(
+            id__in=[events[r].id for r in routing_ids if r in events],
+            status=OutboxStatus.PROCESSING,
+            claimed_at=event_token,
+        ).update(
+            status=OutboxStatus.PENDING, claimed_at=None, lease_expires_at=None, available_at=due
+        )
+        if deferred:
+            seconds = settings.SYNC_COMPANY_BUSY_DEFER_SECONDS
+            transaction.on_commit(lambda: outbox_relay_later(seconds))
+    metrics.sync_deferrals.inc(deferred)
+    return deferred
 
 
 def routing_sync_now(*, routing: JobRouting) -> JobRouting:
@@ -131,7 +150,11 @@ def routing_sync_now(*, routing: JobRouting) -> JobRouting:
         lease.routing_ids, lease.routing_token = [r.id for r in claim.claimed], now
         _events_settle(claim, events, now=now)
         if claim.claimed:
-            attempts = _providers_call(claim.claimed, timeout=settings.SYNC_REQUEST_TIMEOUT_SECONDS)
+            works = works_for(claim.claimed)
+            attempts = [
+                provider_call(r, works[r.id], timeout=settings.SYNC_REQUEST_TIMEOUT_SECONDS)
+                for r in claim.claimed
+            ]
             _attempts_record(
                 attempts, events, claimed_at=now, now=timezone.now(), event_for_each=True
             )
@@ -206,105 +229,6 @@ def _events_settle(claim: Claim, events: dict, *, now: datetime) -> None:
             lease_expires_at=None,
             available_at=lease_end(now),
         )
-
-
-def works_for(routings: list[JobRouting]) -> dict:
-    """The provider-neutral work of each routing (its job loaded), by routing id: the job's
-    trades read for all of them in one query."""
-    trades: dict = {}
-    for job_id, trade in (
-        JobSkill.objects.filter(job_id__in={routing.job_id for routing in routings})
-        .order_by("id")
-        .values_list("job_id", "skill__category__slug")
-    ):
-        if trade:
-            trades.setdefault(job_id, []).append(trade)
-    return {
-        routing.id: work_for(routing, trades=tuple(trades.get(routing.job_id, ())))
-        for routing in routings
-    }
-
-
-def work_for(routing: JobRouting, *, trades: tuple[str, ...] = ()) -> Work:
-    job = routing.job
-    return Work(
-        idempotency_key=str(routing.id),
-        summary=job.summary,
-        customer=Customer(
-            name=job.homeowner_name, phone=job.homeowner_phone, email=job.homeowner_email
-        ),
-        address=Address(street=job.street, city=job.city, state=job.state, zip_code=job.zip_code),
-        category=job.category.slug if job.category_id else None,
-        trades=trades,
-    )
-
-
-_executor: ThreadPoolExecutor | None = None
-
-
-def _providers_call(routings: list[JobRouting], *, timeout: float) -> list[Attempt]:
-    """Call each routing's provider; with more than one, side by side in a thread pool of
-    ``SYNC_CALL_CONCURRENCY`` so a slow provider's waits overlap."""
-    global _executor
-    works = works_for(routings)
-    concurrency = settings.SYNC_CALL_CONCURRENCY
-    if concurrency <= 1 or len(routings) <= 1:
-        return [_provider_call(r, works[r.id], timeout=timeout) for r in routings]
-    if _executor is None or _executor._max_workers != concurrency:
-        _executor = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="sync-call")
-    return list(_executor.map(lambda r: _pooled_provider_call(r, works[r.id], timeout), routings))
-
-
-def _pooled_provider_call(routing: JobRouting, work: Work, timeout: float) -> Attempt:
-    """A provider call on one of the pool's threads, which live as long as the worker: their
-    database connections (the mock provider's, a token cache's) are recycled as a task's are,
-    so one the server dropped is not kept failing every call after it."""
-    close_old_connections()
-    return _provider_call(routing, work, timeout=timeout)
-
-
-def _provider_call(routing: JobRouting, work: Work, *, timeout: float) -> Attempt:
-    """The call under the correlation id of the request that created the job, so its log
-    lines and outbound requests carry it."""
-    with correlation_id_as(routing.job.correlation_id or get_correlation_id()):
-        return _provider_call_now(routing, work, timeout=timeout)
-
-
-def _provider_call_now(routing: JobRouting, work: Work, *, timeout: float) -> Attempt:
-    started_at = timezone.now()
-    clock = time.monotonic()
-    account = routing.company.provider_account()
-    error_class = None
-    try:
-        external_id = provider_for(account).create_job(work=work, timeout=timeout)
-        outcome = dict(outcome=SyncAttempt.Outcome.SYNCED, external_id=external_id)
-    except ProviderNotConfigured as exc:
-        outcome = dict(outcome=SyncAttempt.Outcome.WAITING, error=str(exc))
-    except ProviderError as exc:
-        outcome = dict(
-            outcome=SyncAttempt.Outcome.RETRY if exc.retryable else SyncAttempt.Outcome.FAILED,
-            error=str(exc) or exc.__class__.__name__,
-            retry_after=exc.retry_after,
-        )
-        error_class = metrics.error_class(exc.code or exc.__class__.__name__)
-    except Exception as exc:
-        # A bug or an unexpected answer in a provider: retried like a transient failure, and
-        # logged with its traceback.
-        logger.exception("Provider call raised", extra={"routing_id": str(routing.id)})
-        outcome = dict(outcome=SyncAttempt.Outcome.RETRY, error=f"{exc.__class__.__name__}: {exc}")
-        error_class = "unexpected"
-    elapsed = time.monotonic() - clock
-    provider = account.resolved_provider_type
-    if error_class:
-        metrics.provider_errors.labels(provider, error_class).inc()
-    metrics.provider_call_duration.labels(provider, outcome["outcome"]).observe(elapsed)
-    return Attempt(
-        routing=routing,
-        provider=provider,
-        started_at=started_at,
-        duration_ms=round(elapsed * 1000),
-        **outcome,
-    )
 
 
 def _attempts_record(

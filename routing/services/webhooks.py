@@ -10,6 +10,7 @@ company subscribed to the event. Delivery itself is ``routing.services.webhook_d
 """
 
 import json
+import time
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
@@ -53,14 +54,19 @@ def webhooks_notify(notifications: Sequence[Notification], *, now: datetime | No
     of deliveries written.
 
     Runs inside the caller's transaction (in one of its own when there is none), so a delivery
-    commits with the change it tells about, or not at all. No query for no notifications, one
-    to find the endpoints for any number of them, and two inserts when any endpoint hears."""
+    commits with the change it tells about, or not at all. No query when none of the companies
+    has an endpoint (``companies_with_endpoints``: job creation and the sync are hot paths and
+    most companies have none), else one to find their endpoints, and two inserts when any
+    endpoint hears."""
     if not notifications:
+        return 0
+    listening = {n.company_id for n in notifications} & companies_with_endpoints()
+    if not listening:
         return 0
     now = now or timezone.now()
     endpoints = defaultdict(list)
     for endpoint_id, company_id, events in WebhookEndpoint.objects.filter(
-        company_id__in={n.company_id for n in notifications}, enabled=True
+        company_id__in=listening, enabled=True
     ).values_list("id", "company_id", "events"):
         endpoints[company_id].append((endpoint_id, events))
     deliveries = [
@@ -78,6 +84,33 @@ def webhooks_notify(notifications: Sequence[Notification], *, now: datetime | No
     if deliveries:
         _deliveries_write(deliveries, now=now)
     return len(deliveries)
+
+
+_endpoint_companies: dict = {}
+
+
+def companies_with_endpoints() -> frozenset:
+    """The ids of the companies with an enabled endpoint, read at most once every
+    ``WEBHOOK_ENDPOINT_COMPANIES_TTL_SECONDS`` per process. Saving or deleting an endpoint
+    drops them at once in the process that did it (``RoutingConfig.ready``); other processes
+    see a company's first endpoint within that time. A company listed that no longer has one
+    costs a query that finds nothing, never a delivery to an endpoint that is gone."""
+    now = time.monotonic()
+    if _endpoint_companies.get("expires", 0.0) <= now:
+        _endpoint_companies.update(
+            ids=frozenset(
+                WebhookEndpoint.objects.filter(enabled=True)
+                .order_by()
+                .values_list("company_id", flat=True)
+                .distinct()
+            ),
+            expires=now + settings.WEBHOOK_ENDPOINT_COMPANIES_TTL_SECONDS,
+        )
+    return _endpoint_companies["ids"]
+
+
+def companies_with_endpoints_forget(**kwargs) -> None:
+    _endpoint_companies.clear()
 
 
 def _deliveries_write(deliveries: list[WebhookDelivery], *, now: datetime) -> None:

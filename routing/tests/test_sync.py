@@ -15,7 +15,7 @@ from routing import leases
 from routing.leases import Lease
 from routing.models import JobRouting, OutboxEvent, OutboxStatus, SyncAttempt, SyncStatus
 from routing.outbox import outbox_claim_batch
-from routing.services import sync
+from routing.services import calls, sync
 from routing.services.sync import outbox_events_sync, routing_sync_now
 from routing.tests.factories import JobRoutingFactory, OutboxEventFactory, routing_with_event
 from routing.tests.in_process import fresh, relay
@@ -399,9 +399,11 @@ def test_a_call_thread_replaces_a_connection_the_server_dropped():
 
     with ThreadPoolExecutor(max_workers=1) as call_thread:  # one long-lived thread, as in a worker
         dropped = call_thread.submit(drop_the_connection).result()
-        attempt = call_thread.submit(
-            sync._pooled_provider_call, routing, sync.work_for(routing), 5.0
+        ended = []
+        call_thread.submit(
+            calls.call_pool._pooled_call, routing, calls.work_for(routing), 5.0, ended.append
         ).result()
+        [attempt] = ended
         after = call_thread.submit(lambda: connection.connection).result()
         call_thread.submit(lambda: connection.close()).result()
 

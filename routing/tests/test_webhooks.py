@@ -32,6 +32,7 @@ from routing.services.sync import outbox_events_sync
 from routing.services.webhook_delivery import webhook_deliveries_send
 from routing.services.webhooks import (
     Notification,
+    companies_with_endpoints,
     webhook_delivery_redeliver,
     webhook_endpoint_rotate_secret,
     webhooks_notify,
@@ -130,6 +131,7 @@ def test_notify_writes_a_delivery_and_its_event_for_each_subscribed_enabled_endp
     WebhookEndpointFactory(company=company, events=["job.completed"])
     WebhookEndpointFactory(company=company, enabled=False)
     WebhookEndpointFactory()  # another company's
+    companies_with_endpoints()  # read once a process in a while, not per notification
 
     with transaction.atomic(), django_assert_max_num_queries(3):
         written = webhooks_notify([Notification("job.created", company.id, {"job_id": "j1"})] * 3)
@@ -144,6 +146,26 @@ def test_notify_writes_a_delivery_and_its_event_for_each_subscribed_enabled_endp
     events = OutboxEvent.objects.filter(event_type=OutboxEvent.WEBHOOK_DELIVERY)
     assert {e.aggregate_id for e in events} == {d.id for d in deliveries}
     assert {e.status for e in events} == {OutboxStatus.PENDING}
+
+
+def test_companies_without_endpoints_cost_no_query(django_assert_num_queries):
+    WebhookEndpointFactory()
+    companies_with_endpoints()
+    quiet = CompanyFactory()
+
+    with django_assert_num_queries(0):
+        assert webhooks_notify([Notification("job.created", quiet.id, {})]) == 0
+
+
+def test_a_companys_first_endpoint_is_heard_at_once_in_its_process_and_soon_in_others(settings):
+    settings.WEBHOOK_ENDPOINT_COMPANIES_TTL_SECONDS = 60
+    company = CompanyFactory()
+    assert company.id not in companies_with_endpoints()
+
+    WebhookEndpointFactory(company=company)  # saved here: this process forgets what it read
+
+    assert company.id in companies_with_endpoints()
+    assert webhooks_notify([Notification("job.created", company.id, {})]) == 1
 
 
 def test_a_delivery_is_undone_with_the_change_that_caused_it():
