@@ -485,11 +485,11 @@ def parse_args(argv=None):
     parser.add_argument("--rate", type=float, default=50.0, help="jobs per second (default 50)")
     parser.add_argument("--steady-seconds", type=float, default=30.0)
     parser.add_argument("--workers", type=int, default=2, help="worker processes (default 2)")
-    parser.add_argument("--concurrency", type=int, default=4, help="threads per worker")
+    parser.add_argument("--concurrency", type=int, default=8, help="threads per worker")
     parser.add_argument(
         "--call-concurrency",
         type=int,
-        default=32,
+        default=256,
         help="SYNC_CALL_CONCURRENCY: provider-call threads per worker process",
     )
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds per drain")
