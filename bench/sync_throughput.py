@@ -56,6 +56,8 @@ from harness import (
 TARGETS = {
     "drain_0ms": 500.0,  # routings/s at 0 ms provider latency
     "drain_800ms": 60.0,  # routings/s at 800 ms
+    # Issue 20: the drain at seed 001's 800 ms, as a share of the 0 ms drain of the same run.
+    "drain_800ms_over_0ms": 0.5,
     "steady_p99_ms": 2000.0,  # job created -> routing synced, p99, at 50 jobs/s
 }
 
@@ -441,6 +443,16 @@ def report(args, machine: dict, drains: list[dict], steadies: list[dict]) -> lis
                     "pass": bool(d["routings_per_s"] and d["routings_per_s"] >= target),
                 }
             )
+    rates = {d["latency_ms"]: d["routings_per_s"] for d in drains}
+    if rates.get(0) and 800 in rates:
+        ratio = (rates[800] or 0) / rates[0]
+        target = TARGETS["drain_800ms_over_0ms"]
+        verdict.append(
+            {
+                "target": f"drain at 800 ms >= {target:g} x the drain at 0 ms ({ratio:.2f})",
+                "pass": ratio >= target,
+            }
+        )
     for s in steadies:
         if s["latency_ms"] == 0:
             verdict.append(
