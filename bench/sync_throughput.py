@@ -73,7 +73,9 @@ def driver(argv: list[str]) -> None:
 
     django.setup()
     command, *rest = argv
-    {"reset": _reset, "backlog": _backlog, "kick": _kick, "steady": _steady}[command](*rest)
+    commands = {"reset": _reset, "backlog": _backlog, "kick": _kick, "steady": _steady}
+    commands["hang"] = _hang
+    commands[command](*rest)
 
 
 def _reset(latency_ms: str) -> None:
@@ -132,6 +134,64 @@ def _kick() -> None:
     from routing.tasks import relay_outbox
 
     relay_outbox.delay()
+
+
+def _hang(share: str, data_path: str) -> None:
+    """Reset for the isolation phase and make companies that receive about ``share`` of the
+    routings hang until the provider timeout (their mock's latency far beyond it); prints their
+    ids and share. The shares are the routings' of the phase before (the steady phase, same
+    bodies and rate: ties in matching go to the least loaded, so only a real run shows who
+    receives what), else those of matching a sample of the bodies."""
+    # Application modules load only once driver() has set Django up.
+    from django.db.models import Count
+
+    from jobs.models import Company
+    from routing.models import JobRouting
+
+    received = dict(JobRouting.objects.values_list("company_id").annotate(n=Count("id")).order_by())
+    if sum(received.values()) < 500:
+        received = _sampled_shares(data_path)
+    total = sum(received.values())
+    wanted, chosen, taken = float(share), [], 0.0
+    for company_id, count in sorted(received.items(), key=lambda item: (-item[1], str(item[0]))):
+        if taken + count / total <= wanted * 1.25:
+            chosen.append(company_id)
+            taken += count / total
+        if taken >= wanted * 0.8:
+            break
+    _reset("0")
+    Company.objects.filter(id__in=chosen).update(provider_settings={"latency_ms": 10**7})
+    print(json.dumps({"companies": [str(c) for c in chosen], "share": round(taken, 3)}))
+
+
+def _sampled_shares(data_path: str) -> dict:
+    sys.path.insert(0, str(REPO.parent / "shared" / "bench"))
+    # The shared load generator, found on the path just added; application modules load only
+    # once driver() has set Django up.
+    from django.conf import settings
+    from loadgen import BodyFactory
+
+    from jobs.matching import match_companies
+    from jobs.selectors import managed_lists
+    from jobs.services import resolve_category, resolve_skills
+
+    bodies = BodyFactory(json.loads(Path(data_path).read_text()), random.Random(0), (1, 2))
+    lists = managed_lists()
+    received: dict = {}
+    for _ in range(600):
+        body = json.loads(bodies.make())
+        for match in match_companies(
+            requirements=resolve_skills(
+                skill_levels=body["skill_levels"], skill_ids=lists["skills"]
+            ),
+            category_id=resolve_category(slug=body["category"], category_ids=lists["categories"]),
+            state=body["address"]["state"],
+            zip_code=body["address"]["zip_code"],
+            exclude_company_id=uuid.UUID(body["created_by_company_id"]),
+            limit=settings.MATCH_LIMIT,
+        ):
+            received[match.company_id] = received.get(match.company_id, 0) + 1
+    return received
 
 
 def _steady(rate: str, seconds: str, data_path: str) -> None:
@@ -372,6 +432,81 @@ class Bench:
         log(f"steady at {latency_ms} ms: p50 {p50:.0f} ms, p99 {p99:.0f} ms; {check}")
         return result
 
+    def isolation(self, data_path: Path) -> dict:
+        """The steady phase at 0 ms with about ``--hanging-share`` of the routings going to
+        companies whose provider hangs until the timeout: the others' created -> synced
+        latency, and what became of the hanging companies' routings."""
+        args = self.args
+        log(
+            f"isolation: {args.rate} jobs/s for {args.steady_seconds} s, "
+            f"{args.hanging_share:.0%} of routings to hanging companies"
+        )
+        redis_flushdb(args.redis_url)
+        hanging = json.loads(
+            self.django("hang", str(args.hanging_share), str(data_path)).strip().splitlines()[-1]
+        )
+        quoted = ", ".join(f"'{company}'" for company in hanging["companies"]) or "NULL"
+        others = f"company_id NOT IN ({quoted})"
+        self.start_workers("isolation")
+        try:
+            created = json.loads(
+                self.django("steady", str(args.rate), str(args.steady_seconds), str(data_path))
+                .strip()
+                .splitlines()[-1]
+            )
+            total = self.count(f"SELECT count(*) FROM routing_jobrouting WHERE {others}")
+            start = time.monotonic()
+            while time.monotonic() - start < 60:
+                synced = self.count(
+                    "SELECT count(*) FROM routing_jobrouting"
+                    f" WHERE {others} AND sync_status = 'synced'"
+                )
+                if synced >= total:
+                    break
+                time.sleep(0.2)
+            hanging_states = dict(
+                line.split("|")
+                for line in self.pg.sql(
+                    "SELECT sync_status || CASE WHEN retry_count > 0 THEN ' (retried)' ELSE '' END,"
+                    " count(*) FROM routing_jobrouting"
+                    f" WHERE NOT ({others}) GROUP BY 1 ORDER BY 1",
+                    db=args.db,
+                ).splitlines()
+                if line
+            )
+        finally:
+            self.stop_workers()
+        p50, p95, p99, worst = (
+            float(v or 0) * 1000
+            for v in self.pg.sql(
+                "SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY s), "
+                "percentile_cont(0.95) WITHIN GROUP (ORDER BY s), "
+                "percentile_cont(0.99) WITHIN GROUP (ORDER BY s), max(s) FROM ("
+                " SELECT extract(epoch FROM last_synced_at - created_at) AS s"
+                f" FROM routing_jobrouting WHERE {others} AND last_synced_at IS NOT NULL) l",
+                db=args.db,
+            ).split("|")
+        )
+        all_routings = self.count("SELECT count(*) FROM routing_jobrouting")
+        result = {
+            "jobs": created["jobs"],
+            "jobs_per_s": round(created["jobs"] / created["seconds"], 1),
+            "hanging_companies": len(hanging["companies"]),
+            "hanging_share": round(1 - total / all_routings, 3) if all_routings else 0,
+            "others": total,
+            "others_not_synced": total
+            - self.count(
+                f"SELECT count(*) FROM routing_jobrouting WHERE {others} AND sync_status = 'synced'"
+            ),
+            "p50_ms": p50,
+            "p95_ms": p95,
+            "p99_ms": p99,
+            "max_ms": worst,
+            "hanging_states": hanging_states,
+        }
+        log(f"isolation: {result}")
+        return result
+
     def run(self) -> int:
         args = self.args
         machine = machine_info(self.pg, self.python, Path(args.venv) / "bin" / "gunicorn", None)
@@ -381,10 +516,11 @@ class Bench:
         self.manage("seed_demo", "--json", stdout_path=data_path)
         drains = [self.drain(latency) for latency in args.latencies]
         steadies = [self.steady(latency, data_path) for latency in args.steady_latencies]
+        isolation = self.isolation(data_path) if args.hanging_share else None
         if not args.keep:
             self.pg.drop(args.db)
         redis_flushdb(args.redis_url)
-        verdict = report(args, machine, drains, steadies)
+        verdict = report(args, machine, drains, steadies, isolation)
         if args.json_out:
             Path(args.json_out).write_text(
                 json.dumps(
@@ -393,6 +529,7 @@ class Bench:
                         "args": vars(args),
                         "drain": drains,
                         "steady": steadies,
+                        "isolation": isolation,
                         "verdict": verdict,
                     },
                     indent=2,
@@ -403,7 +540,9 @@ class Bench:
         return 0 if all(v["pass"] for v in verdict) else 1
 
 
-def report(args, machine: dict, drains: list[dict], steadies: list[dict]) -> list[dict]:
+def report(
+    args, machine: dict, drains: list[dict], steadies: list[dict], isolation: dict | None = None
+) -> list[dict]:
     lines = ["", *machine_lines(machine)]
     lines.append(
         f"Workers: {args.workers} processes x {args.concurrency} threads, provider calls "
@@ -469,6 +608,33 @@ def report(args, machine: dict, drains: list[dict], steadies: list[dict]) -> lis
                 "pass": not (phase["lost"] or phase["duplicated"] or phase["events_not_done"]),
             }
         )
+    if isolation:
+        lines += [
+            "",
+            f"Isolation: {isolation['jobs_per_s']} jobs/s for {args.steady_seconds:g} s, "
+            f"{isolation['hanging_share']:.1%} of the routings to {isolation['hanging_companies']} "
+            "companies whose provider hangs until the timeout "
+            f"({isolation['hanging_states']}); the other {isolation['others']} routings: "
+            f"p50 {isolation['p50_ms']:.0f} ms, p95 {isolation['p95_ms']:.0f} ms, "
+            f"p99 {isolation['p99_ms']:.0f} ms, max {isolation['max_ms']:.0f} ms, "
+            f"{isolation['others_not_synced']} not synced",
+        ]
+        verdict.append(
+            {
+                "target": "isolation: the others' p99 at "
+                f"{args.rate:g} jobs/s < {TARGETS['steady_p99_ms']:.0f} ms, all synced",
+                "pass": isolation["p99_ms"] < TARGETS["steady_p99_ms"]
+                and not isolation["others_not_synced"],
+            }
+        )
+        verdict.append(
+            {
+                "target": "isolation: no routing of a hanging company synced",
+                "pass": not any(
+                    state.startswith("synced") for state in isolation["hanging_states"]
+                ),
+            }
+        )
     lines += ["", "Targets:"]
     lines += [f"  {'PASS' if v['pass'] else 'FAIL'}  {v['target']}" for v in verdict]
     print("\n".join(lines))
@@ -495,6 +661,13 @@ def parse_args(argv=None):
         help="mock provider latencies for the steady phase, ms (default 0)",
     )
     parser.add_argument("--rate", type=float, default=50.0, help="jobs per second (default 50)")
+    parser.add_argument(
+        "--hanging-share",
+        type=float,
+        default=0.1,
+        help="isolation phase: the share of routings to companies whose provider hangs until "
+        "the timeout (default 0.1; 0 skips the phase)",
+    )
     parser.add_argument("--steady-seconds", type=float, default=30.0)
     parser.add_argument("--workers", type=int, default=2, help="worker processes (default 2)")
     parser.add_argument("--concurrency", type=int, default=8, help="threads per worker")

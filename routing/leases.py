@@ -44,6 +44,9 @@ class Lease:
     event_token: datetime | None = None
     routing_ids: list = field(default_factory=list)
     routing_token: datetime | None = None
+    # Its task handed the work still running to another holder (routing.services.calls), who
+    # keeps it renewed and drops it when done.
+    handed_off: bool = False
 
     def renew(self, *, now: datetime) -> int:
         """Extend the lease of what is still held to one lease from ``now``; returns the number
@@ -178,4 +181,5 @@ def lease_held(lease: Lease):
             )
         raise
     finally:
-        keeper.drop(lease)
+        if not lease.handed_off:
+            keeper.drop(lease)

@@ -520,6 +520,9 @@ SYNC_COMPANY_BUSY_DEFER_SECONDS = env_float("SYNC_COMPANY_BUSY_DEFER_SECONDS", 5
 # A sync stores its outcomes in groups as they come: what ended within this many seconds of a
 # group's first outcome is stored with it, so a slow call delays only its own routing.
 SYNC_RECORD_GROUP_SECONDS = env_float("SYNC_RECORD_GROUP_SECONDS", 0.05)
+# A sync task waits this long for its calls; those still running then (a hanging provider)
+# finish on a thread of their own, holding the lease, and the task's worker slot is free.
+SYNC_TASK_WAIT_SECONDS = env_float("SYNC_TASK_WAIT_SECONDS", 2.0)
 # A company without a provider: its routings wait (visibly) and are looked at again this often,
 # unless SYNC_UNCONFIGURED_WITH_MOCK sends them through the mock provider.
 SYNC_UNCONFIGURED_WITH_MOCK = env_bool("SYNC_UNCONFIGURED_WITH_MOCK", default=False)

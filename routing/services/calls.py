@@ -16,6 +16,7 @@ behind the others, so one slow or hanging company can neither take every thread 
 that the rest of the network waits behind.
 """
 
+import contextlib
 import logging
 import os
 import queue
@@ -28,7 +29,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from django.conf import settings
-from django.db import close_old_connections
+from django.db import close_old_connections, connection
 from django.utils import timezone
 
 from integrations.providers import (
@@ -40,11 +41,13 @@ from integrations.providers import (
 )
 from integrations.registry import provider_for
 from jobs.models import JobSkill
+from routing.leases import Lease, keeper
 from routing.models import JobRouting, SyncAttempt
 from tradeengage import metrics
-from tradeengage.logging import correlation_id_as, get_correlation_id
+from tradeengage.logging import Throttled, correlation_id_as, get_correlation_id
 
 logger = logging.getLogger("routing")
+_finish_failed_log = Throttled(logger, seconds=60)
 
 
 @dataclass
@@ -120,42 +123,46 @@ class CallPool:
         with self._lock:
             return self._in_flight[company_id]
 
-    def calls(
-        self, routings: list[JobRouting], works: dict, *, timeout: float
-    ) -> Iterator[list[Attempt]]:
-        """Call the provider of each routing (slots reserved) and yield the attempts in groups
-        as they end: a group holds what ended within ``SYNC_RECORD_GROUP_SECONDS`` of its first,
-        at most ``OUTBOX_RELAY_BATCH_SIZE``, so a slow call holds back only itself. With
-        ``SYNC_CALL_CONCURRENCY`` 1 the calls run one after another in this thread (the tests:
-        their database transaction is this thread's), all in one group."""
-        if settings.SYNC_CALL_CONCURRENCY <= 1:
-            attempts = []
-            for routing in routings:
-                attempts.append(self._call(routing, works[routing.id], timeout))
-            if attempts:
-                yield attempts
-            return
+    def start(self, routings: list[JobRouting], works: dict, *, timeout: float) -> "Calls":
+        """Call the provider of each routing (slots reserved) side by side; their attempts are
+        taken from the ``Calls`` in groups as they end. With ``SYNC_CALL_CONCURRENCY`` 1 the
+        calls run one after another in this thread (the tests: their database transaction is
+        this thread's)."""
         ended: queue.SimpleQueue = queue.SimpleQueue()
-        executor = self._executor_now()
-        for routing in routings:
-            executor.submit(self._pooled_call, routing, works[routing.id], timeout, ended.put)
-        left = len(routings)
-        while left:
+        if settings.SYNC_CALL_CONCURRENCY <= 1:
+            for routing in routings:
+                ended.put(self._call(routing, works[routing.id], timeout))
+        else:
+            executor = self._executor_now()
+            for routing in routings:
+                executor.submit(self._pooled_call, routing, works[routing.id], timeout, ended.put)
+        return Calls(ended, left=len(routings), timeout=timeout)
+
+    def finish_later(self, calls: "Calls", *, record: Callable, lease: Lease) -> None:
+        """Hand the calls still running to a thread of their own, which records their outcomes
+        as they end (``record(attempts)``) and keeps ``lease`` renewed until then, so the sync
+        task that started them is free for other work. If recording fails, what is still held
+        is given back, due again (the provider sees the same idempotency keys)."""
+
+        def finish():
             try:
-                # A call ends by its timeout; the margin covers a queue for the pool's threads.
-                group = [ended.get(timeout=timeout + CALL_END_MARGIN_SECONDS)]
-            except queue.Empty:
-                raise CallsLost(f"{left} provider calls did not end in time") from None
-            until = time.monotonic() + settings.SYNC_RECORD_GROUP_SECONDS
-            largest = min(left, settings.OUTBOX_RELAY_BATCH_SIZE)
-            while len(group) < largest:
-                wait = until - time.monotonic()
-                try:
-                    group.append(ended.get(timeout=wait) if wait > 0 else ended.get_nowait())
-                except queue.Empty:
-                    break
-            left -= len(group)
-            yield group
+                for attempts in calls.groups():
+                    record(attempts)
+            except Exception as exc:
+                _finish_failed_log.warning(
+                    "Recording handed-off provider calls failed (%s: %s); their routings are "
+                    "given back",
+                    type(exc).__name__,
+                    exc,
+                )
+                with contextlib.suppress(Exception):  # else the lease runs out instead
+                    lease.release(now=timezone.now())
+            finally:
+                keeper.drop(lease)
+                connection.close()
+
+        keeper.hold(lease)
+        threading.Thread(target=finish, name="sync-finish", daemon=True).start()
 
     def _pooled_call(self, routing: JobRouting, work: Work, timeout: float, done: Callable):
         """A call on one of the pool's threads, which live as long as the process: a database
@@ -200,6 +207,46 @@ class CallPool:
             self._pid = os.getpid()
             self._in_flight.clear()
             self._executor = None
+
+
+class Calls:
+    """Provider calls handed to the pool: their attempts, taken in groups as they end."""
+
+    def __init__(self, ended: queue.SimpleQueue, *, left: int, timeout: float):
+        self._ended = ended
+        self.left = left
+        self._timeout = timeout
+
+    def groups(self, *, until: float | None = None) -> Iterator[list[Attempt]]:
+        """The attempts in groups as they end: a group holds what ended within
+        ``SYNC_RECORD_GROUP_SECONDS`` of its first, at most ``OUTBOX_RELAY_BATCH_SIZE``, so a
+        slow call holds back only itself. With ``until`` (a ``time.monotonic()`` instant) it
+        stops then, leaving the calls still running in ``left``."""
+        while self.left:
+            # A call ends by its timeout; the margin covers a queue for the pool's threads.
+            wait = self._timeout + CALL_END_MARGIN_SECONDS
+            if until is not None:
+                wait = min(wait, until - time.monotonic())
+                if wait <= 0:
+                    return
+            try:
+                group = [self._ended.get(timeout=wait)]
+            except queue.Empty:
+                if until is not None and time.monotonic() >= until:
+                    return
+                raise CallsLost(f"{self.left} provider calls did not end in time") from None
+            grouped_until = time.monotonic() + settings.SYNC_RECORD_GROUP_SECONDS
+            largest = min(self.left, settings.OUTBOX_RELAY_BATCH_SIZE)
+            while len(group) < largest:
+                wait = grouped_until - time.monotonic()
+                try:
+                    group.append(
+                        self._ended.get(timeout=wait) if wait > 0 else self._ended.get_nowait()
+                    )
+                except queue.Empty:
+                    break
+            self.left -= len(group)
+            yield group
 
 
 class CallsLost(Exception):

@@ -13,6 +13,7 @@ idempotency key (the routing id) and creates nothing twice.
 """
 
 import logging
+import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -89,14 +90,25 @@ def _events_sync(lease: Lease, *, now: datetime) -> dict[str, int]:
     if busy:
         routings_defer(busy, events, claimed_at=now, event_token=lease.event_token, now=now)
         counts["deferred"] = len(busy)
-    # Each group of outcomes is stored as it ends: a slow call holds back only its own routing.
-    groups = call_pool.calls(
+    calls = call_pool.start(
         calling, works_for(calling), timeout=settings.SYNC_PROVIDER_TIMEOUT_SECONDS
     )
-    for attempts in groups:
+
+    def record(attempts):
         _attempts_record(attempts, events, claimed_at=now, now=timezone.now())
+
+    # Each group of outcomes is stored as it ends: a slow call holds back only its own routing.
+    # Calls still running after SYNC_TASK_WAIT_SECONDS finish on a thread of their own with the
+    # lease, so a hanging provider does not hold this task's worker slot for its timeout.
+    until = time.monotonic() + settings.SYNC_TASK_WAIT_SECONDS
+    for attempts in calls.groups(until=until):
+        record(attempts)
         for attempt in attempts:
             counts[attempt.outcome] = counts.get(attempt.outcome, 0) + 1
+    if calls.left:
+        counts["handed_off"] = calls.left
+        lease.handed_off = True
+        call_pool.finish_later(calls, record=record, lease=lease)
     return counts
 
 
@@ -288,6 +300,12 @@ def _attempts_record(
                 closed_events.append(event)
             _log(attempt, outcome, number=number)
         transaction.on_commit(lambda: _count(counted))
+        waiting = [r.next_retry_at for r in routings if r.sync_status == SyncStatus.PENDING]
+        if waiting:
+            # A relay run when the first of them is due, whatever task or thread recorded them
+            # (beat's relay entry stays the safety net).
+            seconds = max(0.0, (min(waiting) - now).total_seconds())
+            transaction.on_commit(lambda: outbox_relay_later(seconds))
         _routings_store(routings, now=now)
         _events_store(closed_events, now=now)
         SyncAttempt.objects.bulk_create(history)

@@ -9,6 +9,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from routing import leases
 from routing.models import JobRouting, OutboxStatus, SyncAttempt, SyncStatus
 from routing.outbox import outbox_claim_batch
 from routing.services import calls
@@ -81,7 +82,7 @@ def test_outcomes_come_back_as_they_end_not_when_the_slowest_does(fake_provider,
     started = time.monotonic()
     seen = []
 
-    for group in pool.calls(taken, {fast.id: None, slow.id: None}, timeout=5):
+    for group in pool.start(taken, {fast.id: None, slow.id: None}, timeout=5).groups():
         seen.append(([a.routing.id for a in group], time.monotonic() - started))
 
     assert [ids for ids, _ in seen] == [[fast.id], [slow.id]]
@@ -97,7 +98,9 @@ def test_calls_of_a_batch_run_side_by_side(fake_provider, settings):
     started = time.monotonic()
 
     groups = list(
-        pool.calls(pool.reserve(routings)[0], dict.fromkeys(fake_provider.delays), timeout=5)
+        pool.start(
+            pool.reserve(routings)[0], dict.fromkeys(fake_provider.delays), timeout=5
+        ).groups()
     )
 
     assert time.monotonic() - started < 1.2  # not 8 x 0.3 s
@@ -115,7 +118,9 @@ def test_a_call_that_blows_up_comes_back_as_an_attempt_to_retry(monkeypatch, set
     monkeypatch.setattr(calls, "provider_call", explode)
     pool = CallPool()
 
-    [[attempt]] = list(pool.calls(pool.reserve([routing])[0], {routing.id: None}, timeout=5))
+    [[attempt]] = list(
+        pool.start(pool.reserve([routing])[0], {routing.id: None}, timeout=5).groups()
+    )
 
     assert attempt.outcome == SyncAttempt.Outcome.RETRY
     assert "KeyboardInterrupt" in attempt.error
@@ -158,3 +163,28 @@ def test_a_busy_companys_routings_are_handed_back_untried(fake_provider, setting
         deferred.next_retry_at,
     )
     assert by_status[SyncStatus.SYNCED][1].status == OutboxStatus.DONE
+
+
+@pytest.mark.postgres  # the finishing thread records on a connection of its own
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_calls_still_running_finish_on_their_own_thread_and_free_the_task(fake_provider, settings):
+    settings.SYNC_CALL_CONCURRENCY = 4
+    settings.SYNC_TASK_WAIT_SECONDS = 0.2
+    (fast, _), (slow, slow_event) = routing_with_event(), routing_with_event()
+    fake_provider.delays = {slow.id: 1.0}
+    claimed_at = timezone.now()
+    event_ids = outbox_claim_batch(now=claimed_at, batch_size=10)
+    started = time.monotonic()
+
+    counts = outbox_events_sync(event_ids=event_ids, claimed_at=claimed_at)
+
+    assert time.monotonic() - started < 0.8  # the task did not wait for the slow call
+    assert counts == {"skipped": 0, "synced": 1, "handed_off": 1}
+    assert fresh(fast).sync_status == SyncStatus.SYNCED
+    assert fresh(slow).sync_status == SyncStatus.PROCESSING  # its lease still held
+    deadline = time.monotonic() + 5
+    while fresh(slow).sync_status != SyncStatus.SYNCED and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert fresh(slow).sync_status == SyncStatus.SYNCED
+    assert fresh(slow_event).status == OutboxStatus.DONE
+    assert leases.keeper.held() == []
