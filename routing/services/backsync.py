@@ -451,13 +451,19 @@ def status_update_apply(update: StatusUpdate, *, company_id=None) -> dict:
     if routing is None:
         return {"applied": "unknown job", "routingId": None}
     now = timezone.now()
+    final = update.status in (ProviderJobStatus.COMPLETED, ProviderJobStatus.CANCELLED)
     if routing.provider_job_record(
         provider_job_id=update.provider_job_id,
         provider_job_number=update.provider_job_number,
         provider_status=update.provider_status,
         now=now,
     ):
-        routing.save(update_fields=PROVIDER_JOB_FIELDS)
+        # Webhooks arrive in any order: an earlier step (work started) delivered after the
+        # routing was completed or declined must not write its status over the final one.
+        rows = JobRouting.objects.filter(id=routing.id)
+        if not final:
+            rows = rows.filter(sync_status__in=JobRouting.COMPLETABLE_STATUSES, declined_at=None)
+        rows.update(**{name: getattr(routing, name) for name in PROVIDER_JOB_FIELDS})
     if update.status == ProviderJobStatus.COMPLETED:
         applied = routing_complete(
             routing=routing, completed_at=update.completed_at or now, revenue=update.revenue

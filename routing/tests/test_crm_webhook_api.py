@@ -125,6 +125,18 @@ def test_signed_events_move_complete_and_pay_the_routing_once(client, crm_routin
     assert routing.job.revenue == Decimal("270.63")
 
 
+def test_a_step_delivered_after_the_completion_leaves_the_final_status(client, crm_routing):
+    """The CRM sends its webhooks in any order: "started" arriving last changes nothing."""
+    post_signed(
+        client, crm_routing, event("work_order.completed", completed_at="2026-11-30T09:00:00Z")
+    )
+    late = post_signed(client, crm_routing, event("work_order.started", status="in_progress"))
+
+    assert late.status_code == 200
+    routing = JobRouting.objects.get(id=crm_routing.id)
+    assert (routing.sync_status, routing.provider_status) == (SyncStatus.COMPLETED, "completed")
+
+
 def test_an_invoice_paid_before_the_completion_completes_with_the_revenue(client, crm_routing):
     paid = post_signed(
         client,
