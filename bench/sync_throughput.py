@@ -26,6 +26,7 @@ status 0 when every target passes, 1 when one fails, 2 when the run could not be
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
@@ -33,6 +34,7 @@ import random
 import signal
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -75,6 +77,7 @@ def driver(argv: list[str]) -> None:
     command, *rest = argv
     commands = {"reset": _reset, "backlog": _backlog, "kick": _kick, "steady": _steady}
     commands["hang"] = _hang
+    commands["policy"] = _policy
     commands[command](*rest)
 
 
@@ -162,6 +165,13 @@ def _hang(share: str, data_path: str) -> None:
     _reset("0")
     Company.objects.filter(id__in=chosen).update(provider_settings={"latency_ms": 10**7})
     print(json.dumps({"companies": [str(c) for c in chosen], "share": round(taken, 3)}))
+
+
+def _policy() -> None:
+    # Application modules load only once driver() has set Django up.
+    from routing.retry import PROVIDER_CALL_RETRY
+
+    print(1 + PROVIDER_CALL_RETRY.retries)
 
 
 def _sampled_shares(data_path: str) -> dict:
@@ -326,6 +336,26 @@ class Bench:
                 os.killpg(process.pid, signal.SIGKILL)
         self.workers = []
 
+    @contextlib.contextmanager
+    def connections_sampled(self):
+        """The most PostgreSQL connections to the bench database seen while the block runs
+        (sampled every 0.25 s; the sampler's own is not counted): ``peak["connections"]``."""
+        peak, stop = {"connections": 0}, threading.Event()
+        sql = f"SELECT count(*) - 1 FROM pg_stat_activity WHERE datname = '{self.args.db}'"
+
+        def sample():
+            while not stop.wait(0.25):
+                with contextlib.suppress(BenchError):
+                    peak["connections"] = max(peak["connections"], self.count(sql))
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
+        try:
+            yield peak
+        finally:
+            stop.set()
+            sampler.join()
+
     def wait_synced(self, total: int, timeout: float) -> float | None:
         """Seconds until ``total`` routings are synced, or None on timeout."""
         start = time.monotonic()
@@ -379,17 +409,27 @@ class Bench:
         self.pg.sql("VACUUM ANALYZE", db=self.args.db)
         self.start_workers(f"drain{latency_ms}")
         try:
-            started = time.monotonic()
-            self.django("kick")
-            seconds = self.wait_synced(self.args.routings, timeout=self.args.timeout)
-            if seconds is not None:  # from before the kick, not from the first poll
-                seconds = time.monotonic() - started
+            with self.connections_sampled() as peak:
+                started = time.monotonic()
+                self.django("kick")
+                seconds = self.wait_synced(self.args.routings, timeout=self.args.timeout)
+                if seconds is not None:  # from before the kick, not from the first poll
+                    seconds = time.monotonic() - started
         finally:
             self.stop_workers()
         check = self.exactly_once()
         rate = self.args.routings / seconds if seconds else None
-        log(f"drain at {latency_ms} ms: {rate and round(rate, 1)} routings/s; {check}")
-        return {"latency_ms": latency_ms, "seconds": seconds, "routings_per_s": rate, **check}
+        log(
+            f"drain at {latency_ms} ms: {rate and round(rate, 1)} routings/s, "
+            f"{peak['connections']} connections at most; {check}"
+        )
+        return {
+            "latency_ms": latency_ms,
+            "seconds": seconds,
+            "routings_per_s": rate,
+            "peak_connections": peak["connections"],
+            **check,
+        }
 
     def steady(self, latency_ms: int, data_path: Path) -> dict:
         args = self.args
@@ -435,7 +475,8 @@ class Bench:
     def isolation(self, data_path: Path) -> dict:
         """The steady phase at 0 ms with about ``--hanging-share`` of the routings going to
         companies whose provider hangs until the timeout: the others' created -> synced
-        latency, and what became of the hanging companies' routings."""
+        latency, then (``--hanging-end-timeout``) the workers keep running until every hanging
+        routing has ended as the retry policy says."""
         args = self.args
         log(
             f"isolation: {args.rate} jobs/s for {args.steady_seconds} s, "
@@ -449,31 +490,28 @@ class Bench:
         others = f"company_id NOT IN ({quoted})"
         self.start_workers("isolation")
         try:
-            created = json.loads(
-                self.django("steady", str(args.rate), str(args.steady_seconds), str(data_path))
-                .strip()
-                .splitlines()[-1]
-            )
-            total = self.count(f"SELECT count(*) FROM routing_jobrouting WHERE {others}")
-            start = time.monotonic()
-            while time.monotonic() - start < 60:
-                synced = self.count(
-                    "SELECT count(*) FROM routing_jobrouting"
-                    f" WHERE {others} AND sync_status = 'synced'"
+            with self.connections_sampled() as peak:
+                started = time.monotonic()
+                created = json.loads(
+                    self.django("steady", str(args.rate), str(args.steady_seconds), str(data_path))
+                    .strip()
+                    .splitlines()[-1]
                 )
-                if synced >= total:
-                    break
-                time.sleep(0.2)
-            hanging_states = dict(
-                line.split("|")
-                for line in self.pg.sql(
-                    "SELECT sync_status || CASE WHEN retry_count > 0 THEN ' (retried)' ELSE '' END,"
-                    " count(*) FROM routing_jobrouting"
-                    f" WHERE NOT ({others}) GROUP BY 1 ORDER BY 1",
-                    db=args.db,
-                ).splitlines()
-                if line
-            )
+                total = self.count(f"SELECT count(*) FROM routing_jobrouting WHERE {others}")
+                wait_from = time.monotonic()
+                while time.monotonic() - wait_from < 60:
+                    synced = self.count(
+                        "SELECT count(*) FROM routing_jobrouting"
+                        f" WHERE {others} AND sync_status = 'synced'"
+                    )
+                    if synced >= total:
+                        break
+                    time.sleep(0.2)
+                states_then = self.hanging_states(quoted)
+                ended_after = states_at_end = None
+                if args.hanging_end_timeout:
+                    ended_after = self.hanging_end(quoted, started)
+                    states_at_end = self.hanging_states(quoted)
         finally:
             self.stop_workers()
         p50, p95, p99, worst = (
@@ -502,10 +540,45 @@ class Bench:
             "p95_ms": p95,
             "p99_ms": p99,
             "max_ms": worst,
-            "hanging_states": hanging_states,
+            "hanging_states": states_then,
+            "hanging_ended_after_s": round(ended_after, 1) if ended_after else None,
+            "hanging_states_at_end": states_at_end,
+            "policy_attempts": self.policy_attempts(),
+            "peak_connections": peak["connections"],
         }
         log(f"isolation: {result}")
         return result
+
+    def hanging_states(self, quoted: str) -> dict[str, int]:
+        """The hanging companies' routings by state, attempts made and their event's state."""
+        rows = self.pg.sql(
+            "SELECT r.sync_status || ', ' || (SELECT count(*) FROM routing_syncattempt a"
+            "   WHERE a.routing_id = r.id) || ' attempts, event ' || coalesce((SELECT"
+            "   string_agg(DISTINCT e.status, '/') FROM routing_outboxevent e"
+            "   WHERE e.aggregate_id = r.id), 'none'), count(*)"
+            f" FROM routing_jobrouting r WHERE r.company_id IN ({quoted})"
+            " GROUP BY 1 ORDER BY 1",
+            db=self.args.db,
+        )
+        return {state: int(n) for state, n in (line.split("|") for line in rows.splitlines())}
+
+    def hanging_end(self, quoted: str, started: float) -> float | None:
+        """Seconds from the phase's start until no routing of a hanging company is pending or
+        being called, or None after ``--hanging-end-timeout``."""
+        log("isolation: waiting for the hanging companies' routings to end")
+        while time.monotonic() - started < self.args.hanging_end_timeout:
+            open_routings = self.count(
+                "SELECT count(*) FROM routing_jobrouting"
+                f" WHERE company_id IN ({quoted}) AND sync_status IN ('pending', 'processing')"
+            )
+            if not open_routings:
+                return time.monotonic() - started
+            time.sleep(1)
+        return None
+
+    def policy_attempts(self) -> int:
+        """Attempts the retry policy allows a routing: the first and one per backoff step."""
+        return int(self.django("policy").strip().splitlines()[-1])
 
     def run(self) -> int:
         args = self.args
@@ -550,15 +623,16 @@ def report(
     )
     lines += [
         "",
-        "| provider latency | routings | seconds | routings/s | lost | duplicated | create calls |",
-        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| provider latency | routings | seconds | routings/s | lost | duplicated | create calls "
+        "| PostgreSQL connections, peak |",
+        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for d in drains:
         rate = f"{d['routings_per_s']:.0f}" if d["routings_per_s"] else "timeout"
         seconds = f"{d['seconds']:.1f}" if d["seconds"] else "-"
         lines.append(
             f"| {d['latency_ms']} ms | {d['routings']} | {seconds} | {rate} | {d['lost']} | "
-            f"{d['duplicated']} | {d['provider_create_calls']} |"
+            f"{d['duplicated']} | {d['provider_create_calls']} | {d['peak_connections']} |"
         )
     lines += [
         "",
@@ -617,8 +691,19 @@ def report(
             f"({isolation['hanging_states']}); the other {isolation['others']} routings: "
             f"p50 {isolation['p50_ms']:.0f} ms, p95 {isolation['p95_ms']:.0f} ms, "
             f"p99 {isolation['p99_ms']:.0f} ms, max {isolation['max_ms']:.0f} ms, "
-            f"{isolation['others_not_synced']} not synced",
+            f"{isolation['others_not_synced']} not synced; "
+            f"{isolation['peak_connections']} PostgreSQL connections at most",
         ]
+        if isolation["hanging_states_at_end"] is not None:
+            lines.append(
+                "The hanging companies' routings ended "
+                + (
+                    f"{isolation['hanging_ended_after_s']:g} s after the phase's start"
+                    if isolation["hanging_ended_after_s"]
+                    else f"(not all within {args.hanging_end_timeout:g} s)"
+                )
+                + f": {isolation['hanging_states_at_end']}"
+            )
         verdict.append(
             {
                 "target": "isolation: the others' p99 at "
@@ -635,6 +720,16 @@ def report(
                 ),
             }
         )
+        if isolation["hanging_states_at_end"] is not None:
+            ended = f"failed, {isolation['policy_attempts']} attempts, event dead"
+            verdict.append(
+                {
+                    "target": "isolation: every routing of a hanging company ended as the retry "
+                    f"policy says ({ended})",
+                    "pass": bool(isolation["hanging_ended_after_s"])
+                    and set(isolation["hanging_states_at_end"]) == {ended},
+                }
+            )
     lines += ["", "Targets:"]
     lines += [f"  {'PASS' if v['pass'] else 'FAIL'}  {v['target']}" for v in verdict]
     print("\n".join(lines))
@@ -667,6 +762,13 @@ def parse_args(argv=None):
         default=0.1,
         help="isolation phase: the share of routings to companies whose provider hangs until "
         "the timeout (default 0.1; 0 skips the phase)",
+    )
+    parser.add_argument(
+        "--hanging-end-timeout",
+        type=float,
+        default=1200.0,
+        help="isolation phase: seconds to wait for every hanging routing to end as the retry "
+        "policy says (default 1200; 0 stops at the others' measure)",
     )
     parser.add_argument("--steady-seconds", type=float, default=30.0)
     parser.add_argument("--workers", type=int, default=2, help="worker processes (default 2)")

@@ -148,6 +148,9 @@ class CallPool:
             try:
                 for attempts in calls.groups():
                     record(attempts)
+                    # Closed between groups: a thread waiting out a hanging call holds no
+                    # database connection, however many of them a hanging provider leaves.
+                    connection.close()
             except Exception as exc:
                 _finish_failed_log.warning(
                     "Recording handed-off provider calls failed (%s: %s); their routings are "

@@ -7,6 +7,7 @@ import time
 from datetime import timedelta
 
 import pytest
+from django.db import connection
 from django.utils import timezone
 
 from routing import leases
@@ -188,3 +189,28 @@ def test_calls_still_running_finish_on_their_own_thread_and_free_the_task(fake_p
     assert fresh(slow).sync_status == SyncStatus.SYNCED
     assert fresh(slow_event).status == OutboxStatus.DONE
     assert leases.keeper.held() == []
+
+
+@pytest.mark.postgres  # the finishing thread records on a connection of its own
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_a_thread_finishing_handed_off_calls_holds_no_connection_while_it_waits(
+    fake_provider, settings
+):
+    settings.SYNC_CALL_CONCURRENCY = 4
+    first, second = loaded(routing_with_event()[0]), loaded(routing_with_event()[0])
+    fake_provider.delays = {first.id: 0.1, second.id: 0.6}
+    pool = CallPool()
+    pool.reserve([first, second])
+    running = pool.start([first, second], {first.id: None, second.id: None}, timeout=5)
+    connected_on_entry, recorded = [], threading.Event()
+
+    def record(attempts):
+        connected_on_entry.append(connection.connection is not None)
+        JobRouting.objects.count()  # a record writes on this thread's connection
+        if len(connected_on_entry) == 2:
+            recorded.set()
+
+    pool.finish_later(running, record=record, lease=leases.Lease(event_token=timezone.now()))
+
+    assert recorded.wait(5)
+    assert connected_on_entry == [False, False]
