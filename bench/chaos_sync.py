@@ -210,7 +210,7 @@ def main(argv=None) -> int:
                 *machine_lines(machine),
                 f"Workers: {args.workers} x {args.concurrency} threads, provider calls "
                 f"{args.call_concurrency} threads per process; provider latency "
-                f"{args.latency_ms} ms; lease {lease}; beat relays every {relay}",
+                f"{args.latency_ms} ms; lease {lease}; relay beat {relay}",
                 "",
                 f"routings:            {result['routings']}",
                 f"workers SIGKILLed:   {result['kills']} (routings claimed at each kill: "

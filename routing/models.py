@@ -168,6 +168,11 @@ class JobRouting(models.Model):
     def is_declined(self) -> bool:
         return self.declined_at is not None
 
+    @property
+    def is_in_backsync(self) -> bool:
+        """``IN_BACKSYNC`` for a loaded routing."""
+        return self.sync_status == SyncStatus.SYNCED and not self.is_declined
+
     # A provider's completion applies to a routing it holds: synced, or still being recorded as
     # synced by the sync that pushed it.
     COMPLETABLE_STATUSES = (SyncStatus.SYNCED, SyncStatus.PROCESSING)

@@ -142,10 +142,16 @@ def routings_poll_claimed(*, routing_ids: Sequence, claimed_at: datetime) -> dic
     """Poll the routings of one claimed chunk (the poll task's work): those still synced, not
     declined and still held by the claim made at ``claimed_at``; the others were completed or
     declined meanwhile or claimed again, and are left. Returns the counts of ``routings_poll``."""
-    routings = JobRouting.objects.filter(
-        IN_BACKSYNC, id__in=list(routing_ids), status_checked_at=claimed_at
-    ).select_related("company")
-    return routings_poll(routings=list(routings))
+    # Read by primary key alone and checked here, as a sync claims: with sync_status in the
+    # statement, PostgreSQL planned on statistics that a burst had made stale (100,000 routings
+    # synced by a nightly run, the last analyze seeing none) and scanned every synced routing
+    # for each chunk, 120 ms a chunk instead of 0.1 ms.
+    routings = [
+        routing
+        for routing in JobRouting.objects.filter(id__in=list(routing_ids)).select_related("company")
+        if routing.is_in_backsync and routing.status_checked_at == claimed_at
+    ]
+    return routings_poll(routings=routings)
 
 
 def routings_backsync(*, now: datetime | None = None, limit: int | None = None) -> dict:

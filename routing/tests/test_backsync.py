@@ -12,6 +12,7 @@ from decimal import Decimal
 
 import pytest
 from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from integrations.mock import MockProvider
@@ -192,6 +193,34 @@ def test_a_poll_of_routings_claimed_again_since_leaves_them(clock):
     assert late == {"checked": 0, "completed": 0, "declined": 0, "errors": 0}
     assert on_time == {"checked": 1, "completed": 0, "declined": 0, "errors": 0}
     assert fresh(routing).status_checked_at == clock.now
+
+
+@pytest.mark.postgres
+def test_a_polled_chunk_is_read_by_primary_key_when_the_statistics_say_nothing_is_synced(
+    clock, settings
+):
+    """A burst outruns PostgreSQL's statistics: here the last ANALYZE saw every routing pending,
+    as in a nightly run's first minutes. The chunk's read must still go by primary key, not by
+    an index on the status the planner believes rare (a scan of every synced routing)."""
+    settings.BACKSYNC_BATCH_SIZE = 10
+    synced_routings(300, clock=clock)
+    JobRouting.objects.update(sync_status=SyncStatus.PENDING)
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE routing_jobrouting")
+    JobRouting.objects.update(sync_status=SyncStatus.SYNCED)
+    chunks = []
+    routings_backsync_dispatch(dispatch=lambda ids, at: chunks.append((ids, at)), limit=10)
+
+    with CaptureQueriesContext(connection) as queries:
+        counts = routings_poll_claimed(routing_ids=chunks[0][0], claimed_at=chunks[0][1])
+
+    assert counts["checked"] == 10
+    read = next(q["sql"] for q in queries if q["sql"].startswith('SELECT "routing_jobrouting"'))
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL enable_seqscan = off")  # a table this small is read whole
+        cursor.execute(f"EXPLAIN {read}")
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+    assert "routing_jobrouting_pkey" in plan, plan
 
 
 def test_the_beat_task_enqueues_one_poll_per_chunk_and_runs_again_when_its_claim_was_full(
