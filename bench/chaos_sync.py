@@ -35,7 +35,7 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from harness import REPO, BenchError, log, machine_info, machine_lines, redis_flushdb
-from sync_throughput import Bench
+from sync_throughput import Bench, add_bench_options, checked_args
 
 KILL_TO_SYNCED_TARGET_SECONDS = 90.0
 
@@ -150,27 +150,9 @@ def parse_args(argv=None):
         default=0,
         help="OUTBOX_RELAY_INTERVAL_SECONDS, the relay's beat (0: the setting's)",
     )
-    parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--concurrency", type=int, default=8, help="threads per worker")
-    parser.add_argument(
-        "--call-concurrency",
-        type=int,
-        default=256,
-        help="SYNC_CALL_CONCURRENCY: provider-call threads per worker process",
-    )
     parser.add_argument("--timeout", type=float, default=300.0)
-    parser.add_argument("--db", default="tradeengage_chaos")
-    parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/12")
-    parser.add_argument("--pg-host", default="127.0.0.1")
-    parser.add_argument("--pg-port", type=int, default=5432)
-    parser.add_argument("--pg-user", default="postgres")
-    parser.add_argument("--venv", default=str(REPO / ".venv"))
-    parser.add_argument("--work-dir")
-    parser.add_argument("--keep", action="store_true")
-    args = parser.parse_args(argv)
-    if args.db in {"postgres", "template0", "template1"}:
-        parser.error(f"refusing to use database {args.db}")
-    return args
+    add_bench_options(parser, db="tradeengage_chaos", redis_url="redis://127.0.0.1:6379/12")
+    return checked_args(parser, argv)
 
 
 def main(argv=None) -> int:

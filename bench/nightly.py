@@ -31,7 +31,7 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from harness import REPO, BenchError, log, machine_info, machine_lines, redis_flushdb, run
-from sync_throughput import Bench
+from sync_throughput import Bench, add_bench_options, checked_args
 
 TARGET_SECONDS = 300
 RUN_DAY = "2026-11-15"
@@ -113,14 +113,6 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--clients", type=int, default=10000)
     parser.add_argument("--jobs", type=int, default=20000, help="open jobs to assign as leads")
-    parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--concurrency", type=int, default=8, help="threads per worker")
-    parser.add_argument(
-        "--call-concurrency",
-        type=int,
-        default=256,
-        help="SYNC_CALL_CONCURRENCY: provider-call threads per worker process",
-    )
     parser.add_argument(
         "--latency-ms",
         type=int,
@@ -128,15 +120,8 @@ def main(argv=None) -> int:
         help="the mock provider's latency for every company (default 800: seed 001's delay)",
     )
     parser.add_argument("--timeout", type=float, default=900.0)
-    parser.add_argument("--db", default="tradeengage_nightly")
-    parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/10")
-    parser.add_argument("--pg-host", default="127.0.0.1")
-    parser.add_argument("--pg-port", type=int, default=5432)
-    parser.add_argument("--pg-user", default="postgres")
-    parser.add_argument("--venv", default=str(REPO / ".venv"))
-    parser.add_argument("--work-dir")
-    parser.add_argument("--keep", action="store_true")
-    args = parser.parse_args(argv)
+    add_bench_options(parser, db="tradeengage_nightly", redis_url="redis://127.0.0.1:6379/10")
+    args = checked_args(parser, argv)
     bench = Bench(args)
     bench.env["EMAIL_BACKEND"] = "django.core.mail.backends.dummy.EmailBackend"
     try:

@@ -740,6 +740,34 @@ def int_list(text: str) -> list[int]:
     return [int(part) for part in text.split(",") if part.strip()]
 
 
+def add_bench_options(parser: argparse.ArgumentParser, *, db: str, redis_url: str) -> None:
+    """The options ``Bench`` reads: the workers (as the production worker command runs them),
+    the database it drops and recreates, the Redis database it flushes, where things are."""
+    parser.add_argument("--workers", type=int, default=2, help="worker processes (default 2)")
+    parser.add_argument("--concurrency", type=int, default=8, help="threads per worker")
+    parser.add_argument(
+        "--call-concurrency",
+        type=int,
+        default=256,
+        help="SYNC_CALL_CONCURRENCY: provider-call threads per worker process",
+    )
+    parser.add_argument("--db", default=db, help=f"dropped and recreated (default {db})")
+    parser.add_argument("--redis-url", default=redis_url, help=f"flushed (default {redis_url})")
+    parser.add_argument("--pg-host", default="127.0.0.1")
+    parser.add_argument("--pg-port", type=int, default=5432)
+    parser.add_argument("--pg-user", default="postgres")
+    parser.add_argument("--venv", default=str(REPO / ".venv"))
+    parser.add_argument("--work-dir", help="worker and beat logs")
+    parser.add_argument("--keep", action="store_true", help="keep the database at the end")
+
+
+def checked_args(parser: argparse.ArgumentParser, argv) -> argparse.Namespace:
+    args = parser.parse_args(argv)
+    if args.db in {"postgres", "template0", "template1"}:
+        parser.error(f"refusing to use database {args.db}")
+    return args
+
+
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--routings", type=int, default=5000)
@@ -771,28 +799,10 @@ def parse_args(argv=None):
         "policy says (default 1200; 0 stops at the others' measure)",
     )
     parser.add_argument("--steady-seconds", type=float, default=30.0)
-    parser.add_argument("--workers", type=int, default=2, help="worker processes (default 2)")
-    parser.add_argument("--concurrency", type=int, default=8, help="threads per worker")
-    parser.add_argument(
-        "--call-concurrency",
-        type=int,
-        default=256,
-        help="SYNC_CALL_CONCURRENCY: provider-call threads per worker process",
-    )
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds per drain")
-    parser.add_argument("--db", default="tradeengage_syncbench")
-    parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/13")
-    parser.add_argument("--pg-host", default="127.0.0.1")
-    parser.add_argument("--pg-port", type=int, default=5432)
-    parser.add_argument("--pg-user", default="postgres")
-    parser.add_argument("--venv", default=str(REPO / ".venv"))
-    parser.add_argument("--work-dir")
     parser.add_argument("--json-out")
-    parser.add_argument("--keep", action="store_true", help="keep the database at the end")
-    args = parser.parse_args(argv)
-    if args.db in {"postgres", "template0", "template1"}:
-        parser.error(f"refusing to use database {args.db}")
-    return args
+    add_bench_options(parser, db="tradeengage_syncbench", redis_url="redis://127.0.0.1:6379/13")
+    return checked_args(parser, argv)
 
 
 def main(argv=None) -> int:
