@@ -19,6 +19,7 @@ from integrations.servicetitan.types import booking_from_json
 from routing.outbox import outbox_dead_letter_record, outbox_relay, outbox_relay_kick
 from routing.retry import PROVIDER_CALL_RETRY
 from routing.services.backsync import routings_backsync_dispatch, routings_poll_claimed
+from routing.services.retention import history_purge
 from routing.services.sync import outbox_events_sync
 from routing.services.webhook_delivery import webhook_deliveries_send
 
@@ -82,6 +83,15 @@ def poll_routing_statuses(routing_ids: list[str], claimed_at: str) -> dict:
     complete those it reports completed. A late message whose routings were claimed again, or
     completed meanwhile, leaves them."""
     return routings_poll_claimed(routing_ids=routing_ids, claimed_at=parse_datetime(claimed_at))
+
+
+@shared_task(ignore_result=True)
+def purge_history() -> dict:
+    """Beat every night: the pipeline's finished work older than its retention
+    (``routing.services.retention.history_purge``)."""
+    deleted = history_purge()
+    logger.info("History purged", extra={"deleted": deleted})
+    return deleted
 
 
 @shared_task(bind=True, ignore_result=True)

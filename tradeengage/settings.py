@@ -286,6 +286,7 @@ CELERY_TASK_ROUTES = {
     "routing.tasks.deliver_webhooks": {"queue": "webhooks"},
     "routing.tasks.poll_provider_statuses": {"queue": "low"},
     "routing.tasks.poll_routing_statuses": {"queue": "low"},
+    "routing.tasks.purge_history": {"queue": "low"},
     "routing.tasks.servicetitan_create_job": {"queue": "critical"},
     "routing.tasks.servicetitan_cancel_job": {"queue": "high"},
     "routing.tasks.servicetitan_update_status": {"queue": "default"},
@@ -326,6 +327,11 @@ CELERY_BEAT_SCHEDULE = {
     "purge-idempotency-keys": {
         "task": "access.tasks.purge_idempotency_keys",
         "schedule": crontab(minute=30),
+    },
+    # Finished work older than its retention (HISTORY_RETENTION_DAYS), after the midnight run.
+    "purge-history": {
+        "task": "routing.tasks.purge_history",
+        "schedule": crontab(minute=45, hour=3),
     },
     # The dashboard's closed days, rolled up once each (and yesterday again).
     "roll-up-daily-figures": {
@@ -715,6 +721,19 @@ WEBHOOK_RETRY_SCHEDULE_SECONDS = [
 ]
 WEBHOOK_TIMEOUT_SECONDS = env_float("WEBHOOK_TIMEOUT_SECONDS", 15.0)
 WEBHOOK_DISABLE_AFTER_FAILING_DAYS = env_float("WEBHOOK_DISABLE_AFTER_FAILING_DAYS", 5.0)
+
+# History retention (routing.services.retention, beat nightly): done outbox events, delivered
+# webhooks, finished ingestion batches and inbound webhook receipts are deleted after
+# HISTORY_RETENTION_DAYS, sync attempts (the admin's history of each routing, the dashboard's
+# failed calls before they are rolled up) after SYNC_ATTEMPT_RETENTION_DAYS. Dead letters stay.
+HISTORY_RETENTION_DAYS = env_float("HISTORY_RETENTION_DAYS", 30.0)
+SYNC_ATTEMPT_RETENTION_DAYS = env_float("SYNC_ATTEMPT_RETENTION_DAYS", 90.0)
+HISTORY_PURGE_BATCH_SIZE = env_int("HISTORY_PURGE_BATCH_SIZE", 5000)
+if HISTORY_RETENTION_DAYS <= 0 or SYNC_ATTEMPT_RETENTION_DAYS <= 0 or HISTORY_PURGE_BATCH_SIZE < 1:
+    raise ImproperlyConfigured(
+        "HISTORY_RETENTION_DAYS and SYNC_ATTEMPT_RETENTION_DAYS must be positive, "
+        "HISTORY_PURGE_BATCH_SIZE at least 1"
+    )
 # After a rotation the previous secret keeps signing beside the new one this long.
 WEBHOOK_SECRET_OVERLAP_HOURS = env_float("WEBHOOK_SECRET_OVERLAP_HOURS", 24.0)
 # SSRF (OWASP API7): https only, and public addresses only, unless these allow more (make run
