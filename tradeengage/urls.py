@@ -13,11 +13,9 @@ from analytics.api import DashboardApi
 from jobs.api.ingestion import IngestionDetailApi, IngestionJobsApi
 from jobs.api.jobs import JobDetailApi, JobListCreateApi
 from jobs.api.matching import JobMatchesApi, MatchingJobsApi, MatchingProfileApi
-from routing.api import (
-    CrmWebhookApi,
-    JobRoutingListApi,
-    JobSyncApi,
-    ServiceTitanWebhookApi,
+from routing.api.provider_webhooks import CrmWebhookApi, ServiceTitanWebhookApi
+from routing.api.routings import JobRoutingListApi, JobSyncApi
+from routing.api.webhooks import (
     WebhookDeliveryListApi,
     WebhookEndpointDetailApi,
     WebhookEndpointListCreateApi,
