@@ -17,7 +17,7 @@ from rest_framework.permissions import BasePermission
 
 from access.callers import Caller
 from access.models import KEY_MARK, ApiKey
-from access.ratelimit import address_counter, notes_key_uses, rate_limit
+from access.ratelimit import address_counter, caller_counters, notes_key_uses, rate_limit
 
 INVALID_KEY = "Invalid or missing API key"
 # How stale ApiKey.last_used_at may get. On Redis the rate limiter notes each use and beat writes
@@ -101,6 +101,9 @@ class HasApiKey(BasePermission):
             raise exceptions.NotAuthenticated(INVALID_KEY)
         scope = getattr(view, "required_scopes", {}).get(request.method)
         if scope and not caller.may(scope):
+            # Counted like the key's other requests (DRF checks permissions before its
+            # throttles), so a key cannot knock on endpoints it may not use without limit.
+            rate_limit(request, caller_counters(request, caller), key_id=caller.key_id)
             self.message = f"This key lacks the {scope} scope."
             raise exceptions.PermissionDenied(self.message)
         return True

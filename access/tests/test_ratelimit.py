@@ -24,7 +24,7 @@ from rest_framework.test import APIClient
 
 from access import ratelimit
 from access.authentication import caller_for_key
-from access.models import ApiKey
+from access.models import ApiKey, Scope
 from access.ratelimit import address_counter, client_address, rate_limit
 from access.services import api_key_create, api_key_uses_record
 from access.tasks import record_api_key_uses
@@ -173,6 +173,21 @@ def test_the_request_over_the_limit_is_429_with_retry_after(counters, clock, set
         "Too many requests: the limit is 3 requests a minute for this API key. "
         f"Please retry after {seconds(wait)}."
     )
+
+
+def test_requests_refused_for_a_missing_scope_count_against_the_key(counters, settings):
+    limits(settings, Plan.FREE, requests_per_minute=2)
+    company = CompanyFactory(plan=Plan.FREE)
+    _, text = api_key_create(name="reader", company_id=company.id, scopes=[Scope.JOBS_READ])
+    client = APIClient()
+    client.credentials(HTTP_X_API_KEY=text)
+
+    refused = [client.post(JOBS, {}, format="json") for _ in range(3)]
+
+    assert [r.status_code for r in refused] == [403, 403, 429]
+    assert [r["X-RateLimit-Remaining"] for r in refused] == ["1", "0", "0"]
+    assert refused[2].json()["error_code"] == "RATE_LIMIT_EXCEEDED"
+    assert client.get(JOBS).status_code == 429  # the same key's allowed requests wait too
 
 
 def test_the_limit_resets_when_its_window_ends(counters, clock, settings):
