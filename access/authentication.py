@@ -103,7 +103,9 @@ class HasApiKey(BasePermission):
         if scope and not caller.may(scope):
             # Counted like the key's other requests (DRF checks permissions before its
             # throttles), so a key cannot knock on endpoints it may not use without limit.
-            rate_limit(request, caller_counters(request, caller), key_id=caller.key_id)
+            rate_limit(
+                request, caller_counters(request, caller, refused=True), key_id=caller.key_id
+            )
             self.message = f"This key lacks the {scope} scope."
             raise exceptions.PermissionDenied(self.message)
         return True

@@ -174,11 +174,13 @@ def plan_of(caller: Caller) -> str:
     return caller.plan
 
 
-def caller_counters(request, caller: Caller) -> list[Counter]:
-    """The key's limits for this request, and its address's, which it only has to be within."""
+def caller_counters(request, caller: Caller, *, refused: bool = False) -> list[Counter]:
+    """The key's limits for this request, and its address's, which it only has to be within.
+    A request ``refused`` before its work (a scope the key lacks) is only a request: it creates
+    no job, so it counts against the requests a minute alone."""
     limits = settings.RATE_LIMIT_PLANS[plan_of(caller)]
     policies = [("requests", limits["requests_per_minute"], MINUTE, "requests a minute")]
-    if (request.method, request.path_info) == JOB_CREATION:
+    if (request.method, request.path_info) == JOB_CREATION and not refused:
         policies += [
             ("job-creation", limits["job_creations_per_minute"], MINUTE, "job creations a minute"),
             (

@@ -186,6 +186,7 @@ def test_requests_refused_for_a_missing_scope_count_against_the_key(counters, se
 
     assert [r.status_code for r in refused] == [403, 403, 429]
     assert [r["X-RateLimit-Remaining"] for r in refused] == ["1", "0", "0"]
+    assert refused[0]["RateLimit-Policy"] == '"requests";q=2;w=60'  # no job creation counted
     assert refused[2].json()["error_code"] == "RATE_LIMIT_EXCEEDED"
     assert client.get(JOBS).status_code == 429  # the same key's allowed requests wait too
 
