@@ -1,8 +1,9 @@
 """History retention: what the pipeline leaves behind once its work is done, deleted when older
 than its setting, so the tables the hot paths write stay the size of their recent work.
 
-Dead letters are kept whatever their age (dead outbox events, failed webhook deliveries, failed
-routings' attempts through their routing): they wait for someone to act on them.
+Dead letters are kept whatever their age (dead outbox events, failed webhook deliveries): they
+wait for someone to act on them. A failed routing keeps its status and last error; its attempts
+go with everyone's after ``SYNC_ATTEMPT_RETENTION_DAYS``.
 """
 
 from datetime import datetime, timedelta
